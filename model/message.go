@@ -1,0 +1,189 @@
+package model
+
+import "fmt"
+
+// OpKind is a client operation.
+type OpKind uint8
+
+const (
+	OpCreateNeuron OpKind = iota + 1
+	OpStimulate
+	OpReadNeuron
+	OpConnect
+	OpAdjustWeight
+	OpPrune
+	OpReadSynapse
+)
+
+var opNames = [...]string{"op?", "create-neuron", "stimulate", "read-neuron", "connect", "adjust-weight", "prune", "read-synapse"}
+
+func (k OpKind) String() string {
+	if int(k) < len(opNames) {
+		return opNames[k]
+	}
+	return "op?"
+}
+
+// IsRead reports operations that change nothing.
+func (k OpKind) IsRead() bool { return k == OpReadNeuron || k == OpReadSynapse }
+
+// Valid reports a known operation.
+func (k OpKind) Valid() bool { return k >= OpCreateNeuron && k <= OpReadSynapse }
+
+// Status is the outcome of a client operation.
+type Status uint8
+
+const (
+	StatusOK Status = iota
+	StatusNotFound
+	StatusAlreadyExists
+	// StatusRejected: a policy refused the write (Reason says which).
+	StatusRejected
+	// StatusBadRequest: the request itself is malformed.
+	StatusBadRequest
+	// StatusWrongTerritory: this territory is not the subgraph's primary; the
+	// write was not applied here. Retry after refreshing routes.
+	StatusWrongTerritory
+	// StatusUnavailable: the primary is recovering or lost its log; retry.
+	StatusUnavailable
+	// StatusBusy: the subgraph's queue is full; retry after a backoff.
+	StatusBusy
+)
+
+var statusNames = [...]string{"ok", "not-found", "already-exists", "rejected", "bad-request", "wrong-territory", "unavailable", "busy"}
+
+func (s Status) String() string {
+	if int(s) < len(statusNames) {
+		return statusNames[s]
+	}
+	return "status?"
+}
+
+// Final reports a status that ends an operation. The others ask the client to
+// retry, with the same event_uuid.
+func (s Status) Final() bool { return s <= StatusBadRequest }
+
+// Reason qualifies a rejection (the mandate.fulfillment.failed reason codes).
+type Reason uint8
+
+const (
+	ReasonNone Reason = iota
+	ReasonMaxOutDegree
+	ReasonMaxInDegree
+	ReasonNoSuchNeuron
+	ReasonCrossSubgraph
+)
+
+var reasonNames = [...]string{"", "MAX_OUT_DEGREE_POLICY_EXCEEDED", "MAX_IN_DEGREE_POLICY_EXCEEDED", "NO_SUCH_NEURON", "CROSS_SUBGRAPH_UNSUPPORTED"}
+
+func (r Reason) String() string {
+	if int(r) < len(reasonNames) {
+		return reasonNames[r]
+	}
+	return "REASON?"
+}
+
+// Request is a client operation. Value is the stimulate delta, the connect
+// weight, or the adjust-weight delta.
+type Request struct {
+	ID     EventUUID
+	Op     OpKind
+	Neuron NeuronID
+	Pre    NeuronID
+	Post   NeuronID
+	Value  int64
+}
+
+// Validate rejects malformed requests before they reach a subgraph.
+func (r *Request) Validate() error {
+	if r.ID.IsZero() {
+		return fmt.Errorf("request %s: zero event_uuid", r.Op)
+	}
+	if !r.Op.Valid() {
+		return fmt.Errorf("request %s: unknown operation %d", r.ID, r.Op)
+	}
+	return nil
+}
+
+// RoutingNeuron is the neuron whose subgraph owns the request: the neuron
+// itself, or the pre side of a synapse.
+func (r *Request) RoutingNeuron() NeuronID {
+	switch r.Op {
+	case OpCreateNeuron, OpStimulate, OpReadNeuron:
+		return r.Neuron
+	}
+	return r.Pre
+}
+
+func (r *Request) String() string {
+	switch r.Op {
+	case OpCreateNeuron, OpStimulate, OpReadNeuron:
+		return fmt.Sprintf("%s(n%d, %d)", r.Op, r.Neuron, r.Value)
+	}
+	return fmt.Sprintf("%s(n%d->n%d, %d)", r.Op, r.Pre, r.Post, r.Value)
+}
+
+// Result is what an operation returned. Value is the new potential or weight
+// (stimulate, adjust) or the read value.
+type Result struct {
+	Status Status
+	Reason Reason
+	Value  int64
+	Exists bool
+}
+
+// Reply answers a Request.
+type Reply struct {
+	ID     EventUUID
+	Result Result
+}
+
+// Message is what hosts exchange over the transport. Exactly one field is set.
+type Message struct {
+	Request *Request
+	Reply   *Reply
+}
+
+// Fact is a protocol fact reported through an Observe effect.
+type Fact interface{ isFact() }
+
+// FactCommitted: a territory applied an event it appended, after the log
+// reported it committed.
+type FactCommitted struct {
+	Territory HostID
+	Subgraph  SubgraphID
+	LSN       uint64
+	UUID      EventUUID
+	Epoch     uint64
+}
+
+// FactOperational: a territory became the operational primary of a subgraph.
+type FactOperational struct {
+	Territory  HostID
+	Subgraph   SubgraphID
+	Epoch      uint64
+	AppliedLSN uint64
+}
+
+// FactSteppedDown: a territory stopped serving a subgraph.
+type FactSteppedDown struct {
+	Territory HostID
+	Subgraph  SubgraphID
+	Epoch     uint64
+	Why       string
+}
+
+// FactOpDone: a client finished an operation. Unknown means the client gave up
+// without a final answer: the write may or may not have happened.
+type FactOpDone struct {
+	Client  HostID
+	Request Request
+	Result  Result
+	Unknown bool
+	Tries   int
+}
+
+func (FactCommitted) isFact()   {}
+func (FactOperational) isFact() {}
+func (FactSteppedDown) isFact() {}
+func (FactOpDone) isFact()      {}

@@ -1,0 +1,658 @@
+package model
+
+import (
+	"fmt"
+	"slices"
+)
+
+// TerritoryConfig configures a territory host. Every queue and retry has a bound.
+type TerritoryConfig struct {
+	ID             HostID
+	Subgraphs      uint32 // N, fixed when the cluster is created
+	Policy         Policy
+	CoordTimeoutMs int64
+	LogTimeoutMs   int64
+	QueueLimit     int   // queued writes per subgraph
+	ReadQueueLimit int   // reads waiting for a barrier
+	RetryBaseMs    int64 // service retry backoff: base << attempt, capped
+	RetryCapMs     int64
+	AppendAttempts int // failed attempts of one append before re-claiming the subgraph
+	ReplayBatch    int // entries per log read during replay
+}
+
+// DefaultTerritoryConfig fills the timeouts and bounds.
+func DefaultTerritoryConfig(id HostID, subgraphs uint32) TerritoryConfig {
+	return TerritoryConfig{
+		ID: id, Subgraphs: subgraphs, Policy: DefaultPolicy(),
+		CoordTimeoutMs: 500, LogTimeoutMs: 1000,
+		QueueLimit: 64, ReadQueueLimit: 1024,
+		RetryBaseMs: 10, RetryCapMs: 500,
+		AppendAttempts: 6, ReplayBatch: 256,
+	}
+}
+
+// Validate reports a configuration the territory cannot run with.
+func (c TerritoryConfig) Validate() error {
+	switch {
+	case c.ID == 0:
+		return fmt.Errorf("territory config: id must be positive")
+	case c.Subgraphs == 0:
+		return fmt.Errorf("territory %d config: subgraphs must be positive", c.ID)
+	case c.CoordTimeoutMs <= 0 || c.LogTimeoutMs <= 0:
+		return fmt.Errorf("territory %d config: timeouts must be positive", c.ID)
+	case c.QueueLimit <= 0 || c.ReadQueueLimit <= 0 || c.AppendAttempts <= 0 || c.ReplayBatch <= 0:
+		return fmt.Errorf("territory %d config: queue limits, attempts and batch must be positive", c.ID)
+	case c.RetryBaseMs <= 0 || c.RetryCapMs < c.RetryBaseMs:
+		return fmt.Errorf("territory %d config: retry backoff base %d cap %d", c.ID, c.RetryBaseMs, c.RetryCapMs)
+	}
+	return c.Policy.Validate()
+}
+
+type phase uint8
+
+const (
+	phaseClaiming    phase = iota // bumping the route's epoch by compare-and-swap
+	phaseOpening                  // opening the log stream at the new epoch (fences older writers)
+	phaseReplaying                // reading the log up to the tail seen at open
+	phaseOperational              // serving reads and writes
+)
+
+var phaseNames = [...]string{"claiming", "opening", "replaying", "operational"}
+
+func (p phase) String() string { return phaseNames[p] }
+
+// write is a queued write request and every client waiting for its answer.
+type write struct {
+	req     Request
+	waiters []HostID
+	lsn     uint64 // set once appended
+	data    []byte
+}
+
+// primary is a subgraph this territory serves (or is taking over).
+type primary struct {
+	sg         SubgraphID
+	phase      phase
+	gen        uint64 // bumped on every (re)claim: results of older calls are ignored
+	route      Route  // last route read or written
+	epoch      uint64 // writer epoch once claimed
+	tailLSN    uint64 // tail returned by open; replay target
+	state      *SubgraphState
+	queue      []*write
+	inflight   *write
+	attempts   int
+	byUUID     map[EventUUID]*write // queued or in flight
+	claimTries int
+}
+
+type callKind uint8
+
+const (
+	callBoot callKind = iota
+	callClaim
+	callRouteGet
+	callOpen
+	callReplay
+	callAppend
+	callBarrier
+)
+
+type call struct {
+	kind callKind
+	sg   SubgraphID
+	gen  uint64
+}
+
+type timerKind uint8
+
+const (
+	timerBoot timerKind = iota
+	timerClaim
+	timerOpen
+	timerReplay
+	timerAppend
+)
+
+type timer struct {
+	kind timerKind
+	sg   SubgraphID
+	gen  uint64
+}
+
+type pendingRead struct {
+	from HostID
+	req  Request
+}
+
+// Territory is the territory host's state machine: it claims the subgraphs the
+// routes assign to it, recovers each from its log, and serves client
+// operations. A write is acknowledged only after the log reports its event
+// committed; a read is answered only after a route check that started after
+// the read arrived shows this territory still holds the subgraph's epoch (a
+// read barrier), so a deposed primary never serves a stale read.
+type Territory struct {
+	cfg       TerritoryConfig
+	nowMs     int64
+	out       *Outbox
+	nextID    uint64
+	calls     map[uint64]call
+	timers    map[uint64]timer
+	booted    bool
+	bootTries int
+	subgraphs map[SubgraphID]*primary
+	owned     []SubgraphID // sorted keys of subgraphs: iteration order for outputs
+	reads     []pendingRead
+	barrierID uint64 // call id of the barrier in flight, 0 if none
+	covered   []pendingRead
+}
+
+// NewTerritory returns a territory that boots on its first Start input.
+func NewTerritory(cfg TerritoryConfig) (*Territory, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Territory{
+		cfg: cfg, calls: make(map[uint64]call), timers: make(map[uint64]timer),
+		subgraphs: make(map[SubgraphID]*primary),
+	}, nil
+}
+
+// ID is the territory's host id.
+func (t *Territory) ID() HostID { return t.cfg.ID }
+
+// Operational lists the subgraphs this territory serves as operational primary.
+func (t *Territory) Operational() []SubgraphID {
+	var ids []SubgraphID
+	for _, sg := range t.owned {
+		if t.subgraphs[sg].phase == phaseOperational {
+			ids = append(ids, sg)
+		}
+	}
+	return ids
+}
+
+// State returns a subgraph's state and writer epoch, for checkers; nil if not served.
+func (t *Territory) State(sg SubgraphID) (*SubgraphState, uint64) {
+	p := t.subgraphs[sg]
+	if p == nil {
+		return nil, 0
+	}
+	return p.state, p.epoch
+}
+
+// Step feeds one input and appends the resulting effects to out.
+func (t *Territory) Step(nowMs int64, in Input, out *Outbox) {
+	t.nowMs, t.out = nowMs, out
+	switch in := in.(type) {
+	case Start:
+		t.boot()
+	case MessageIn:
+		if in.Msg.Request != nil {
+			t.onRequest(in.From, in.Msg.Request)
+		}
+	case CoordResult:
+		t.onCoord(in)
+	case LogResult:
+		t.onLog(in)
+	case TimerFired:
+		t.onTimer(in.ID)
+	case BlobResult, WatchEvent:
+		// Not used by this state machine yet.
+	default:
+		panic(fmt.Sprintf("territory %d: unknown input %T", t.cfg.ID, in))
+	}
+	t.out = nil
+}
+
+func (t *Territory) id() uint64 {
+	t.nextID++
+	return t.nextID
+}
+
+func (t *Territory) coord(kind callKind, sg SubgraphID, gen uint64, req CoordRequest) uint64 {
+	id := t.id()
+	t.calls[id] = call{kind: kind, sg: sg, gen: gen}
+	t.out.Add(CoordCall{ReqID: id, Req: req, TimeoutMs: t.cfg.CoordTimeoutMs})
+	return id
+}
+
+func (t *Territory) log(kind callKind, p *primary, req LogRequest) {
+	id := t.id()
+	t.calls[id] = call{kind: kind, sg: p.sg, gen: p.gen}
+	t.out.Add(LogCall{ReqID: id, Req: req, TimeoutMs: t.cfg.LogTimeoutMs})
+}
+
+func (t *Territory) after(kind timerKind, sg SubgraphID, gen uint64, attempt int) {
+	id := t.id()
+	t.timers[id] = timer{kind: kind, sg: sg, gen: gen}
+	t.out.Add(SetTimer{ID: id, AfterMs: backoffMs(t.cfg.RetryBaseMs, t.cfg.RetryCapMs, attempt)})
+}
+
+// backoffMs is base << attempt, capped.
+func backoffMs(base, limit int64, attempt int) int64 {
+	if attempt > 30 {
+		return limit
+	}
+	return min(limit, base<<attempt)
+}
+
+func (t *Territory) reply(to HostID, id EventUUID, r Result) {
+	t.out.Add(Send{To: to, Msg: &Message{Reply: &Reply{ID: id, Result: r}}})
+}
+
+// ---- boot and claim ----
+
+func (t *Territory) boot() {
+	if t.booted || len(t.calls) > 0 {
+		panic(fmt.Sprintf("territory %d: Start delivered twice to one incarnation", t.cfg.ID))
+	}
+	t.coord(callBoot, 0, 0, CoordRequest{Kind: CoordRange, Key: RoutesPrefix})
+}
+
+func (t *Territory) onBoot(res CoordResult) {
+	if res.Outcome != OutcomeOK {
+		t.bootTries++
+		t.after(timerBoot, 0, 0, t.bootTries)
+		return
+	}
+	t.booted = true
+	for _, kv := range res.Resp.KVs {
+		r, err := ParseRoute(kv)
+		if err != nil {
+			panic(fmt.Sprintf("territory %d: %v", t.cfg.ID, err)) // routes are written only by the core
+		}
+		if r.Primary == t.cfg.ID {
+			t.adopt(r)
+		}
+	}
+}
+
+// adopt starts serving a subgraph whose route names this territory.
+func (t *Territory) adopt(r Route) {
+	if uint32(r.Subgraph) >= t.cfg.Subgraphs {
+		panic(fmt.Sprintf("territory %d: route for subgraph %d beyond %d", t.cfg.ID, r.Subgraph, t.cfg.Subgraphs))
+	}
+	if _, ok := t.subgraphs[r.Subgraph]; ok {
+		return
+	}
+	p := &primary{sg: r.Subgraph, route: r, byUUID: make(map[EventUUID]*write),
+		state: NewSubgraphState(r.Subgraph, t.cfg.Subgraphs, t.cfg.Policy)}
+	t.subgraphs[r.Subgraph] = p
+	i, _ := slices.BinarySearch(t.owned, r.Subgraph)
+	t.owned = slices.Insert(t.owned, i, r.Subgraph)
+	t.claim(p)
+}
+
+// claim bumps the subgraph's epoch in its route by compare-and-swap. Only then
+// may the log stream be opened at that epoch, which fences every older writer.
+func (t *Territory) claim(p *primary) {
+	p.gen++
+	p.phase = phaseClaiming
+	if p.inflight != nil { // it goes first again once we are operational
+		p.queue = slices.Insert(p.queue, 0, p.inflight)
+		p.inflight = nil
+	}
+	next := p.route.Epoch + 1
+	t.coord(callClaim, p.sg, p.gen, PutIfVersion(RouteKey(p.sg), EncodeRoute(t.cfg.ID, next), p.route.ModRevision))
+}
+
+func (t *Territory) onClaim(p *primary, res CoordResult) {
+	switch {
+	case res.Outcome == OutcomeOK && res.Resp.Succeeded:
+		p.claimTries = 0
+		p.route = Route{Subgraph: p.sg, Primary: t.cfg.ID, Epoch: p.route.Epoch + 1, ModRevision: res.Resp.Revision}
+		p.epoch = p.route.Epoch
+		p.phase = phaseOpening
+		t.open(p)
+	case res.Outcome == OutcomeOK:
+		// Someone changed the route since we read it: read it again.
+		t.coord(callRouteGet, p.sg, p.gen, CoordRequest{Kind: CoordGet, Key: RouteKey(p.sg)})
+	default:
+		// Failed, or a timeout after which the swap may or may not have landed:
+		// read the route again after a backoff and claim from what it says.
+		p.claimTries++
+		t.after(timerClaim, p.sg, p.gen, p.claimTries)
+	}
+}
+
+func (t *Territory) onRouteGet(p *primary, res CoordResult) {
+	if res.Outcome != OutcomeOK {
+		p.claimTries++
+		t.after(timerClaim, p.sg, p.gen, p.claimTries)
+		return
+	}
+	if len(res.Resp.KVs) == 0 {
+		t.stepDown(p, "route deleted")
+		return
+	}
+	r, err := ParseRoute(res.Resp.KVs[0])
+	if err != nil {
+		panic(fmt.Sprintf("territory %d: %v", t.cfg.ID, err))
+	}
+	if r.Primary != t.cfg.ID {
+		t.stepDown(p, fmt.Sprintf("route names territory %d at epoch %d", r.Primary, r.Epoch))
+		return
+	}
+	p.route = r
+	t.claim(p)
+}
+
+func (t *Territory) open(p *primary) {
+	t.log(callOpen, p, LogRequest{Kind: LogOpen, Stream: uint32(p.sg), Epoch: p.epoch})
+}
+
+func (t *Territory) onOpen(p *primary, res LogResult) {
+	switch {
+	case res.Outcome == OutcomeOK:
+		p.tailLSN = res.Resp.TailLSN
+		p.phase = phaseReplaying
+		p.attempts = 0
+		t.replay(p)
+	case res.Err == ErrFenced:
+		// A newer epoch holds the stream: find out from the route who it is.
+		t.coord(callRouteGet, p.sg, p.gen, CoordRequest{Kind: CoordGet, Key: RouteKey(p.sg)})
+	default:
+		p.attempts++
+		t.after(timerOpen, p.sg, p.gen, p.attempts)
+	}
+}
+
+func (t *Territory) replay(p *primary) {
+	if p.state.AppliedLSN >= p.tailLSN {
+		t.operational(p)
+		return
+	}
+	t.log(callReplay, p, LogRequest{Kind: LogRead, Stream: uint32(p.sg), FromLSN: p.state.AppliedLSN + 1, MaxEntries: t.cfg.ReplayBatch})
+}
+
+func (t *Territory) onReplay(p *primary, res LogResult) {
+	if res.Outcome != OutcomeOK || len(res.Resp.Entries) == 0 {
+		p.attempts++
+		t.after(timerReplay, p.sg, p.gen, p.attempts)
+		return
+	}
+	for _, e := range res.Resp.Entries {
+		if e.LSN != p.state.AppliedLSN+1 {
+			break // the read started before what we already applied, or skipped: ask again
+		}
+		ev, err := DecodeEvent(e.Data)
+		if err != nil || ev.LSN != e.LSN || ev.Subgraph != p.sg {
+			// A corrupt entry is never applied; another read may be served by
+			// a healthy bookie.
+			p.attempts++
+			t.after(timerReplay, p.sg, p.gen, p.attempts)
+			return
+		}
+		p.state.Apply(&ev)
+	}
+	p.attempts = 0
+	t.replay(p)
+}
+
+func (t *Territory) operational(p *primary) {
+	p.phase = phaseOperational
+	p.attempts = 0
+	t.out.Add(Observe{Fact: FactOperational{Territory: t.cfg.ID, Subgraph: p.sg, Epoch: p.epoch, AppliedLSN: p.state.AppliedLSN}})
+	// Writes that waited through the recovery may have landed before it: answer
+	// those from the dedup table, then append the rest.
+	t.pump(p)
+}
+
+// stepDown stops serving a subgraph: every waiting client is told to go
+// elsewhere; nothing it waits for was acknowledged.
+func (t *Territory) stepDown(p *primary, why string) {
+	for _, w := range p.queue {
+		for _, c := range w.waiters {
+			t.reply(c, w.req.ID, Result{Status: StatusWrongTerritory})
+		}
+	}
+	if w := p.inflight; w != nil {
+		for _, c := range w.waiters {
+			t.reply(c, w.req.ID, Result{Status: StatusWrongTerritory})
+		}
+	}
+	delete(t.subgraphs, p.sg)
+	i, _ := slices.BinarySearch(t.owned, p.sg)
+	t.owned = slices.Delete(t.owned, i, i+1)
+	t.out.Add(Observe{Fact: FactSteppedDown{Territory: t.cfg.ID, Subgraph: p.sg, Epoch: p.epoch, Why: why}})
+}
+
+// ---- client requests ----
+
+func (t *Territory) onRequest(from HostID, req *Request) {
+	if err := req.Validate(); err != nil {
+		t.reply(from, req.ID, Result{Status: StatusBadRequest})
+		return
+	}
+	sg := SubgraphOf(req.RoutingNeuron(), t.cfg.Subgraphs)
+	p := t.subgraphs[sg]
+	if p == nil {
+		t.reply(from, req.ID, Result{Status: StatusWrongTerritory})
+		return
+	}
+	if req.Op.IsRead() {
+		t.onRead(from, p, req)
+		return
+	}
+	if r, ok := p.state.Deduped(req.ID); ok {
+		t.reply(from, req.ID, r)
+		return
+	}
+	if w := p.byUUID[req.ID]; w != nil {
+		if !slices.Contains(w.waiters, from) {
+			w.waiters = append(w.waiters, from)
+		}
+		return
+	}
+	if len(p.queue) >= t.cfg.QueueLimit {
+		t.reply(from, req.ID, Result{Status: StatusBusy})
+		return
+	}
+	w := &write{req: *req, waiters: []HostID{from}}
+	p.queue = append(p.queue, w)
+	p.byUUID[req.ID] = w
+	t.pump(p)
+}
+
+// pump appends the next queued write, one at a time per subgraph: the result
+// of a write depends on every write before it, and the log is the order.
+func (t *Territory) pump(p *primary) {
+	for p.phase == phaseOperational && p.inflight == nil && len(p.queue) > 0 {
+		w := p.queue[0]
+		p.queue = p.queue[1:]
+		if r, ok := p.state.Deduped(w.req.ID); ok {
+			t.finish(p, w, r)
+			continue
+		}
+		ev, err := EventFromRequest(&w.req, p.sg, p.state.AppliedLSN+1, p.epoch)
+		if err != nil {
+			panic(fmt.Sprintf("territory %d: %v", t.cfg.ID, err)) // reads never enter the write queue
+		}
+		w.lsn, w.data = ev.LSN, ev.Encode()
+		p.inflight, p.attempts = w, 0
+		t.appendInflight(p)
+	}
+}
+
+func (t *Territory) appendInflight(p *primary) {
+	w := p.inflight
+	t.log(callAppend, p, LogRequest{Kind: LogAppend, Stream: uint32(p.sg), Epoch: p.epoch, LSN: w.lsn, Data: w.data})
+}
+
+func (t *Territory) finish(p *primary, w *write, r Result) {
+	delete(p.byUUID, w.req.ID)
+	for _, c := range w.waiters {
+		t.reply(c, w.req.ID, r)
+	}
+}
+
+func (t *Territory) onAppend(p *primary, res LogResult) {
+	w := p.inflight
+	if w == nil {
+		panic(fmt.Sprintf("territory %d subgraph %d: append result with nothing in flight", t.cfg.ID, p.sg))
+	}
+	switch {
+	case res.Outcome == OutcomeOK:
+		ev, err := DecodeEvent(w.data)
+		if err != nil {
+			panic(fmt.Sprintf("territory %d: own event does not decode: %v", t.cfg.ID, err))
+		}
+		r, _ := p.state.Apply(&ev)
+		p.inflight = nil
+		t.out.Add(Observe{Fact: FactCommitted{Territory: t.cfg.ID, Subgraph: p.sg, LSN: w.lsn, UUID: w.req.ID, Epoch: p.epoch}})
+		t.finish(p, w, r)
+		t.pump(p)
+	case res.Err == ErrFenced:
+		t.stepDown(p, "fenced by a newer writer")
+	case res.Err == ErrLSNConflict || res.Err == ErrLSNGap:
+		// Our view of the log is wrong: recover it from the log itself.
+		t.claim(p)
+	default:
+		// Timeout or unavailable: the append may have landed. Retrying the
+		// same LSN with the same bytes is idempotent; after enough failures,
+		// re-claim and learn the truth from the log.
+		p.attempts++
+		if p.attempts >= t.cfg.AppendAttempts {
+			t.claim(p)
+			return
+		}
+		t.after(timerAppend, p.sg, p.gen, p.attempts)
+	}
+}
+
+// ---- reads ----
+
+func (t *Territory) onRead(from HostID, p *primary, req *Request) {
+	if p.phase != phaseOperational {
+		t.reply(from, req.ID, Result{Status: StatusUnavailable})
+		return
+	}
+	if len(t.reads) >= t.cfg.ReadQueueLimit {
+		t.reply(from, req.ID, Result{Status: StatusBusy})
+		return
+	}
+	t.reads = append(t.reads, pendingRead{from: from, req: *req})
+	t.startBarrier()
+}
+
+// startBarrier reads every route in one call; it covers all reads that arrived
+// before it was sent.
+func (t *Territory) startBarrier() {
+	if t.barrierID != 0 || len(t.reads) == 0 {
+		return
+	}
+	t.covered, t.reads = t.reads, nil
+	t.barrierID = t.coord(callBarrier, 0, 0, CoordRequest{Kind: CoordRange, Key: RoutesPrefix})
+}
+
+func (t *Territory) onBarrier(res CoordResult) {
+	covered := t.covered
+	t.covered, t.barrierID = nil, 0
+	routes := map[SubgraphID]Route{}
+	if res.Outcome == OutcomeOK {
+		for _, kv := range res.Resp.KVs {
+			if r, err := ParseRoute(kv); err == nil {
+				routes[r.Subgraph] = r
+			}
+		}
+	}
+	for _, rd := range covered {
+		sg := SubgraphOf(rd.req.RoutingNeuron(), t.cfg.Subgraphs)
+		p := t.subgraphs[sg]
+		r, known := routes[sg]
+		switch {
+		case res.Outcome != OutcomeOK:
+			t.reply(rd.from, rd.req.ID, Result{Status: StatusUnavailable})
+		case p != nil && p.phase == phaseOperational && known && r.Primary == t.cfg.ID && r.Epoch == p.epoch:
+			t.reply(rd.from, rd.req.ID, p.state.Read(&rd.req))
+		case p != nil && known && (r.Primary != t.cfg.ID || r.Epoch > p.epoch) && p.phase == phaseOperational:
+			t.stepDown(p, fmt.Sprintf("read barrier: route names territory %d at epoch %d", r.Primary, r.Epoch))
+			t.reply(rd.from, rd.req.ID, Result{Status: StatusWrongTerritory})
+		case p == nil:
+			t.reply(rd.from, rd.req.ID, Result{Status: StatusWrongTerritory})
+		default:
+			t.reply(rd.from, rd.req.ID, Result{Status: StatusUnavailable})
+		}
+	}
+	t.startBarrier()
+}
+
+// ---- results and timers ----
+
+func (t *Territory) onCoord(res CoordResult) {
+	c, ok := t.calls[res.ReqID]
+	if !ok {
+		return // a late duplicate; drivers deliver each result once, but be strict anyway
+	}
+	delete(t.calls, res.ReqID)
+	switch c.kind {
+	case callBoot:
+		t.onBoot(res)
+		return
+	case callBarrier:
+		t.onBarrier(res)
+		return
+	}
+	p := t.subgraphs[c.sg]
+	if p == nil || p.gen != c.gen {
+		return
+	}
+	switch c.kind {
+	case callClaim:
+		t.onClaim(p, res)
+	case callRouteGet:
+		t.onRouteGet(p, res)
+	default:
+		panic(fmt.Sprintf("territory %d: coordination result for call kind %d", t.cfg.ID, c.kind))
+	}
+}
+
+func (t *Territory) onLog(res LogResult) {
+	c, ok := t.calls[res.ReqID]
+	if !ok {
+		return
+	}
+	delete(t.calls, res.ReqID)
+	p := t.subgraphs[c.sg]
+	if p == nil || p.gen != c.gen {
+		return
+	}
+	switch c.kind {
+	case callOpen:
+		t.onOpen(p, res)
+	case callReplay:
+		t.onReplay(p, res)
+	case callAppend:
+		t.onAppend(p, res)
+	default:
+		panic(fmt.Sprintf("territory %d: log result for call kind %d", t.cfg.ID, c.kind))
+	}
+}
+
+func (t *Territory) onTimer(id uint64) {
+	tm, ok := t.timers[id]
+	if !ok {
+		return
+	}
+	delete(t.timers, id)
+	if tm.kind == timerBoot {
+		t.coord(callBoot, 0, 0, CoordRequest{Kind: CoordRange, Key: RoutesPrefix})
+		return
+	}
+	p := t.subgraphs[tm.sg]
+	if p == nil || p.gen != tm.gen {
+		return
+	}
+	switch tm.kind {
+	case timerClaim:
+		t.coord(callRouteGet, p.sg, p.gen, CoordRequest{Kind: CoordGet, Key: RouteKey(p.sg)})
+	case timerOpen:
+		t.open(p)
+	case timerReplay:
+		t.replay(p)
+	case timerAppend:
+		if p.inflight != nil {
+			t.appendInflight(p)
+		}
+	}
+}
