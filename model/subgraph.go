@@ -1,7 +1,6 @@
 package model
 
 import (
-	"fmt"
 	"math/bits"
 	"slices"
 )
@@ -64,7 +63,7 @@ type SubgraphState struct {
 // NewSubgraphState is the empty state at LSN 0.
 func NewSubgraphState(id SubgraphID, count uint32, policy Policy) *SubgraphState {
 	if uint32(id) >= count {
-		panic(fmt.Sprintf("model: subgraph %d out of range %d", id, count))
+		panic(sprintf("model: subgraph %d out of range %d", id, count))
 	}
 	return &SubgraphState{
 		ID: id, Count: count, Policy: policy,
@@ -98,7 +97,7 @@ func (s *SubgraphState) Deduped(id EventUUID) (Result, bool) { return s.dedup.ge
 // else, and returns the original result: a retried write is applied once.
 func (s *SubgraphState) Apply(ev *Event) (res Result, applied bool) {
 	if ev.Subgraph != s.ID {
-		panic(fmt.Sprintf("model: event for subgraph %d applied to subgraph %d", ev.Subgraph, s.ID))
+		panic(sprintf("model: event for subgraph %d applied to subgraph %d", ev.Subgraph, s.ID))
 	}
 	if ev.LSN <= s.AppliedLSN {
 		if r, ok := s.dedup.get(ev.UUID); ok {
@@ -108,7 +107,7 @@ func (s *SubgraphState) Apply(ev *Event) (res Result, applied bool) {
 	}
 	if ev.LSN != s.AppliedLSN+1 {
 		// The log is contiguous; a gap means a driver skipped entries.
-		panic(fmt.Sprintf("model: subgraph %d: LSN gap, applied %d, next event %d", s.ID, s.AppliedLSN, ev.LSN))
+		panic(sprintf("model: subgraph %d: LSN gap, applied %d, next event %d", s.ID, s.AppliedLSN, ev.LSN))
 	}
 	s.AppliedLSN = ev.LSN
 	if !ev.UUID.IsZero() {
@@ -176,7 +175,7 @@ func (s *SubgraphState) mutate(ev *Event) Result {
 		}
 		return Result{Status: StatusOK}
 	}
-	panic(fmt.Sprintf("model: subgraph %d: unknown event type %d at LSN %d", s.ID, ev.Type, ev.LSN))
+	panic(sprintf("model: subgraph %d: unknown event type %d at LSN %d", s.ID, ev.Type, ev.LSN))
 }
 
 func (s *SubgraphState) connect(ev *Event) Result {
@@ -207,7 +206,7 @@ func (s *SubgraphState) connect(ev *Event) Result {
 func (s *SubgraphState) setDegree(id NeuronID, dIn, dOut int) {
 	n, ok := s.neurons[id]
 	if !ok {
-		panic(fmt.Sprintf("model: subgraph %d: synapse endpoint n%d has no neuron", s.ID, id))
+		panic(sprintf("model: subgraph %d: synapse endpoint n%d has no neuron", s.ID, id))
 	}
 	n.InDegree = uint32(int(n.InDegree) + dIn)
 	n.OutDegree = uint32(int(n.OutDegree) + dOut)
@@ -274,7 +273,7 @@ func (s *SubgraphState) Read(req *Request) Result {
 		w, ok := s.synapses[SynapseKey{req.Pre, req.Post}]
 		return Result{Status: StatusOK, Exists: ok, Value: w}
 	}
-	panic(fmt.Sprintf("model: Read of a write operation %s", req.Op))
+	panic(sprintf("model: Read of a write operation %s", req.Op))
 }
 
 // Digest is a hash of the whole state, identical for identical states whatever
@@ -353,10 +352,10 @@ func Fold(id SubgraphID, count uint32, policy Policy, entries []LogEntry) (*Subg
 	for i := range entries {
 		ev, err := DecodeEvent(entries[i].Data)
 		if err != nil {
-			return nil, fmt.Errorf("fold subgraph %d: entry at LSN %d: %w", id, entries[i].LSN, err)
+			return nil, errorf("fold subgraph %d: entry at LSN %d: %w", id, entries[i].LSN, err)
 		}
 		if ev.LSN != entries[i].LSN {
-			return nil, fmt.Errorf("fold subgraph %d: entry at LSN %d carries LSN %d", id, entries[i].LSN, ev.LSN)
+			return nil, errorf("fold subgraph %d: entry at LSN %d carries LSN %d", id, entries[i].LSN, ev.LSN)
 		}
 		s.Apply(&ev)
 	}

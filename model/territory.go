@@ -1,7 +1,6 @@
 package model
 
 import (
-	"fmt"
 	"slices"
 )
 
@@ -35,15 +34,15 @@ func DefaultTerritoryConfig(id HostID, subgraphs uint32) TerritoryConfig {
 func (c TerritoryConfig) Validate() error {
 	switch {
 	case c.ID == 0:
-		return fmt.Errorf("territory config: id must be positive")
+		return errorf("territory config: id must be positive")
 	case c.Subgraphs == 0:
-		return fmt.Errorf("territory %d config: subgraphs must be positive", c.ID)
+		return errorf("territory %d config: subgraphs must be positive", c.ID)
 	case c.CoordTimeoutMs <= 0 || c.LogTimeoutMs <= 0:
-		return fmt.Errorf("territory %d config: timeouts must be positive", c.ID)
+		return errorf("territory %d config: timeouts must be positive", c.ID)
 	case c.QueueLimit <= 0 || c.ReadQueueLimit <= 0 || c.AppendAttempts <= 0 || c.ReplayBatch <= 0:
-		return fmt.Errorf("territory %d config: queue limits, attempts and batch must be positive", c.ID)
+		return errorf("territory %d config: queue limits, attempts and batch must be positive", c.ID)
 	case c.RetryBaseMs <= 0 || c.RetryCapMs < c.RetryBaseMs:
-		return fmt.Errorf("territory %d config: retry backoff base %d cap %d", c.ID, c.RetryBaseMs, c.RetryCapMs)
+		return errorf("territory %d config: retry backoff base %d cap %d", c.ID, c.RetryBaseMs, c.RetryCapMs)
 	}
 	return c.Policy.Validate()
 }
@@ -199,7 +198,7 @@ func (t *Territory) Step(nowMs int64, in Input, out *Outbox) {
 	case BlobResult, WatchEvent:
 		// Not used by this state machine yet.
 	default:
-		panic(fmt.Sprintf("territory %d: unknown input %T", t.cfg.ID, in))
+		panic(sprintf("territory %d: unknown input", t.cfg.ID))
 	}
 	t.out = nil
 }
@@ -244,7 +243,7 @@ func (t *Territory) reply(to HostID, id EventUUID, r Result) {
 
 func (t *Territory) boot() {
 	if t.booted || len(t.calls) > 0 {
-		panic(fmt.Sprintf("territory %d: Start delivered twice to one incarnation", t.cfg.ID))
+		panic(sprintf("territory %d: Start delivered twice to one incarnation", t.cfg.ID))
 	}
 	t.coord(callBoot, 0, 0, CoordRequest{Kind: CoordRange, Key: RoutesPrefix})
 }
@@ -259,7 +258,7 @@ func (t *Territory) onBoot(res CoordResult) {
 	for _, kv := range res.Resp.KVs {
 		r, err := ParseRoute(kv)
 		if err != nil {
-			panic(fmt.Sprintf("territory %d: %v", t.cfg.ID, err)) // routes are written only by the core
+			panic(sprintf("territory %d: %v", t.cfg.ID, err)) // routes are written only by the core
 		}
 		if r.Primary == t.cfg.ID {
 			t.adopt(r)
@@ -270,7 +269,7 @@ func (t *Territory) onBoot(res CoordResult) {
 // adopt starts serving a subgraph whose route names this territory.
 func (t *Territory) adopt(r Route) {
 	if uint32(r.Subgraph) >= t.cfg.Subgraphs {
-		panic(fmt.Sprintf("territory %d: route for subgraph %d beyond %d", t.cfg.ID, r.Subgraph, t.cfg.Subgraphs))
+		panic(sprintf("territory %d: route for subgraph %d beyond %d", t.cfg.ID, r.Subgraph, t.cfg.Subgraphs))
 	}
 	if _, ok := t.subgraphs[r.Subgraph]; ok {
 		return
@@ -327,10 +326,10 @@ func (t *Territory) onRouteGet(p *primary, res CoordResult) {
 	}
 	r, err := ParseRoute(res.Resp.KVs[0])
 	if err != nil {
-		panic(fmt.Sprintf("territory %d: %v", t.cfg.ID, err))
+		panic(sprintf("territory %d: %v", t.cfg.ID, err))
 	}
 	if r.Primary != t.cfg.ID {
-		t.stepDown(p, fmt.Sprintf("route names territory %d at epoch %d", r.Primary, r.Epoch))
+		t.stepDown(p, sprintf("route names territory %d at epoch %d", r.Primary, r.Epoch))
 		return
 	}
 	p.route = r
@@ -466,7 +465,7 @@ func (t *Territory) pump(p *primary) {
 		}
 		ev, err := EventFromRequest(&w.req, p.sg, p.state.AppliedLSN+1, p.epoch)
 		if err != nil {
-			panic(fmt.Sprintf("territory %d: %v", t.cfg.ID, err)) // reads never enter the write queue
+			panic(sprintf("territory %d: %v", t.cfg.ID, err)) // reads never enter the write queue
 		}
 		w.lsn, w.data = ev.LSN, ev.Encode()
 		p.inflight, p.attempts = w, 0
@@ -489,13 +488,13 @@ func (t *Territory) finish(p *primary, w *write, r Result) {
 func (t *Territory) onAppend(p *primary, res LogResult) {
 	w := p.inflight
 	if w == nil {
-		panic(fmt.Sprintf("territory %d subgraph %d: append result with nothing in flight", t.cfg.ID, p.sg))
+		panic(sprintf("territory %d subgraph %d: append result with nothing in flight", t.cfg.ID, p.sg))
 	}
 	switch {
 	case res.Outcome == OutcomeOK:
 		ev, err := DecodeEvent(w.data)
 		if err != nil {
-			panic(fmt.Sprintf("territory %d: own event does not decode: %v", t.cfg.ID, err))
+			panic(sprintf("territory %d: own event does not decode: %v", t.cfg.ID, err))
 		}
 		r, _ := p.state.Apply(&ev)
 		p.inflight = nil
@@ -566,7 +565,7 @@ func (t *Territory) onBarrier(res CoordResult) {
 		case p != nil && p.phase == phaseOperational && known && r.Primary == t.cfg.ID && r.Epoch == p.epoch:
 			t.reply(rd.from, rd.req.ID, p.state.Read(&rd.req))
 		case p != nil && known && (r.Primary != t.cfg.ID || r.Epoch > p.epoch) && p.phase == phaseOperational:
-			t.stepDown(p, fmt.Sprintf("read barrier: route names territory %d at epoch %d", r.Primary, r.Epoch))
+			t.stepDown(p, sprintf("read barrier: route names territory %d at epoch %d", r.Primary, r.Epoch))
 			t.reply(rd.from, rd.req.ID, Result{Status: StatusWrongTerritory})
 		case p == nil:
 			t.reply(rd.from, rd.req.ID, Result{Status: StatusWrongTerritory})
@@ -603,7 +602,7 @@ func (t *Territory) onCoord(res CoordResult) {
 	case callRouteGet:
 		t.onRouteGet(p, res)
 	default:
-		panic(fmt.Sprintf("territory %d: coordination result for call kind %d", t.cfg.ID, c.kind))
+		panic(sprintf("territory %d: coordination result for call kind %d", t.cfg.ID, c.kind))
 	}
 }
 
@@ -625,7 +624,7 @@ func (t *Territory) onLog(res LogResult) {
 	case callAppend:
 		t.onAppend(p, res)
 	default:
-		panic(fmt.Sprintf("territory %d: log result for call kind %d", t.cfg.ID, c.kind))
+		panic(sprintf("territory %d: log result for call kind %d", t.cfg.ID, c.kind))
 	}
 }
 

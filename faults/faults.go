@@ -1,0 +1,286 @@
+// Package faults defines the fault kinds and the fault schedule: plain data
+// (JSON) that is generated from a seed, carried by a replay file, shrunk by
+// removing entries, and editable by hand. The simulator executes a schedule;
+// the chaos driver will execute the same schedule against real processes.
+package faults
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// Kind names a fault.
+type Kind string
+
+const (
+	// NetPartition cuts every link between Hosts and Peers, both ways, for DurationMs.
+	NetPartition Kind = "net.partition"
+	// NetPartitionOneWay drops messages from Hosts to Peers only.
+	NetPartitionOneWay Kind = "net.partition-one-way"
+	// NetDegrade sets drop, duplicate, reorder and delay-spike odds (per
+	// million) on every link for DurationMs.
+	NetDegrade Kind = "net.degrade"
+	// HostCrash crashes Hosts (all volatile state gone) and restarts them after DurationMs.
+	HostCrash Kind = "host.crash"
+	// CoordSlow adds ExtraMs to every coordination-store operation.
+	CoordSlow Kind = "coord.slow"
+	// CoordUnreachable makes the coordination store unreachable from Hosts.
+	CoordUnreachable Kind = "coord.unreachable"
+	// CoordSessionExpiry expires every lease the Hosts hold.
+	CoordSessionExpiry Kind = "coord.session-expiry"
+	// LogBookieCrash crashes bookie Bookie and restarts it after DurationMs (its disk survives).
+	LogBookieCrash Kind = "log.bookie-crash"
+	// LogBookieStall stalls bookie Bookie for DurationMs.
+	LogBookieStall Kind = "log.bookie-stall"
+	// LogAckLoss loses the acknowledgement of RatePM appends: committed, but the
+	// writer hears nothing (an ambiguous append).
+	LogAckLoss Kind = "log.ack-loss"
+	// BlobErrors fails RatePM object-store operations.
+	BlobErrors Kind = "blob.errors"
+	// BlobSlow adds ExtraMs to every object-store operation.
+	BlobSlow Kind = "blob.slow"
+	// BlobAmbiguousPut stores RatePM puts but loses their answer.
+	BlobAmbiguousPut Kind = "blob.ambiguous-put"
+)
+
+// Kinds lists every fault kind, sorted.
+func Kinds() []Kind {
+	k := []Kind{NetPartition, NetPartitionOneWay, NetDegrade, HostCrash, CoordSlow, CoordUnreachable,
+		CoordSessionExpiry, LogBookieCrash, LogBookieStall, LogAckLoss, BlobErrors, BlobSlow, BlobAmbiguousPut}
+	slices.Sort(k)
+	return k
+}
+
+// Fault is one entry of a schedule. Fields that a kind does not use stay zero.
+type Fault struct {
+	AtMs        int64    `json:"at_ms"`
+	DurationMs  int64    `json:"duration_ms"`
+	Kind        Kind     `json:"kind"`
+	Hosts       []string `json:"hosts,omitempty"`
+	Peers       []string `json:"peers,omitempty"`
+	Bookie      int      `json:"bookie,omitempty"`
+	RatePM      int64    `json:"rate_pm,omitempty"`
+	DropPM      int64    `json:"drop_pm,omitempty"`
+	DuplicatePM int64    `json:"duplicate_pm,omitempty"`
+	ReorderPM   int64    `json:"reorder_pm,omitempty"`
+	SpikePM     int64    `json:"spike_pm,omitempty"`
+	ExtraMs     int64    `json:"extra_ms,omitempty"`
+}
+
+// EndMs is when the fault heals.
+func (f Fault) EndMs() int64 { return f.AtMs + f.DurationMs }
+
+func (f Fault) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "@%dms+%dms %s", f.AtMs, f.DurationMs, f.Kind)
+	if len(f.Hosts) > 0 {
+		fmt.Fprintf(&b, " hosts=%s", strings.Join(f.Hosts, ","))
+	}
+	if len(f.Peers) > 0 {
+		fmt.Fprintf(&b, " peers=%s", strings.Join(f.Peers, ","))
+	}
+	switch f.Kind {
+	case LogBookieCrash, LogBookieStall:
+		fmt.Fprintf(&b, " bookie=%d", f.Bookie)
+	case LogAckLoss, BlobErrors, BlobAmbiguousPut:
+		fmt.Fprintf(&b, " rate=%dppm", f.RatePM)
+	case NetDegrade:
+		fmt.Fprintf(&b, " drop=%d dup=%d reorder=%d spike=%d (ppm)", f.DropPM, f.DuplicatePM, f.ReorderPM, f.SpikePM)
+	case CoordSlow, BlobSlow:
+		fmt.Fprintf(&b, " extra=%dms", f.ExtraMs)
+	}
+	return b.String()
+}
+
+// Topology is what a schedule may name: hosts by name, and the bookie count.
+type Topology struct {
+	Hosts   []string
+	Bookies int
+}
+
+func ratePM(name string, v int64) error {
+	if v < 0 || v > 1_000_000 {
+		return fmt.Errorf("%s %d is not within 0..1000000 per million", name, v)
+	}
+	return nil
+}
+
+// Validate checks one fault against a topology.
+func (f Fault) Validate(top Topology) error {
+	if f.AtMs < 0 || f.DurationMs < 0 {
+		return fmt.Errorf("fault %s: negative time", f)
+	}
+	needHosts := func(min int) error {
+		if len(f.Hosts) < min {
+			return fmt.Errorf("fault %s: needs at least %d host(s)", f, min)
+		}
+		return nil
+	}
+	for _, h := range append(slices.Clone(f.Hosts), f.Peers...) {
+		if !slices.Contains(top.Hosts, h) {
+			return fmt.Errorf("fault %s: unknown host %q (hosts: %s)", f, h, strings.Join(top.Hosts, ","))
+		}
+	}
+	var err error
+	switch f.Kind {
+	case NetPartition, NetPartitionOneWay:
+		if err = needHosts(1); err == nil && len(f.Peers) == 0 {
+			err = fmt.Errorf("fault %s: needs peers", f)
+		}
+	case NetDegrade:
+		for _, c := range []struct {
+			n string
+			v int64
+		}{{"drop_pm", f.DropPM}, {"duplicate_pm", f.DuplicatePM}, {"reorder_pm", f.ReorderPM}, {"spike_pm", f.SpikePM}} {
+			if err == nil {
+				err = ratePM(c.n, c.v)
+			}
+		}
+	case HostCrash, CoordUnreachable, CoordSessionExpiry:
+		err = needHosts(1)
+	case CoordSlow, BlobSlow:
+		if f.ExtraMs <= 0 {
+			err = fmt.Errorf("fault %s: extra_ms must be positive", f)
+		}
+	case LogBookieCrash, LogBookieStall:
+		if f.Bookie < 0 || f.Bookie >= top.Bookies {
+			err = fmt.Errorf("fault %s: bookie %d out of range 0..%d", f, f.Bookie, top.Bookies-1)
+		}
+	case LogAckLoss, BlobErrors, BlobAmbiguousPut:
+		err = ratePM("rate_pm", f.RatePM)
+	default:
+		err = fmt.Errorf("unknown fault kind %q (known: %v)", f.Kind, Kinds())
+	}
+	return err
+}
+
+// Schedule is an ordered list of faults.
+type Schedule struct {
+	Faults []Fault `json:"faults"`
+}
+
+// Sort orders faults by start time, then kind, so that a hand-edited schedule
+// runs the same whatever order its lines were written in.
+func (s *Schedule) Sort() {
+	slices.SortStableFunc(s.Faults, func(a, b Fault) int {
+		if a.AtMs != b.AtMs {
+			if a.AtMs < b.AtMs {
+				return -1
+			}
+			return 1
+		}
+		return strings.Compare(string(a.Kind), string(b.Kind))
+	})
+}
+
+// Validate checks every fault.
+func (s Schedule) Validate(top Topology) error {
+	for i, f := range s.Faults {
+		if err := f.Validate(top); err != nil {
+			return fmt.Errorf("schedule entry %d: %w", i, err)
+		}
+	}
+	return nil
+}
+
+// LastEndMs is when the last fault heals.
+func (s Schedule) LastEndMs() int64 {
+	var end int64
+	for _, f := range s.Faults {
+		end = max(end, f.EndMs())
+	}
+	return end
+}
+
+// Parse reads a schedule from JSON, rejecting unknown fields, and validates it.
+func Parse(data []byte, top Topology) (Schedule, error) {
+	var s Schedule
+	dec := json.NewDecoder(strings.NewReader(string(data)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&s); err != nil {
+		return Schedule{}, fmt.Errorf("parse fault schedule: %w", err)
+	}
+	if err := s.Validate(top); err != nil {
+		return Schedule{}, err
+	}
+	s.Sort()
+	return s, nil
+}
+
+// Rand is the randomness a generator is handed.
+type Rand interface {
+	Int63n(n int64) int64
+	Chance(perMillion int64) bool
+}
+
+// Spec says which faults a generated schedule may contain and how often: the
+// scenario's fault budget. Count faults are placed in [StartMs, EndMs).
+type Spec struct {
+	Kinds      []Kind
+	Count      int
+	StartMs    int64
+	EndMs      int64
+	MinDurMs   int64
+	MaxDurMs   int64
+	MaxRatePM  int64 // for rate faults and degradations
+	Territories []string
+	Clients     []string
+	Services    []string // service endpoints that may be partitioned from hosts
+}
+
+func between(r Rand, lo, hi int64) int64 {
+	if hi <= lo {
+		return lo
+	}
+	return lo + r.Int63n(hi-lo+1)
+}
+
+func pick(r Rand, from []string) string { return from[r.Int63n(int64(len(from)))] }
+
+// Generate draws a schedule from a spec. Same randomness, same schedule.
+func Generate(r Rand, spec Spec, top Topology) (Schedule, error) {
+	if len(spec.Kinds) == 0 || spec.Count == 0 {
+		return Schedule{}, nil
+	}
+	if spec.EndMs <= spec.StartMs || spec.MaxDurMs < spec.MinDurMs || len(spec.Territories) == 0 {
+		return Schedule{}, fmt.Errorf("fault spec: bad window %d..%d, durations %d..%d, or no territories", spec.StartMs, spec.EndMs, spec.MinDurMs, spec.MaxDurMs)
+	}
+	var s Schedule
+	for i := 0; i < spec.Count; i++ {
+		f := Fault{
+			Kind:       spec.Kinds[r.Int63n(int64(len(spec.Kinds)))],
+			AtMs:       between(r, spec.StartMs, spec.EndMs-1),
+			DurationMs: between(r, spec.MinDurMs, spec.MaxDurMs),
+		}
+		rate := func() int64 { return between(r, spec.MaxRatePM/10, spec.MaxRatePM) }
+		switch f.Kind {
+		case NetPartition, NetPartitionOneWay:
+			// A territory against a part of the rest: clients, another territory, or a service.
+			f.Hosts = []string{pick(r, spec.Territories)}
+			others := append(append(slices.Clone(spec.Clients), spec.Services...), spec.Territories...)
+			for _, o := range others {
+				if o != f.Hosts[0] && r.Chance(500_000) {
+					f.Peers = append(f.Peers, o)
+				}
+			}
+			if len(f.Peers) == 0 {
+				f.Peers = []string{pick(r, spec.Services)}
+			}
+		case NetDegrade:
+			f.DropPM, f.DuplicatePM, f.ReorderPM, f.SpikePM = rate(), rate(), rate(), rate()
+		case HostCrash, CoordSessionExpiry, CoordUnreachable:
+			f.Hosts = []string{pick(r, spec.Territories)}
+		case CoordSlow, BlobSlow:
+			f.ExtraMs = between(r, 5, 200)
+		case LogBookieCrash, LogBookieStall:
+			f.Bookie = int(r.Int63n(int64(top.Bookies)))
+		case LogAckLoss, BlobErrors, BlobAmbiguousPut:
+			f.RatePM = rate()
+		}
+		s.Faults = append(s.Faults, f)
+	}
+	s.Sort()
+	return s, s.Validate(top)
+}

@@ -1,0 +1,209 @@
+// Package invariants holds the checkers that run while a simulation runs. Each
+// is a small type fed by the world's hooks and asked for violations; each has a
+// test that plants a violation and expects it caught.
+package invariants
+
+import (
+	"fmt"
+	"slices"
+
+	"territory/model"
+)
+
+// Violation is one broken invariant.
+type Violation struct {
+	Invariant string `json:"invariant"`
+	AtUs      int64  `json:"at_us"`
+	Detail    string `json:"detail"`
+}
+
+func (v Violation) String() string {
+	return fmt.Sprintf("%s at %.3fs: %s", v.Invariant, float64(v.AtUs)/1e6, v.Detail)
+}
+
+// Names of the invariants, as reports print them.
+const (
+	NoAckedWriteLost  = "no-acked-write-lost"
+	StateIsFoldOfLog  = "state-is-fold-of-log"
+	SingleWriterEpoch = "single-writer-epoch"
+	Liveness          = "liveness"
+)
+
+// ---- single writer per epoch ----
+
+// SingleWriter checks that at most one writer epoch appends to a stream at a
+// time: along a stream's LSNs the writer epoch never goes down, and one epoch
+// belongs to one host.
+type SingleWriter struct {
+	last       map[uint32]uint64 // stream -> highest epoch that committed an entry
+	owner      map[writerKey]model.HostID
+	violations []Violation
+}
+
+type writerKey struct {
+	stream uint32
+	epoch  uint64
+}
+
+// NewSingleWriter returns an empty checker.
+func NewSingleWriter() *SingleWriter {
+	return &SingleWriter{last: map[uint32]uint64{}, owner: map[writerKey]model.HostID{}}
+}
+
+// Committed records that host's append at epoch committed at lsn.
+func (c *SingleWriter) Committed(atUs int64, stream uint32, lsn, epoch uint64, host model.HostID) {
+	if prev := c.last[stream]; epoch < prev {
+		c.violations = append(c.violations, Violation{SingleWriterEpoch, atUs,
+			fmt.Sprintf("stream %d: LSN %d committed by epoch %d after epoch %d had appended", stream, lsn, epoch, prev)})
+	} else {
+		c.last[stream] = epoch
+	}
+	k := writerKey{stream, epoch}
+	if h, ok := c.owner[k]; ok && h != host {
+		c.violations = append(c.violations, Violation{SingleWriterEpoch, atUs,
+			fmt.Sprintf("stream %d epoch %d: appends from hosts %d and %d", stream, epoch, h, host)})
+	}
+	c.owner[k] = host
+}
+
+// Violations found so far.
+func (c *SingleWriter) Violations() []Violation { return c.violations }
+
+// ---- acknowledged writes ----
+
+// AckedWrites checks that every write a client saw acknowledged (any final
+// answer: the territory answers only after the event committed) is in its
+// subgraph's committed log, and that the subgraph's primary has applied it.
+type AckedWrites struct {
+	acked []ack
+}
+
+type ack struct {
+	atUs int64
+	sg   model.SubgraphID
+	id   model.EventUUID
+	op   model.OpKind
+}
+
+// Acked records an acknowledged write.
+func (c *AckedWrites) Acked(atUs int64, sg model.SubgraphID, id model.EventUUID, op model.OpKind) {
+	c.acked = append(c.acked, ack{atUs, sg, id, op})
+}
+
+// Count is the number of acknowledged writes recorded.
+func (c *AckedWrites) Count() int { return len(c.acked) }
+
+// Check looks every acknowledged write up in the committed logs. appliedLSN
+// reports the LSN the subgraph's current primary applied (ok=false: none
+// operational; then only the log is checked).
+func (c *AckedWrites) Check(atUs int64, log func(model.SubgraphID) []model.LogEntry, appliedLSN func(model.SubgraphID) (uint64, bool)) []Violation {
+	bySG := map[model.SubgraphID]map[model.EventUUID]uint64{}
+	var out []Violation
+	for _, a := range c.acked {
+		idx := bySG[a.sg]
+		if idx == nil {
+			idx = map[model.EventUUID]uint64{}
+			for _, e := range log(a.sg) {
+				ev, err := model.DecodeEvent(e.Data)
+				if err != nil {
+					out = append(out, Violation{NoAckedWriteLost, atUs, fmt.Sprintf("subgraph %d: committed entry %d does not decode: %v", a.sg, e.LSN, err)})
+					continue
+				}
+				if _, dup := idx[ev.UUID]; !dup {
+					idx[ev.UUID] = e.LSN
+				}
+			}
+			bySG[a.sg] = idx
+		}
+		lsn, ok := idx[a.id]
+		if !ok {
+			out = append(out, Violation{NoAckedWriteLost, atUs, fmt.Sprintf("subgraph %d: %s %s acknowledged at %dus is not in the committed log", a.sg, a.op, a.id, a.atUs)})
+			continue
+		}
+		if applied, ok := appliedLSN(a.sg); ok && applied < lsn {
+			out = append(out, Violation{NoAckedWriteLost, atUs, fmt.Sprintf("subgraph %d: %s %s committed at LSN %d but the primary applied only up to %d", a.sg, a.op, a.id, lsn, applied)})
+		}
+	}
+	return out
+}
+
+// ---- state equals the fold of the log ----
+
+// Folds keeps, per subgraph, the fold of its committed log, fed entry by entry
+// from the log's commit hook, and compares live states with it.
+type Folds struct {
+	count  uint32
+	policy model.Policy
+	shadow map[model.SubgraphID]*model.SubgraphState
+	errs   []Violation
+}
+
+// NewFolds returns a checker for a cluster of count subgraphs.
+func NewFolds(count uint32, policy model.Policy) *Folds {
+	return &Folds{count: count, policy: policy, shadow: map[model.SubgraphID]*model.SubgraphState{}}
+}
+
+// Committed folds one committed entry.
+func (f *Folds) Committed(atUs int64, sg model.SubgraphID, e model.LogEntry) {
+	s := f.shadow[sg]
+	if s == nil {
+		s = model.NewSubgraphState(sg, f.count, f.policy)
+		f.shadow[sg] = s
+	}
+	ev, err := model.DecodeEvent(e.Data)
+	switch {
+	case err != nil:
+		f.errs = append(f.errs, Violation{StateIsFoldOfLog, atUs, fmt.Sprintf("subgraph %d: committed entry %d: %v", sg, e.LSN, err)})
+	case e.LSN != s.AppliedLSN+1:
+		f.errs = append(f.errs, Violation{StateIsFoldOfLog, atUs, fmt.Sprintf("subgraph %d: log committed LSN %d after %d", sg, e.LSN, s.AppliedLSN)})
+	default:
+		s.Apply(&ev)
+	}
+}
+
+// Compare checks a live state against the fold, when both stand at the same
+// LSN (compared reports whether they did). A live state ahead of the log is a
+// violation: it applied something that is not committed.
+func (f *Folds) Compare(atUs int64, who string, live *model.SubgraphState) (v *Violation, compared bool) {
+	s := f.shadow[live.ID]
+	var lsn uint64
+	if s != nil {
+		lsn = s.AppliedLSN
+	}
+	switch {
+	case live.AppliedLSN > lsn:
+		return &Violation{StateIsFoldOfLog, atUs, fmt.Sprintf("%s subgraph %d: applied LSN %d beyond the committed log's %d", who, live.ID, live.AppliedLSN, lsn)}, true
+	case live.AppliedLSN < lsn:
+		return nil, false
+	}
+	want := model.NewSubgraphState(live.ID, f.count, f.policy).Digest()
+	if s != nil {
+		want = s.Digest()
+	}
+	if got := live.Digest(); got != want {
+		return &Violation{StateIsFoldOfLog, atUs, fmt.Sprintf("%s subgraph %d at LSN %d: state digest %016x, fold of the log %016x", who, live.ID, lsn, got, want)}, true
+	}
+	return nil, true
+}
+
+// Violations found while folding.
+func (f *Folds) Violations() []Violation { return f.errs }
+
+// Sort orders violations by time then invariant, for stable reports.
+func Sort(vs []Violation) {
+	slices.SortStableFunc(vs, func(a, b Violation) int {
+		if a.AtUs != b.AtUs {
+			if a.AtUs < b.AtUs {
+				return -1
+			}
+			return 1
+		}
+		if a.Invariant < b.Invariant {
+			return -1
+		}
+		if a.Invariant > b.Invariant {
+			return 1
+		}
+		return 0
+	})
+}
