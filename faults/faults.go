@@ -218,13 +218,13 @@ type Rand interface {
 // Spec says which faults a generated schedule may contain and how often: the
 // scenario's fault budget. Count faults are placed in [StartMs, EndMs).
 type Spec struct {
-	Kinds      []Kind
-	Count      int
-	StartMs    int64
-	EndMs      int64
-	MinDurMs   int64
-	MaxDurMs   int64
-	MaxRatePM  int64 // for rate faults and degradations
+	Kinds       []Kind
+	Count       int
+	StartMs     int64
+	EndMs       int64
+	MinDurMs    int64
+	MaxDurMs    int64
+	MaxRatePM   int64 // for rate faults and degradations
 	Territories []string
 	Clients     []string
 	Services    []string // service endpoints that may be partitioned from hosts
@@ -266,7 +266,7 @@ func Generate(r Rand, spec Spec, top Topology) (Schedule, error) {
 				}
 			}
 			if len(f.Peers) == 0 {
-				f.Peers = []string{pick(r, spec.Services)}
+				f.Peers = []string{pick(r, append(slices.Clone(spec.Services), spec.Clients...))}
 			}
 		case NetDegrade:
 			f.DropPM, f.DuplicatePM, f.ReorderPM, f.SpikePM = rate(), rate(), rate(), rate()

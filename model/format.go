@@ -96,12 +96,21 @@ func formatArg(a any, verb byte) string {
 		return strconv.FormatUint(uint64(v), base)
 	case uint8:
 		return strconv.FormatUint(uint64(v), base)
+	case SubgraphID:
+		return strconv.FormatUint(uint64(v), base)
+	case HostID:
+		return strconv.FormatUint(uint64(v), base)
+	case NeuronID:
+		return strconv.FormatUint(uint64(v), base)
+	case callKind:
+		return strconv.FormatUint(uint64(v), base)
 	case bool:
 		return strconv.FormatBool(v)
 	case nil:
 		return "<nil>"
 	}
-	return "%!v(unsupported)"
+	// Every type the core formats is listed above; a test formats each.
+	return "%!(unsupported type)"
 }
 
 // wrapped is an error with context around a cause (fmt.Errorf's %w).

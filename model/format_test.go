@@ -17,6 +17,7 @@ func TestSprintfMatchesFmt(t *testing.T) {
 		{"%v and %s", []any{OpStimulate, StatusBusy}},
 		{"neg %d, bool %v", []any{int64(-3), true}},
 		{"100%% sure", nil},
+		{"sg %05d host %d neuron n%d kind %d", []any{SubgraphID(12), HostID(3), NeuronID(77), callOpen}},
 	}
 	for _, c := range cases {
 		if got, want := sprintf(c.format, c.args...), fmt.Sprintf(c.format, c.args...); got != want {
@@ -45,5 +46,15 @@ func TestStringHelpers(t *testing.T) {
 	}
 	if r, ok := cutPrefix("routes/x", "routes/"); !ok || r != "x" {
 		t.Fatalf("cutPrefix: %q %v", r, ok)
+	}
+}
+
+func TestRouteKeyFormatsTheSubgraph(t *testing.T) {
+	if got := RouteKey(12); got != "routes/subgraphs/00012" {
+		t.Fatalf("RouteKey(12) = %q", got)
+	}
+	sg, err := ParseRouteKey(RouteKey(4095))
+	if err != nil || sg != 4095 {
+		t.Fatalf("ParseRouteKey round trip: %d %v", sg, err)
 	}
 }

@@ -12,6 +12,12 @@
 // writes getting that ModRevision. A transaction that changes nothing (failed
 // compares with an empty Else, or only deletes of absent keys) does not bump
 // the revision, and neither does a lease expiry or revoke that deletes no key.
+//
+// Lease ids are 1, 2, 3, ... in grant order. A watch reports changes made
+// after it was registered and replays no history: a caller that needs the
+// current state as well registers the watch, then reads with a Range (both
+// are linearized, so nothing falls between them). Watches are per host, not
+// per call: registering the same prefix twice is one watch.
 package coordstore
 
 import (

@@ -1,0 +1,132 @@
+// Package scenarios names the simulation scenarios: a topology, a workload, a
+// fault budget and the checks, built from a seed. `sim list` prints them.
+package scenarios
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"territory/faults"
+	"territory/model"
+	"territory/sim"
+	"territory/sim/kernel"
+	"territory/sim/netsim"
+	"territory/sim/replog"
+)
+
+// Scenario is a named recipe for a run.
+type Scenario struct {
+	Name    string
+	Summary string
+	build   func(seed uint64, cfg *sim.Config) error
+}
+
+// Config builds the run configuration for a seed: the fault schedule is drawn
+// from the seed, so one seed is one exact execution.
+// durationMs overrides the workload's duration (0: the scenario's own); the
+// fault window scales with it.
+func (s Scenario) Config(seed uint64, durationMs int64) (sim.Config, error) {
+	cfg := Base()
+	cfg.Scenario = s.Name
+	if durationMs < 0 {
+		return sim.Config{}, fmt.Errorf("scenario %s: negative duration %dms", s.Name, durationMs)
+	}
+	if durationMs > 0 {
+		cfg.DurationMs = durationMs
+	}
+	if err := s.build(seed, &cfg); err != nil {
+		return sim.Config{}, fmt.Errorf("scenario %s: %w", s.Name, err)
+	}
+	if err := cfg.Validate(); err != nil {
+		return sim.Config{}, err
+	}
+	return cfg, nil
+}
+
+// Base is the common topology: 3 territories, 16 subgraphs, 4 clients, 5
+// bookies (ensemble 3, write quorum 3, ack quorum 2), a 60 s mixed workload.
+func Base() sim.Config {
+	return sim.Config{
+		DurationMs: 60_000, DrainMs: 8_000,
+		Territories: 3, Subgraphs: 16, Clients: 4,
+		Policy:     model.DefaultPolicy(),
+		Net:        netsim.LinkConfig{LatencyMinUs: 100, LatencyMaxUs: 1_000},
+		Log:        replog.DefaultConfig(),
+		CoordMinUs: 200, CoordMaxUs: 1_000,
+		BlobMinUs: 1_000, BlobMaxUs: 5_000,
+		Workload: sim.Workload{
+			Neurons: 48, InFlight: 1, ThinkMinUs: 10_000, ThinkMaxUs: 60_000,
+			Mix: sim.OpMix{Create: 10, Stimulate: 25, ReadNeuron: 20, Connect: 12, Adjust: 12, Prune: 6, ReadSynapse: 15},
+		},
+		LivenessMs: 8_000,
+		CheckEvery: 5_000,
+		MaxSteps:   50_000_000,
+	}
+}
+
+func faultSpec(cfg *sim.Config, kinds []faults.Kind, count int) faults.Spec {
+	return faults.Spec{
+		Kinds: kinds, Count: count,
+		StartMs: cfg.DurationMs / 30, EndMs: cfg.DurationMs * 5 / 6,
+		MinDurMs: min(200, cfg.DurationMs/12), MaxDurMs: min(5_000, cfg.DurationMs/6), MaxRatePM: 200_000,
+		Territories: cfg.TerritoryNames(), Clients: cfg.ClientNames(),
+		Services: []string{sim.CoordHostName, sim.LogHostName, sim.BlobHostName},
+	}
+}
+
+func generate(seed uint64, cfg *sim.Config, kinds []faults.Kind, count int) error {
+	// The schedule has its own stream: changing the world's components does
+	// not change which faults a seed draws.
+	r := kernel.NewRand(seed ^ 0x5eed_fa17_5eed_fa17)
+	s, err := faults.Generate(r, faultSpec(cfg, kinds, count), cfg.Topology())
+	cfg.Schedule = s
+	return err
+}
+
+var all = []Scenario{
+	{
+		Name:    "basic",
+		Summary: "3 territories, 16 subgraphs, 4 clients, mixed workload, no faults",
+		build:   func(uint64, *sim.Config) error { return nil },
+	},
+	{
+		Name:    "network",
+		Summary: "partitions (symmetric and one-way), drop, duplicate, reorder and delay spikes",
+		build: func(seed uint64, cfg *sim.Config) error {
+			return generate(seed, cfg, []faults.Kind{faults.NetPartition, faults.NetPartitionOneWay, faults.NetDegrade}, 10)
+		},
+	},
+	{
+		Name:    "services",
+		Summary: "coordination-store, log and object-store faults with ambiguous outcomes, and host crashes",
+		build: func(seed uint64, cfg *sim.Config) error {
+			return generate(seed, cfg, []faults.Kind{
+				faults.CoordSlow, faults.CoordUnreachable, faults.CoordSessionExpiry,
+				faults.LogBookieCrash, faults.LogBookieStall, faults.LogAckLoss,
+				faults.BlobErrors, faults.BlobSlow, faults.BlobAmbiguousPut, faults.HostCrash,
+			}, 12)
+		},
+	},
+}
+
+// All lists the scenarios by name.
+func All() []Scenario {
+	out := slices.Clone(all)
+	slices.SortFunc(out, func(a, b Scenario) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+// Get finds a scenario by name.
+func Get(name string) (Scenario, error) {
+	for _, s := range all {
+		if s.Name == name {
+			return s, nil
+		}
+	}
+	var names []string
+	for _, s := range All() {
+		names = append(names, s.Name)
+	}
+	return Scenario{}, fmt.Errorf("unknown scenario %q (known: %s)", name, strings.Join(names, ", "))
+}

@@ -1,0 +1,132 @@
+// Package sim is the simulated world: it runs the protocol core (territories
+// and clients from model/) against simulated services (coordination store,
+// replicated log over bookies, object store) connected by a simulated network,
+// injects a fault schedule, records a linearizability history in virtual time,
+// and checks invariants as it goes. One seed gives one exact execution.
+package sim
+
+import (
+	"fmt"
+
+	"territory/faults"
+	"territory/model"
+	"territory/sim/netsim"
+	"territory/sim/replog"
+)
+
+// Config is everything one run depends on besides the seed. Scenarios build
+// it; a replay file carries it.
+type Config struct {
+	Scenario    string             `json:"scenario"`
+	DurationMs  int64              `json:"duration_ms"` // the workload runs this long
+	DrainMs     int64              `json:"drain_ms"`    // then this long with no new operations, to let every operation finish
+	Territories int                `json:"territories"`
+	Subgraphs   uint32             `json:"subgraphs"`
+	Clients     int                `json:"clients"`
+	Policy      model.Policy       `json:"policy"`
+	Net         netsim.LinkConfig  `json:"net"`
+	Log         replog.Config      `json:"log"`
+	CoordMinUs  int64              `json:"coord_latency_min_us"`
+	CoordMaxUs  int64              `json:"coord_latency_max_us"`
+	BlobMinUs   int64              `json:"blob_latency_min_us"`
+	BlobMaxUs   int64              `json:"blob_latency_max_us"`
+	Workload    Workload           `json:"workload"`
+	Schedule    faults.Schedule    `json:"schedule"`
+	LivenessMs  int64              `json:"liveness_bound_ms"` // after the last fault heals, every subgraph is served within this
+	CheckEvery  int64              `json:"check_every_ms"`    // period of the running state-versus-log check
+	MaxSteps    uint64             `json:"max_steps"`
+	Territory   TerritoryOverrides `json:"territory"`
+}
+
+// TerritoryOverrides tunes the territory state machine for a scenario (zero: default).
+type TerritoryOverrides struct {
+	QueueLimit int `json:"queue_limit,omitempty"`
+}
+
+// Workload is the client workload: each client keeps InFlight operations
+// outstanding, thinking between them.
+type Workload struct {
+	Neurons    int   `json:"neurons"` // neuron ids 1..Neurons
+	InFlight   int   `json:"in_flight"`
+	ThinkMinUs int64 `json:"think_min_us"`
+	ThinkMaxUs int64 `json:"think_max_us"`
+	MaxOps     int   `json:"max_ops"` // 0: no limit; shrinking lowers it
+	Mix        OpMix `json:"mix"`
+}
+
+// OpMix weighs the operations of the workload.
+type OpMix struct {
+	Create      int `json:"create"`
+	Stimulate   int `json:"stimulate"`
+	ReadNeuron  int `json:"read_neuron"`
+	Connect     int `json:"connect"`
+	Adjust      int `json:"adjust"`
+	Prune       int `json:"prune"`
+	ReadSynapse int `json:"read_synapse"`
+}
+
+func (m OpMix) total() int {
+	return m.Create + m.Stimulate + m.ReadNeuron + m.Connect + m.Adjust + m.Prune + m.ReadSynapse
+}
+
+// Host names: territories t1..tN, clients c1..cM, and the service endpoints.
+const (
+	CoordHostName = "coord"
+	LogHostName   = "log"
+	BlobHostName  = "blob"
+)
+
+// Topology names the hosts a fault schedule may refer to.
+func (c *Config) Topology() faults.Topology {
+	return faults.Topology{Hosts: c.HostNames(), Bookies: c.Log.Bookies}
+}
+
+// TerritoryNames, ClientNames and HostNames list hosts by name.
+func (c *Config) TerritoryNames() []string { return names("t", c.Territories) }
+func (c *Config) ClientNames() []string    { return names("c", c.Clients) }
+func (c *Config) HostNames() []string {
+	return append(append(c.TerritoryNames(), c.ClientNames()...), CoordHostName, LogHostName, BlobHostName)
+}
+
+func names(prefix string, n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("%s%d", prefix, i+1)
+	}
+	return out
+}
+
+// Validate reports a configuration that cannot run, naming the field.
+func (c *Config) Validate() error {
+	switch {
+	case c.DurationMs <= 0:
+		return fmt.Errorf("config %s: duration_ms must be positive", c.Scenario)
+	case c.DrainMs < 0:
+		return fmt.Errorf("config %s: drain_ms must not be negative", c.Scenario)
+	case c.Territories <= 0 || c.Territories > 64:
+		return fmt.Errorf("config %s: territories %d not in 1..64", c.Scenario, c.Territories)
+	case c.Subgraphs == 0 || c.Subgraphs > 4096:
+		return fmt.Errorf("config %s: subgraphs %d not in 1..4096", c.Scenario, c.Subgraphs)
+	case c.Clients <= 0 || c.Clients > 256:
+		return fmt.Errorf("config %s: clients %d not in 1..256", c.Scenario, c.Clients)
+	case c.Workload.Neurons <= 0 || c.Workload.InFlight <= 0:
+		return fmt.Errorf("config %s: workload neurons and in_flight must be positive", c.Scenario)
+	case c.Workload.Mix.total() <= 0:
+		return fmt.Errorf("config %s: workload mix is empty", c.Scenario)
+	case c.Workload.ThinkMinUs < 0 || c.Workload.ThinkMaxUs < c.Workload.ThinkMinUs:
+		return fmt.Errorf("config %s: workload think time %d..%d", c.Scenario, c.Workload.ThinkMinUs, c.Workload.ThinkMaxUs)
+	case c.CoordMinUs < 0 || c.CoordMaxUs < c.CoordMinUs || c.BlobMinUs < 0 || c.BlobMaxUs < c.BlobMinUs:
+		return fmt.Errorf("config %s: service latencies", c.Scenario)
+	case c.Net.LatencyMinUs < 0 || c.Net.LatencyMaxUs < c.Net.LatencyMinUs:
+		return fmt.Errorf("config %s: net latency %d..%d", c.Scenario, c.Net.LatencyMinUs, c.Net.LatencyMaxUs)
+	case c.LivenessMs <= 0:
+		return fmt.Errorf("config %s: liveness_bound_ms must be positive", c.Scenario)
+	}
+	if err := c.Log.Validate(); err != nil {
+		return fmt.Errorf("config %s: log: %w", c.Scenario, err)
+	}
+	if err := c.Policy.Validate(); err != nil {
+		return fmt.Errorf("config %s: %w", c.Scenario, err)
+	}
+	return c.Schedule.Validate(c.Topology())
+}

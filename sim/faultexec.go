@@ -1,0 +1,115 @@
+package sim
+
+import (
+	"territory/faults"
+	"territory/model"
+	"territory/sim/netsim"
+)
+
+// scheduleFaults turns the schedule into kernel events: one at the start of
+// each fault, one at its end (heal).
+func (w *World) scheduleFaults() {
+	for i := range w.cfg.Schedule.Faults {
+		f := w.cfg.Schedule.Faults[i]
+		w.k.At(f.AtMs*1000, func() { w.startFault(f) })
+		w.k.At(f.EndMs()*1000, func() { w.endFault(f) })
+	}
+}
+
+func (w *World) ids(names []string) []model.HostID {
+	out := make([]model.HostID, len(names))
+	for i, n := range names {
+		out[i] = w.hostByName(n).id
+	}
+	return out
+}
+
+func (w *World) startFault(f faults.Fault) {
+	w.mix(uint64(f.AtMs) ^ 0xfa17)
+	switch f.Kind {
+	case faults.NetPartition, faults.NetPartitionOneWay, faults.CoordUnreachable:
+		w.activePartitions = append(w.activePartitions, f)
+		w.applyPartitions()
+	case faults.NetDegrade:
+		link := w.cfg.Net
+		link.DropPM, link.DuplicatePM, link.ReorderPM, link.SpikePM = f.DropPM, f.DuplicatePM, f.ReorderPM, f.SpikePM
+		if link.SpikeUs == 0 {
+			link.SpikeUs = 50_000
+		}
+		w.net.SetDefault(link)
+	case faults.HostCrash:
+		for _, n := range f.Hosts {
+			w.crash(w.hostByName(n))
+		}
+	case faults.CoordSlow:
+		w.coordExtraUs += f.ExtraMs * 1000
+	case faults.CoordSessionExpiry:
+		for _, id := range w.ids(f.Hosts) {
+			w.coord.ExpireLeasesOf(id)
+		}
+	case faults.LogBookieCrash:
+		w.log.CrashBookie(f.Bookie)
+	case faults.LogBookieStall:
+		w.log.StallBookie(f.Bookie, f.EndMs()*1000)
+	case faults.LogAckLoss:
+		w.ackLossPM = f.RatePM
+	case faults.BlobErrors:
+		w.blobErrPM = f.RatePM
+	case faults.BlobSlow:
+		w.blobExtraUs += f.ExtraMs * 1000
+	case faults.BlobAmbiguousPut:
+		w.blobAmbigPM = f.RatePM
+	}
+}
+
+func (w *World) endFault(f faults.Fault) {
+	w.mix(uint64(f.EndMs()) ^ 0x4ea1)
+	switch f.Kind {
+	case faults.NetPartition, faults.NetPartitionOneWay, faults.CoordUnreachable:
+		for i := range w.activePartitions {
+			if w.activePartitions[i].AtMs == f.AtMs && w.activePartitions[i].Kind == f.Kind {
+				w.activePartitions = append(w.activePartitions[:i], w.activePartitions[i+1:]...)
+				break
+			}
+		}
+		w.applyPartitions()
+	case faults.NetDegrade:
+		w.net.SetDefault(w.cfg.Net)
+	case faults.HostCrash:
+		for _, n := range f.Hosts {
+			if h := w.hostByName(n); !h.up {
+				w.boot(h)
+			}
+		}
+	case faults.CoordSlow:
+		w.coordExtraUs -= f.ExtraMs * 1000
+	case faults.LogBookieCrash:
+		w.log.RestartBookie(f.Bookie)
+	case faults.LogAckLoss:
+		w.ackLossPM = 0
+	case faults.BlobErrors:
+		w.blobErrPM = 0
+	case faults.BlobSlow:
+		w.blobExtraUs -= f.ExtraMs * 1000
+	case faults.BlobAmbiguousPut:
+		w.blobAmbigPM = 0
+	}
+}
+
+// applyPartitions rebuilds the network's partitions from the active faults, so
+// that overlapping partitions heal independently.
+func (w *World) applyPartitions() {
+	w.net.Heal()
+	for _, f := range w.activePartitions {
+		switch f.Kind {
+		case faults.NetPartition:
+			w.net.Partition(w.ids(f.Hosts), w.ids(f.Peers))
+		case faults.NetPartitionOneWay:
+			w.net.PartitionOneWay(w.ids(f.Hosts), w.ids(f.Peers))
+		case faults.CoordUnreachable:
+			w.net.Partition(w.ids(f.Hosts), []model.HostID{w.coordID})
+		}
+	}
+}
+
+var _ = netsim.LinkConfig{}

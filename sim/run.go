@@ -1,0 +1,145 @@
+package sim
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"territory/linearizability"
+	"territory/sim/invariants"
+)
+
+// Result is one run, checked.
+type Result struct {
+	Scenario      string                  `json:"scenario"`
+	Seed          uint64                  `json:"seed"`
+	Pass          bool                    `json:"pass"`
+	Trace         string                  `json:"trace"`
+	Linearizable  linearizability.Verdict `json:"linearizable"`
+	Invariants    string                  `json:"invariants"`
+	Ops           int                     `json:"ops"`
+	UnknownOps    int                     `json:"unknown_ops"`
+	AckedWrites   int                     `json:"acked_writes"`
+	Events        uint64                  `json:"events"`
+	LogEntries    int                     `json:"log_entries"`
+	SimMs         int64                   `json:"sim_ms"`
+	WallMs        float64                 `json:"wall_ms"`
+	CheckMs       float64                 `json:"check_ms"`
+	MaxOpsPerKey  int                     `json:"max_ops_per_key"`
+	ViolatingKeys []string                `json:"violating_keys,omitempty"`
+	Violations    []invariants.Violation  `json:"violations"`
+	RTOMs         []float64               `json:"rto_ms,omitempty"`
+	Config        Config                  `json:"config"`
+
+	lin linearizability.Result
+}
+
+// Run simulates one seed of a configuration and checks it. linTimeout bounds
+// the linearizability check (porcupine); past it the verdict is "unknown".
+func Run(cfg Config, seed uint64, linTimeout time.Duration) (*Result, error) {
+	start := time.Now()
+	w, err := NewWorld(cfg, seed)
+	if err != nil {
+		return nil, err
+	}
+	out, err := w.Run()
+	if err != nil {
+		return nil, fmt.Errorf("run %s seed %d: %w", cfg.Scenario, seed, err)
+	}
+	simWall := time.Since(start)
+	checkStart := time.Now()
+	lin := linearizability.Check(out.History.Operations(), linTimeout)
+	r := &Result{
+		Scenario: cfg.Scenario, Seed: seed, Trace: fmt.Sprintf("%016x", out.TraceHash),
+		Linearizable: lin.Verdict, Ops: out.Ops, UnknownOps: out.UnknownOps, AckedWrites: out.AckedWrites,
+		Events: out.Events, LogEntries: out.LogEntries, SimMs: out.SimMs,
+		WallMs: float64(simWall.Microseconds()) / 1000, CheckMs: float64(time.Since(checkStart).Microseconds()) / 1000,
+		MaxOpsPerKey: out.MaxOpsPerKey, ViolatingKeys: lin.ViolatingKeys, Violations: out.Violations,
+		Config: cfg, lin: lin,
+	}
+	if r.Violations == nil {
+		r.Violations = []invariants.Violation{}
+	}
+	for _, us := range out.RTOUs {
+		r.RTOMs = append(r.RTOMs, float64(us)/1000)
+	}
+	r.Invariants = "ok"
+	if len(r.Violations) > 0 {
+		names := map[string]bool{}
+		for _, v := range r.Violations {
+			names[v.Invariant] = true
+		}
+		var list []string
+		for n := range names {
+			list = append(list, n)
+		}
+		sort.Strings(list)
+		r.Invariants = strings.Join(list, ",")
+	}
+	r.Pass = r.Linearizable == linearizability.VerdictOK && len(r.Violations) == 0
+	return r, nil
+}
+
+// Line is the machine-readable summary line that ends run and replay.
+func (r *Result) Line() string {
+	verdict := "PASS"
+	if !r.Pass {
+		verdict = "FAIL"
+	}
+	return fmt.Sprintf("%s scenario=%s seed=%d trace=%s linearizable=%s invariants=%s ops=%d events=%d sim=%gs wall=%.2fs",
+		verdict, r.Scenario, r.Seed, r.Trace, r.Linearizable, r.Invariants, r.Ops, r.Events,
+		float64(r.SimMs)/1000, (r.WallMs+r.CheckMs)/1000)
+}
+
+// WriteHistoryHTML writes porcupine's picture of the checked history.
+func (r *Result) WriteHistoryHTML(path string) error { return r.lin.WriteHTML(path) }
+
+// Replay is the file that reproduces a run exactly: the seed and the whole
+// configuration, fault schedule included (so a hand-edited or shrunk schedule
+// replays as written).
+type Replay struct {
+	Version  int    `json:"version"`
+	Scenario string `json:"scenario"`
+	Seed     uint64 `json:"seed"`
+	Trace    string `json:"trace,omitempty"` // the trace of the recorded run, to confirm the replay
+	Config   Config `json:"config"`
+}
+
+// ReplayVersion is the replay file format version.
+const ReplayVersion = 1
+
+// WriteReplay writes a replay file for this run.
+func (r *Result) WriteReplay(path string) error {
+	data, err := json.MarshalIndent(Replay{Version: ReplayVersion, Scenario: r.Scenario, Seed: r.Seed, Trace: r.Trace, Config: r.Config}, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode replay: %w", err)
+	}
+	if err := os.WriteFile(path, append(data, '\n'), 0o644); err != nil {
+		return fmt.Errorf("write replay %s: %w", path, err)
+	}
+	return nil
+}
+
+// ReadReplay reads and validates a replay file.
+func ReadReplay(path string) (*Replay, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read replay: %w", err)
+	}
+	var rp Replay
+	dec := json.NewDecoder(strings.NewReader(string(data)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&rp); err != nil {
+		return nil, fmt.Errorf("replay %s: %w", path, err)
+	}
+	if rp.Version != ReplayVersion {
+		return nil, fmt.Errorf("replay %s: version %d, this binary reads %d", path, rp.Version, ReplayVersion)
+	}
+	if err := rp.Config.Validate(); err != nil {
+		return nil, fmt.Errorf("replay %s: %w", path, err)
+	}
+	return &rp, nil
+}
