@@ -75,6 +75,7 @@ type primary struct {
 	gen        uint64 // bumped on every (re)claim: results of older calls are ignored
 	route      Route  // last route read or written
 	epoch      uint64 // writer epoch once claimed
+	routeValue []byte // the route value our claim wrote: (this territory, epoch)
 	tailLSN    uint64 // tail returned by open; replay target
 	state      *SubgraphState
 	queue      []*write
@@ -301,6 +302,7 @@ func (t *Territory) onClaim(p *primary, res CoordResult) {
 		p.claimTries = 0
 		p.route = Route{Subgraph: p.sg, Primary: t.cfg.ID, Epoch: p.route.Epoch + 1, ModRevision: res.Resp.Revision}
 		p.epoch = p.route.Epoch
+		p.routeValue = EncodeRoute(t.cfg.ID, p.epoch)
 		p.phase = phaseOpening
 		t.open(p)
 	case res.Outcome == OutcomeOK:
@@ -547,33 +549,55 @@ func (t *Territory) startBarrier() {
 func (t *Territory) onBarrier(res CoordResult) {
 	covered := t.covered
 	t.covered, t.barrierID = nil, 0
-	routes := map[SubgraphID]Route{}
-	if res.Outcome == OutcomeOK {
-		for _, kv := range res.Resp.KVs {
-			if r, err := ParseRoute(kv); err == nil {
-				routes[r.Subgraph] = r
-			}
-		}
-	}
 	for _, rd := range covered {
 		sg := SubgraphOf(rd.req.RoutingNeuron(), t.cfg.Subgraphs)
 		p := t.subgraphs[sg]
-		r, known := routes[sg]
 		switch {
 		case res.Outcome != OutcomeOK:
 			t.reply(rd.from, rd.req.ID, Result{Status: StatusUnavailable})
-		case p != nil && p.phase == phaseOperational && known && r.Primary == t.cfg.ID && r.Epoch == p.epoch:
-			t.reply(rd.from, rd.req.ID, p.state.Read(&rd.req))
-		case p != nil && known && (r.Primary != t.cfg.ID || r.Epoch > p.epoch) && p.phase == phaseOperational:
-			t.stepDown(p, sprintf("read barrier: route names territory %d at epoch %d", r.Primary, r.Epoch))
-			t.reply(rd.from, rd.req.ID, Result{Status: StatusWrongTerritory})
 		case p == nil:
 			t.reply(rd.from, rd.req.ID, Result{Status: StatusWrongTerritory})
-		default:
+		case p.phase != phaseOperational:
 			t.reply(rd.from, rd.req.ID, Result{Status: StatusUnavailable})
+		default:
+			t.answerRead(p, rd, res.Resp.KVs)
 		}
 	}
 	t.startBarrier()
+}
+
+// answerRead serves a read if the barrier's routes still name this territory
+// at the subgraph's epoch. The common case compares the route's bytes with
+// what the claim wrote, without parsing.
+func (t *Territory) answerRead(p *primary, rd pendingRead, kvs []KV) {
+	key := RouteKey(p.sg)
+	var kv *KV
+	if i := int(p.sg); i < len(kvs) && kvs[i].Key == key {
+		kv = &kvs[i] // routes are dense and sorted: the usual position
+	} else {
+		for i := range kvs {
+			if kvs[i].Key == key {
+				kv = &kvs[i]
+				break
+			}
+		}
+	}
+	if kv != nil && string(kv.Value) == string(p.routeValue) {
+		t.reply(rd.from, rd.req.ID, p.state.Read(&rd.req))
+		return
+	}
+	if kv == nil {
+		t.stepDown(p, "read barrier: route deleted")
+		t.reply(rd.from, rd.req.ID, Result{Status: StatusWrongTerritory})
+		return
+	}
+	r, err := ParseRoute(*kv)
+	if err == nil && (r.Primary != t.cfg.ID || r.Epoch > p.epoch) {
+		t.stepDown(p, sprintf("read barrier: route names territory %d at epoch %d", r.Primary, r.Epoch))
+		t.reply(rd.from, rd.req.ID, Result{Status: StatusWrongTerritory})
+		return
+	}
+	t.reply(rd.from, rd.req.ID, Result{Status: StatusUnavailable})
 }
 
 // ---- results and timers ----

@@ -37,8 +37,6 @@ type host struct {
 	out         model.Outbox
 	pending     map[uint64]struct{} // service calls awaiting a result, this incarnation
 	clockSkewUs int64
-	// workload
-	issued int
 }
 
 // World is one simulated cluster and its checkers.
@@ -65,6 +63,7 @@ type World struct {
 	ackLossPM        int64
 	blobErrPM        int64
 	blobAmbigPM      int64
+	coordTickAt      int64 // when the pending lease tick runs, 0 if none
 
 	// checking
 	recorder    *linearizability.Recorder
@@ -78,11 +77,8 @@ type World struct {
 	unknownOps  int
 	stopIssuing bool
 	trace       uint64
-	lastHealUs  int64
-	livenessDue int64
 	rtoSamples  []int64
 	crashAtUs   map[model.HostID]int64
-	stepErr     error
 }
 
 type streamEpoch struct {
@@ -178,10 +174,6 @@ func inputTag(in model.Input) uint64 {
 
 // ---- stepping a host ----
 
-func (h *host) clockMs() func(nowUs int64) int64 {
-	return func(nowUs int64) int64 { return (nowUs + h.clockSkewUs) / 1000 }
-}
-
 func (w *World) step(h *host, in model.Input) {
 	if !h.up {
 		return
@@ -275,12 +267,20 @@ func (w *World) coordCall(h *host, e model.CoordCall) {
 	})
 }
 
+// scheduleCoordTick makes leases expire on time even when no call arrives.
+// One tick is scheduled at a time, for the earliest expiry.
 func (w *World) scheduleCoordTick() {
 	at, ok := w.coord.NextExpiryUs()
-	if !ok {
+	if !ok || (w.coordTickAt > 0 && w.coordTickAt <= at) {
 		return
 	}
-	w.k.At(max(at, w.k.NowUs()), func() { w.coord.Tick(w.k.NowUs()) })
+	at = max(at, w.k.NowUs())
+	w.coordTickAt = at
+	w.k.At(at, func() {
+		w.coordTickAt = 0
+		w.coord.Tick(w.k.NowUs())
+		w.scheduleCoordTick()
+	})
 }
 
 func (w *World) notifyWatch(watcher model.HostID, ev model.WatchEvent) {
@@ -468,11 +468,12 @@ func (w *World) Run() (*Outcome, error) {
 	}
 	end := w.cfg.DurationMs * 1000
 	w.k.At(end, func() { w.stopIssuing = true })
-	if err := w.k.Run(end + w.cfg.DrainMs*1000); err != nil {
+	// Liveness: once the last fault healed, every subgraph must have an
+	// operational primary within the scenario's bound.
+	livenessAt := (w.cfg.Schedule.LastEndMs() + w.cfg.LivenessMs) * 1000
+	w.k.At(livenessAt, func() { w.checkLiveness(w.cfg.LivenessMs) })
+	if err := w.k.Run(max(end+w.cfg.DrainMs*1000, livenessAt)); err != nil {
 		return nil, err
-	}
-	if w.stepErr != nil {
-		return nil, w.stepErr
 	}
 	return w.finish(), nil
 }
@@ -534,6 +535,20 @@ func (w *World) primaryOf(sg model.SubgraphID) (*host, uint64) {
 	return h, st.AppliedLSN
 }
 
+// checkLiveness records every subgraph without an operational primary.
+func (w *World) checkLiveness(sinceHealMs int64) {
+	var unserved []model.SubgraphID
+	for sg := model.SubgraphID(0); uint32(sg) < w.cfg.Subgraphs; sg++ {
+		if h, _ := w.primaryOf(sg); h == nil {
+			unserved = append(unserved, sg)
+		}
+	}
+	if len(unserved) > 0 {
+		w.violations = append(w.violations, invariants.Violation{Invariant: invariants.Liveness, AtUs: w.k.NowUs(),
+			Detail: fmt.Sprintf("%d subgraph(s) without an operational primary %dms after the last fault healed: %v", len(unserved), sinceHealMs, unserved)})
+	}
+}
+
 // Outcome is what one run found.
 type Outcome struct {
 	TraceHash     uint64
@@ -562,18 +577,7 @@ func (w *World) finish() *Outcome {
 			h, applied := w.primaryOf(sg)
 			return applied, h != nil
 		})...)
-	// Liveness: the run ends after the drain, long after the last fault healed;
-	// every subgraph must then have an operational primary.
-	var unserved []model.SubgraphID
-	for sg := model.SubgraphID(0); uint32(sg) < w.cfg.Subgraphs; sg++ {
-		if h, _ := w.primaryOf(sg); h == nil {
-			unserved = append(unserved, sg)
-		}
-	}
-	if len(unserved) > 0 {
-		w.violations = append(w.violations, invariants.Violation{Invariant: invariants.Liveness, AtUs: now,
-			Detail: fmt.Sprintf("%d subgraph(s) without an operational primary %dms after the last fault healed: %v", len(unserved), (now-w.cfg.Schedule.LastEndMs()*1000)/1000, unserved)})
-	}
+	w.checkLiveness((now - w.cfg.Schedule.LastEndMs()*1000) / 1000)
 	invariants.Sort(w.violations)
 	entries := 0
 	for _, s := range w.log.Streams() {
