@@ -1,0 +1,233 @@
+package model
+
+import (
+	"testing"
+)
+
+type seqRand struct{ v uint64 }
+
+func (r *seqRand) Uint64() uint64 { r.v += 7919; return r.v }
+
+func effects[T Effect](out *Outbox) []T {
+	var got []T
+	for _, e := range out.Effects {
+		if x, ok := e.(T); ok {
+			got = append(got, x)
+		}
+	}
+	return got
+}
+
+func routesKVs(n uint32, primary HostID, epoch uint64) []KV {
+	var kvs []KV
+	for i := uint32(0); i < n; i++ {
+		kvs = append(kvs, KV{Key: RouteKey(SubgraphID(i)), Value: EncodeRoute(primary, epoch), ModRevision: int64(i + 1)})
+	}
+	return kvs
+}
+
+func newTestClient(t *testing.T) (*Client, *Outbox) {
+	t.Helper()
+	c, err := NewClient(DefaultClientConfig(50, 9, 4), &seqRand{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := &Outbox{}
+	c.Step(0, Start{}, out)
+	calls := effects[CoordCall](out)
+	if len(calls) != 1 || calls[0].Req.Kind != CoordRange {
+		t.Fatalf("start must read the routes: %v", out.Effects)
+	}
+	out.Reset()
+	c.Step(1, CoordResult{ReqID: calls[0].ReqID, Resp: CoordResponse{KVs: routesKVs(4, 7, 1)}}, out)
+	return c, out
+}
+
+func TestClientRetriesWithTheSameUUIDThenGivesUpAsUnknown(t *testing.T) {
+	c, out := newTestClient(t)
+	req := Request{ID: c.NewID(), Op: OpStimulate, Neuron: 3, Value: 1}
+	out.Reset()
+	c.Step(10, Submit{Req: req}, out)
+	sends := effects[Send](out)
+	if len(sends) != 1 || sends[0].To != 7 || sends[0].Msg.Request.ID != req.ID {
+		t.Fatalf("first attempt: %v", out.Effects)
+	}
+	now := int64(10)
+	attempts := 1
+	for i := 0; i < 100 && c.InFlight() > 0; i++ {
+		timers := effects[SetTimer](out)
+		if len(timers) == 0 {
+			t.Fatalf("no timer pending after %v", out.Effects)
+		}
+		tm := timers[len(timers)-1]
+		now += tm.AfterMs
+		out.Reset()
+		c.Step(now, TimerFired{ID: tm.ID}, out)
+		for _, call := range effects[CoordCall](out) {
+			out2 := &Outbox{}
+			c.Step(now, CoordResult{ReqID: call.ReqID, Outcome: OutcomeTimeout}, out2)
+			out.Effects = append(out.Effects, out2.Effects...)
+		}
+		for _, s := range effects[Send](out) {
+			if s.Msg.Request.ID != req.ID {
+				t.Fatalf("a retry changed the event_uuid: %s", s.Msg.Request.ID)
+			}
+			attempts++
+		}
+	}
+	done := effects[Observe](out)
+	if len(done) != 1 {
+		t.Fatalf("operation never finished: %v", out.Effects)
+	}
+	f := done[0].Fact.(FactOpDone)
+	if !f.Unknown || f.Request.ID != req.ID {
+		t.Fatalf("a write that timed out must end unknown: %+v", f)
+	}
+	if attempts < 3 || now < 5000 {
+		t.Fatalf("gave up too early: %d attempts by %dms", attempts, now)
+	}
+}
+
+func TestClientBackoffIsCappedAndJittered(t *testing.T) {
+	c, _ := newTestClient(t)
+	seen := map[int64]bool{}
+	for tries := 0; tries < 40; tries++ {
+		d := c.jitteredBackoffMs(tries)
+		b := backoffMs(c.cfg.BackoffBaseMs, c.cfg.BackoffCapMs, tries)
+		if d < b/2 || d > b {
+			t.Fatalf("backoff %d outside [%d, %d] at try %d", d, b/2, b, tries)
+		}
+		seen[d] = true
+	}
+	if len(seen) < 10 {
+		t.Fatalf("backoff barely varies: %v", seen)
+	}
+	if backoffMs(10, 400, 63) != 400 {
+		t.Fatal("backoff not capped for large attempt counts")
+	}
+}
+
+func TestClientFinalAnswerEndsTheOperation(t *testing.T) {
+	c, out := newTestClient(t)
+	req := Request{ID: c.NewID(), Op: OpCreateNeuron, Neuron: 3}
+	c.Step(10, Submit{Req: req}, out)
+	out.Reset()
+	c.Step(12, MessageIn{From: 7, Msg: &Message{Reply: &Reply{ID: req.ID, Result: Result{Status: StatusWrongTerritory}}}}, out)
+	if c.InFlight() != 1 || len(effects[CoordCall](out)) != 1 {
+		t.Fatalf("wrong territory must refresh routes and retry: %v", out.Effects)
+	}
+	out.Reset()
+	c.Step(13, MessageIn{From: 7, Msg: &Message{Reply: &Reply{ID: req.ID, Result: Result{Status: StatusAlreadyExists}}}}, out)
+	done := effects[Observe](out)
+	if len(done) != 1 || done[0].Fact.(FactOpDone).Result.Status != StatusAlreadyExists || c.InFlight() != 0 {
+		t.Fatalf("final answer: %v", out.Effects)
+	}
+}
+
+// bootTerritory drives a territory through claim, open and an empty replay of
+// subgraph 0 (of 1), returning it operational at epoch 1.
+func bootTerritory(t *testing.T) (*Territory, *Outbox) {
+	t.Helper()
+	tr, err := NewTerritory(DefaultTerritoryConfig(7, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := &Outbox{}
+	tr.Step(0, Start{}, out)
+	boot := effects[CoordCall](out)[0]
+	out.Reset()
+	tr.Step(1, CoordResult{ReqID: boot.ReqID, Resp: CoordResponse{KVs: routesKVs(1, 7, 0)}}, out)
+	claim := effects[CoordCall](out)
+	if len(claim) != 1 || claim[0].Req.Kind != CoordTxn || claim[0].Req.Compares[0].ModRevision != 1 {
+		t.Fatalf("claim must CAS the route: %v", out.Effects)
+	}
+	out.Reset()
+	tr.Step(2, CoordResult{ReqID: claim[0].ReqID, Resp: CoordResponse{Succeeded: true, Revision: 5}}, out)
+	open := effects[LogCall](out)
+	if len(open) != 1 || open[0].Req.Kind != LogOpen || open[0].Req.Epoch != 1 {
+		t.Fatalf("open at the claimed epoch: %v", out.Effects)
+	}
+	out.Reset()
+	tr.Step(3, LogResult{ReqID: open[0].ReqID, Resp: LogResponse{TailLSN: 0}}, out)
+	if ops := tr.Operational(); len(ops) != 1 {
+		t.Fatalf("not operational: %v", out.Effects)
+	}
+	return tr, out
+}
+
+func TestTerritoryAcksOnlyAfterCommitAndDedupsRetries(t *testing.T) {
+	tr, out := bootTerritory(t)
+	req := &Request{ID: EventUUID{9, 1}, Op: OpCreateNeuron, Neuron: 5}
+	out.Reset()
+	tr.Step(4, MessageIn{From: 50, Msg: &Message{Request: req}}, out)
+	if len(effects[Send](out)) != 0 {
+		t.Fatal("answered before the log committed")
+	}
+	appends := effects[LogCall](out)
+	if len(appends) != 1 || appends[0].Req.LSN != 1 || appends[0].Req.Epoch != 1 {
+		t.Fatalf("append: %v", out.Effects)
+	}
+	// The append times out (ambiguous): the retry is the same LSN, same bytes.
+	out.Reset()
+	tr.Step(5, LogResult{ReqID: appends[0].ReqID, Outcome: OutcomeTimeout}, out)
+	timers := effects[SetTimer](out)
+	out.Reset()
+	tr.Step(20, TimerFired{ID: timers[0].ID}, out)
+	retry := effects[LogCall](out)
+	if len(retry) != 1 || retry[0].Req.LSN != 1 || string(retry[0].Req.Data) != string(appends[0].Req.Data) {
+		t.Fatalf("retry must repeat the same append: %v", out.Effects)
+	}
+	// The client retries meanwhile: no second append, it waits for the first.
+	out.Reset()
+	tr.Step(21, MessageIn{From: 50, Msg: &Message{Request: req}}, out)
+	if len(out.Effects) != 0 {
+		t.Fatalf("a duplicate request while in flight: %v", out.Effects)
+	}
+	out.Reset()
+	tr.Step(22, LogResult{ReqID: retry[0].ReqID, Resp: LogResponse{LSN: 1, TailLSN: 1}}, out)
+	sends := effects[Send](out)
+	if len(sends) != 1 || sends[0].Msg.Reply.Result.Status != StatusOK {
+		t.Fatalf("ack after commit: %v", out.Effects)
+	}
+	// A late retry gets the recorded answer without a new append.
+	out.Reset()
+	tr.Step(23, MessageIn{From: 50, Msg: &Message{Request: req}}, out)
+	if len(effects[LogCall](out)) != 0 || len(effects[Send](out)) != 1 || effects[Send](out)[0].Msg.Reply.Result.Status != StatusOK {
+		t.Fatalf("dedup: %v", out.Effects)
+	}
+}
+
+func TestFencedTerritoryStepsDownAndAcksNothing(t *testing.T) {
+	tr, out := bootTerritory(t)
+	req := &Request{ID: EventUUID{9, 1}, Op: OpStimulate, Neuron: 5, Value: 1}
+	out.Reset()
+	tr.Step(4, MessageIn{From: 50, Msg: &Message{Request: req}}, out)
+	app := effects[LogCall](out)[0]
+	out.Reset()
+	tr.Step(5, LogResult{ReqID: app.ReqID, Outcome: OutcomeFailed, Err: ErrFenced}, out)
+	sends := effects[Send](out)
+	if len(sends) != 1 || sends[0].Msg.Reply.Result.Status != StatusWrongTerritory {
+		t.Fatalf("fenced: %v", out.Effects)
+	}
+	if len(tr.Operational()) != 0 {
+		t.Fatal("a fenced territory still serves")
+	}
+}
+
+func TestReadWaitsForTheBarrierAndChecksTheEpoch(t *testing.T) {
+	tr, out := bootTerritory(t)
+	read := &Request{ID: EventUUID{9, 2}, Op: OpReadNeuron, Neuron: 5}
+	out.Reset()
+	tr.Step(4, MessageIn{From: 50, Msg: &Message{Request: read}}, out)
+	if len(effects[Send](out)) != 0 {
+		t.Fatal("read answered before the barrier")
+	}
+	barrier := effects[CoordCall](out)[0]
+	// Someone else claimed the subgraph at epoch 2 meanwhile.
+	out.Reset()
+	tr.Step(5, CoordResult{ReqID: barrier.ReqID, Resp: CoordResponse{KVs: routesKVs(1, 8, 2)}}, out)
+	sends := effects[Send](out)
+	if len(sends) != 1 || sends[0].Msg.Reply.Result.Status != StatusWrongTerritory || len(tr.Operational()) != 0 {
+		t.Fatalf("a deposed primary must not serve the read: %v", out.Effects)
+	}
+}
