@@ -150,7 +150,7 @@ fetch() {
   # the one version.
   cat >"${PULSAR_HOME}/pom.xml" <<EOF
 <?xml version="1.0" encoding="UTF-8"?>
-<project xmlns="http://maven.apache.org/POM/4.0.0">
+<project>
   <modelVersion>4.0.0</modelVersion>
   <groupId>territory.local</groupId>
   <artifactId>pulsar-standalone-runtime</artifactId>
