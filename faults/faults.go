@@ -24,6 +24,20 @@ const (
 	NetDegrade Kind = "net.degrade"
 	// HostCrash crashes Hosts (all volatile state gone) and restarts them after DurationMs.
 	HostCrash Kind = "host.crash"
+	// HostLoss loses Hosts for good: crashed, disk wiped, never restarted
+	// (DurationMs is ignored). Their subgraphs must be recovered elsewhere
+	// from the object store and the log alone.
+	HostLoss Kind = "host.loss"
+	// HostPause freezes Hosts for DurationMs (a stop-the-world pause): nothing
+	// runs, inputs wait; then it resumes as if nothing happened.
+	HostPause Kind = "host.pause"
+	// ClockSkew offsets the wall clock of Hosts by ExtraMs (either sign) for DurationMs.
+	ClockSkew Kind = "clock.skew"
+	// ClockDrift makes the clocks of Hosts run RatePM parts per million fast
+	// for DurationMs (their timers fire early by as much).
+	ClockDrift Kind = "clock.drift"
+	// ClockJump steps the wall clock of Hosts by ExtraMs (either sign), for good.
+	ClockJump Kind = "clock.jump"
 	// CoordSlow adds ExtraMs to every coordination-store operation.
 	CoordSlow Kind = "coord.slow"
 	// CoordUnreachable makes the coordination store unreachable from Hosts.
@@ -43,12 +57,16 @@ const (
 	BlobSlow Kind = "blob.slow"
 	// BlobAmbiguousPut stores RatePM puts but loses their answer.
 	BlobAmbiguousPut Kind = "blob.ambiguous-put"
+	// BlobCorrupt corrupts or truncates one stored snapshot blob (bit rot, a
+	// partial object): its checksum must catch it.
+	BlobCorrupt Kind = "blob.corrupt"
 )
 
 // Kinds lists every fault kind, sorted.
 func Kinds() []Kind {
-	k := []Kind{NetPartition, NetPartitionOneWay, NetDegrade, HostCrash, CoordSlow, CoordUnreachable,
-		CoordSessionExpiry, LogBookieCrash, LogBookieStall, LogAckLoss, BlobErrors, BlobSlow, BlobAmbiguousPut}
+	k := []Kind{NetPartition, NetPartitionOneWay, NetDegrade, HostCrash, HostLoss, HostPause,
+		ClockSkew, ClockDrift, ClockJump, CoordSlow, CoordUnreachable,
+		CoordSessionExpiry, LogBookieCrash, LogBookieStall, LogAckLoss, BlobErrors, BlobSlow, BlobAmbiguousPut, BlobCorrupt}
 	slices.Sort(k)
 	return k
 }
@@ -88,8 +106,10 @@ func (f Fault) String() string {
 		fmt.Fprintf(&b, " rate=%dppm", f.RatePM)
 	case NetDegrade:
 		fmt.Fprintf(&b, " drop=%d dup=%d reorder=%d spike=%d (ppm)", f.DropPM, f.DuplicatePM, f.ReorderPM, f.SpikePM)
-	case CoordSlow, BlobSlow:
+	case CoordSlow, BlobSlow, ClockSkew, ClockJump:
 		fmt.Fprintf(&b, " extra=%dms", f.ExtraMs)
+	case ClockDrift:
+		fmt.Fprintf(&b, " rate=%dppm", f.RatePM)
 	}
 	return b.String()
 }
@@ -138,8 +158,18 @@ func (f Fault) Validate(top Topology) error {
 				err = ratePM(c.n, c.v)
 			}
 		}
-	case HostCrash, CoordUnreachable, CoordSessionExpiry:
-		err = needHosts(1)
+	case HostCrash, HostLoss, HostPause, CoordUnreachable, CoordSessionExpiry, BlobCorrupt:
+		if f.Kind != BlobCorrupt {
+			err = needHosts(1)
+		}
+	case ClockSkew, ClockJump:
+		if err = needHosts(1); err == nil && (f.ExtraMs < -3_600_000 || f.ExtraMs > 3_600_000) {
+			err = fmt.Errorf("fault %s: extra_ms beyond an hour either way", f)
+		}
+	case ClockDrift:
+		if err = needHosts(1); err == nil && (f.RatePM <= -1_000_000 || f.RatePM > 1_000_000) {
+			err = fmt.Errorf("fault %s: rate_pm must be within (-1000000, 1000000]", f)
+		}
 	case CoordSlow, BlobSlow:
 		if f.ExtraMs <= 0 {
 			err = fmt.Errorf("fault %s: extra_ms must be positive", f)
@@ -228,6 +258,10 @@ type Spec struct {
 	Territories []string
 	Clients     []string
 	Services    []string // service endpoints that may be partitioned from hosts
+	Managers    []string // control-plane hosts (clock faults may hit them)
+	MaxClockMs  int64    // bound of clock skews and jumps, either way
+	MaxDriftPM  int64    // bound of clock drift, either way
+	MaxLost     int      // host losses allowed in one schedule (the rest become crashes)
 }
 
 func between(r Rand, lo, hi int64) int64 {
@@ -248,6 +282,7 @@ func Generate(r Rand, spec Spec, top Topology) (Schedule, error) {
 		return Schedule{}, fmt.Errorf("fault spec: bad window %d..%d, durations %d..%d, or no territories", spec.StartMs, spec.EndMs, spec.MinDurMs, spec.MaxDurMs)
 	}
 	var s Schedule
+	lost := map[string]bool{}
 	for i := 0; i < spec.Count; i++ {
 		f := Fault{
 			Kind:       spec.Kinds[r.Int63n(int64(len(spec.Kinds)))],
@@ -270,8 +305,22 @@ func Generate(r Rand, spec Spec, top Topology) (Schedule, error) {
 			}
 		case NetDegrade:
 			f.DropPM, f.DuplicatePM, f.ReorderPM, f.SpikePM = rate(), rate(), rate(), rate()
-		case HostCrash, CoordSessionExpiry, CoordUnreachable:
+		case HostCrash, HostPause, CoordSessionExpiry, CoordUnreachable:
 			f.Hosts = []string{pick(r, spec.Territories)}
+		case HostLoss:
+			f.Hosts = []string{pick(r, spec.Territories)}
+			if lost[f.Hosts[0]] || len(lost) >= spec.MaxLost {
+				f.Kind = HostCrash // a host is lost once, and enough must survive
+				break
+			}
+			lost[f.Hosts[0]] = true
+			f.DurationMs = 0
+		case ClockSkew, ClockJump:
+			f.Hosts = []string{pick(r, append(slices.Clone(spec.Territories), spec.Managers...))}
+			f.ExtraMs = between(r, -spec.MaxClockMs, spec.MaxClockMs)
+		case ClockDrift:
+			f.Hosts = []string{pick(r, append(slices.Clone(spec.Territories), spec.Managers...))}
+			f.RatePM = between(r, -spec.MaxDriftPM, spec.MaxDriftPM)
 		case CoordSlow, BlobSlow:
 			f.ExtraMs = between(r, 5, 200)
 		case LogBookieCrash, LogBookieStall:

@@ -510,3 +510,31 @@ func TestTimeout(t *testing.T) {
 	res := Check(newHistory().hopeless().op(0, readN(1), 0, 1, seen(3)).r.Operations(), timeout)
 	wantViolation(t, res, "n/1")
 }
+
+func TestDecay(t *testing.T) {
+	const n = 5
+	mk := func(readValue int64) []porcupine.Operation {
+		r := NewRecorder()
+		c := r.Call(1, Input{Kind: CreateNeuron, Neuron: n}, 0)
+		r.Return(c, Output{Status: StatusOK}, 1)
+		s := r.Call(1, Input{Kind: Stimulate, Neuron: n, Delta: 1000}, 2)
+		r.Return(s, Output{Status: StatusOK, Value: 1000}, 3)
+		d := r.Call(2, Input{Kind: Decay, Neuron: n, Delta: 500_000}, 4)
+		r.Return(d, Output{Status: StatusOK}, Open)
+		rd := r.Call(1, Input{Kind: ReadNeuron, Neuron: n}, 5)
+		r.Return(rd, Output{Status: StatusOK, Exists: true, Value: readValue}, 6)
+		return r.Operations()
+	}
+	if res := Check(mk(500), 0); res.Verdict != VerdictOK {
+		t.Fatalf("a read after the decay took effect: %v", res)
+	}
+	if res := Check(mk(1000), 0); res.Verdict != VerdictOK {
+		t.Fatalf("an open decay may take effect after the read: %v", res)
+	}
+	if res := Check(mk(700), 0); res.Verdict != VerdictViolation {
+		t.Fatalf("a value no decay explains must be caught: %v", res)
+	}
+	if decay(-1001, 500_000) != -500 {
+		t.Fatalf("decay must round toward zero: %d", decay(-1001, 500_000))
+	}
+}

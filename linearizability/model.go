@@ -3,6 +3,7 @@ package linearizability
 import (
 	"fmt"
 	"math"
+	"math/bits"
 	"strconv"
 
 	"github.com/anishathalye/porcupine"
@@ -138,6 +139,11 @@ func apply(b Bounds, st state, in Input) (state, Output) {
 		return state{}, Output{Status: StatusOK}
 	case ReadNeuron, ReadSynapse:
 		return st, Output{Status: StatusOK, Value: st.value, Exists: st.exists}
+	case Decay:
+		if !st.exists {
+			return st, Output{Status: StatusOK}
+		}
+		return state{exists: true, value: decay(st.value, in.Delta)}, Output{Status: StatusOK}
 	}
 	panic("linearizability: apply on invalid kind " + in.Kind.String())
 }
@@ -172,4 +178,20 @@ func saturatingAdd(a, d int64) int64 {
 
 func clamp(v, lo, hi int64) int64 {
 	return min(max(v, lo), hi)
+}
+
+// decay returns v*keepPM/1e6 rounded toward zero, exactly as the store's fold
+// computes it (a 128-bit product, so no overflow).
+func decay(v, keepPM int64) int64 {
+	neg := v < 0
+	u := uint64(v)
+	if neg {
+		u = uint64(-v)
+	}
+	hi, lo := bits.Mul64(u, uint64(keepPM))
+	q, _ := bits.Div64(hi, lo, 1_000_000)
+	if neg {
+		return -int64(q)
+	}
+	return int64(q)
 }

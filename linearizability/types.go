@@ -16,6 +16,11 @@ const (
 	AdjustWeight
 	Prune
 	ReadSynapse
+	// Decay scales a neuron's potential by Delta parts per million (the
+	// TerritoryRecovered event's downtime decay). It is recorded by the
+	// simulator for each neuron of the recovered subgraph, from the moment
+	// the event committed, with an open return.
+	Decay
 )
 
 var kindNames = [...]string{
@@ -26,10 +31,11 @@ var kindNames = [...]string{
 	AdjustWeight: "adjust",
 	Prune:        "prune",
 	ReadSynapse:  "read",
+	Decay:        "decay",
 }
 
 // Valid reports whether k is one of the declared kinds.
-func (k Kind) Valid() bool { return k >= CreateNeuron && k <= ReadSynapse }
+func (k Kind) Valid() bool { return k >= CreateNeuron && k <= Decay }
 
 // IsRead reports whether k is ReadNeuron or ReadSynapse.
 func (k Kind) IsRead() bool { return k == ReadNeuron || k == ReadSynapse }
@@ -125,6 +131,8 @@ func (in Input) String() string {
 		return fmt.Sprintf("adjust(n%d->n%d, %+d)", in.Pre, in.Post, in.Delta)
 	case Prune, ReadSynapse:
 		return fmt.Sprintf("%s(n%d->n%d)", in.Kind, in.Pre, in.Post)
+	case Decay:
+		return fmt.Sprintf("decay(n%d, keep %d ppm)", in.Neuron, in.Delta)
 	}
 	return fmt.Sprintf("%s(neuron=%d, pre=%d, post=%d)", in.Kind, in.Neuron, in.Pre, in.Post)
 }

@@ -138,8 +138,26 @@ type Reply struct {
 
 // Message is what hosts exchange over the transport. Exactly one field is set.
 type Message struct {
-	Request *Request
-	Reply   *Reply
+	Request        *Request
+	Reply          *Reply
+	Recovered      *Recovered
+	CommitRecovery *CommitRecovery
+}
+
+// Recovered: a territory became the operational primary of a subgraph by a
+// claim that replaced an earlier epoch (a restart, a host loss, a re-claim).
+type Recovered struct {
+	Territory HostID
+	Subgraph  SubgraphID
+	Epoch     uint64
+}
+
+// CommitRecovery: the control plane asks the primary to commit the
+// TerritoryRecovered event of its epoch, stamped with the control plane's clock.
+type CommitRecovery struct {
+	Subgraph    SubgraphID
+	Epoch       uint64
+	TimestampMs int64
 }
 
 // Fact is a protocol fact reported through an Observe effect.
@@ -153,6 +171,28 @@ type FactCommitted struct {
 	LSN       uint64
 	UUID      EventUUID
 	Epoch     uint64
+	Type      EventType
+	Result    Result
+}
+
+// FactSnapshotCommitted: a territory committed a snapshot (and superseded
+// the previous one, if Superseded is set).
+type FactSnapshotCommitted struct {
+	Territory  HostID
+	Subgraph   SubgraphID
+	UUID       string
+	LSN        uint64
+	Superseded string
+}
+
+// FactSnapshotLoaded: a recovering territory loaded a snapshot (UUID empty:
+// none was good, it replays the whole log).
+type FactSnapshotLoaded struct {
+	Territory HostID
+	Subgraph  SubgraphID
+	UUID      string
+	LSN       uint64
+	Rejected  int // snapshots skipped because their blob was missing or corrupt
 }
 
 // FactOperational: a territory became the operational primary of a subgraph.
@@ -161,6 +201,13 @@ type FactOperational struct {
 	Subgraph   SubgraphID
 	Epoch      uint64
 	AppliedLSN uint64
+}
+
+// FactAdopted: a territory started taking over a subgraph (its recovery
+// starts here: claim, load, open, replay).
+type FactAdopted struct {
+	Territory HostID
+	Subgraph  SubgraphID
 }
 
 // FactSteppedDown: a territory stopped serving a subgraph.
@@ -181,7 +228,11 @@ type FactOpDone struct {
 	Tries   int
 }
 
-func (FactCommitted) isFact()   {}
-func (FactOperational) isFact() {}
-func (FactSteppedDown) isFact() {}
-func (FactOpDone) isFact()      {}
+func (FactCommitted) isFact()         {}
+func (FactOperational) isFact()       {}
+func (FactSteppedDown) isFact()       {}
+func (FactOpDone) isFact()            {}
+func (FactSnapshotCommitted) isFact() {}
+func (FactSnapshotLoaded) isFact()    {}
+
+func (FactAdopted) isFact() {}

@@ -143,6 +143,12 @@ func bootTerritory(t *testing.T) (*Territory, *Outbox) {
 	}
 	out.Reset()
 	tr.Step(2, CoordResult{ReqID: claim[0].ReqID, Resp: CoordResponse{Succeeded: true, Revision: 5}}, out)
+	load := effects[CoordCall](out)
+	if len(load) != 1 || load[0].Req.Kind != CoordRange || load[0].Req.Key != SnapshotPrefix(0) {
+		t.Fatalf("a fresh claim loads the latest snapshot first: %v", out.Effects)
+	}
+	out.Reset()
+	tr.Step(2, CoordResult{ReqID: load[0].ReqID, Resp: CoordResponse{}}, out)
 	open := effects[LogCall](out)
 	if len(open) != 1 || open[0].Req.Kind != LogOpen || open[0].Req.Epoch != 1 {
 		t.Fatalf("open at the claimed epoch: %v", out.Effects)

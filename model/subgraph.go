@@ -116,6 +116,11 @@ func (s *SubgraphState) Apply(ev *Event) (res Result, applied bool) {
 		}
 	}
 	res = s.mutate(ev)
+	// Every event carries its writer's clock: the latest is the subgraph's
+	// last heartbeat, the base of decay when it recovers.
+	if ev.Type != EvTerritoryRecovered && ev.TimestampMs > s.LastHeartbeatMs {
+		s.LastHeartbeatMs = ev.TimestampMs
+	}
 	if !ev.UUID.IsZero() {
 		s.dedup.put(ev.UUID, res)
 	}
@@ -164,16 +169,16 @@ func (s *SubgraphState) mutate(ev *Event) Result {
 		}
 		return Result{Status: StatusOK}
 	case EvHeartbeat:
-		if ev.TimestampMs > s.LastHeartbeatMs {
-			s.LastHeartbeatMs = ev.TimestampMs
-		}
 		return Result{Status: StatusOK}
 	case EvTerritoryRecovered:
-		s.decay(ev.TimestampMs - s.LastHeartbeatMs)
+		// Decay for the downtime: the recovery timestamp minus the last
+		// heartbeat, both from the log. The result carries the factor kept.
+		keep := DecayFactorPM(s.Policy.DecayPerSecondPM, ev.TimestampMs-s.LastHeartbeatMs)
+		s.decay(keep)
 		if ev.TimestampMs > s.LastHeartbeatMs {
 			s.LastHeartbeatMs = ev.TimestampMs
 		}
-		return Result{Status: StatusOK}
+		return Result{Status: StatusOK, Value: keep}
 	}
 	panic(sprintf("model: subgraph %d: unknown event type %d at LSN %d", s.ID, ev.Type, ev.LSN))
 }
@@ -237,19 +242,19 @@ func DecayFactorPM(perSecondPM uint32, downtimeMs int64) int64 {
 	return result * (decayScale - int64(perSecondPM)*frac/1000) / decayScale
 }
 
-func (s *SubgraphState) decay(downtimeMs int64) {
-	keep := DecayFactorPM(s.Policy.DecayPerSecondPM, downtimeMs)
+func (s *SubgraphState) decay(keep int64) {
 	if keep == decayScale {
 		return
 	}
 	for id, n := range s.neurons { // order-free: each neuron is updated independently
-		n.Potential = mulScale(n.Potential, keep)
+		n.Potential = MulDecay(n.Potential, keep)
 		s.neurons[id] = n
 	}
 }
 
-// mulScale returns v*keep/1e6 without overflow, rounding toward zero.
-func mulScale(v, keep int64) int64 {
+// MulDecay returns v*keep/1e6 (keep in parts per million) without overflow,
+// rounding toward zero: a potential after decay.
+func MulDecay(v, keep int64) int64 {
 	neg := v < 0
 	u := uint64(v)
 	if neg {

@@ -171,7 +171,7 @@ func TestDecayFactor(t *testing.T) {
 			t.Errorf("DecayFactorPM(%d, %d) = %d, want %d", c.pm, c.ms, got, c.want)
 		}
 	}
-	if got := mulScale(-1000, 500_000); got != -500 {
-		t.Errorf("mulScale(-1000, .5) = %d", got)
+	if got := MulDecay(-1000, 500_000); got != -500 {
+		t.Errorf("MulDecay(-1000, .5) = %d", got)
 	}
 }

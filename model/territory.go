@@ -7,26 +7,37 @@ import (
 // TerritoryConfig configures a territory host. Every queue and retry has a bound.
 type TerritoryConfig struct {
 	ID             HostID
+	Manager        HostID // the control-plane role that commits recovery events; 0: none
 	Subgraphs      uint32 // N, fixed when the cluster is created
 	Policy         Policy
 	CoordTimeoutMs int64
 	LogTimeoutMs   int64
+	BlobTimeoutMs  int64
 	QueueLimit     int   // queued writes per subgraph
 	ReadQueueLimit int   // reads waiting for a barrier
 	RetryBaseMs    int64 // service retry backoff: base << attempt, capped
 	RetryCapMs     int64
 	AppendAttempts int // failed attempts of one append before re-claiming the subgraph
 	ReplayBatch    int // entries per log read during replay
+	TickMs         int64
+	LeaseTTLMs     int64 // the liveness lease behind alive/<id>
+	KeepAliveMs    int64
+	RoutePollMs    int64 // how often routes are re-read to adopt or drop subgraphs
+	HeartbeatMs    int64 // an idle subgraph logs a heartbeat this often
+	RecoveryMs     int64 // how often an unacknowledged recovery is announced again
+	LoadAttempts   int   // snapshot-load attempts before replaying the whole log
 }
 
 // DefaultTerritoryConfig fills the timeouts and bounds.
 func DefaultTerritoryConfig(id HostID, subgraphs uint32) TerritoryConfig {
 	return TerritoryConfig{
 		ID: id, Subgraphs: subgraphs, Policy: DefaultPolicy(),
-		CoordTimeoutMs: 500, LogTimeoutMs: 1000,
+		CoordTimeoutMs: 500, LogTimeoutMs: 1000, BlobTimeoutMs: 2000,
 		QueueLimit: 64, ReadQueueLimit: 1024,
 		RetryBaseMs: 10, RetryCapMs: 500,
 		AppendAttempts: 6, ReplayBatch: 256,
+		TickMs: 250, LeaseTTLMs: 2000, KeepAliveMs: 500, RoutePollMs: 500,
+		HeartbeatMs: 1000, RecoveryMs: 500, LoadAttempts: 3,
 	}
 }
 
@@ -37,12 +48,15 @@ func (c TerritoryConfig) Validate() error {
 		return errorf("territory config: id must be positive")
 	case c.Subgraphs == 0:
 		return errorf("territory %d config: subgraphs must be positive", c.ID)
-	case c.CoordTimeoutMs <= 0 || c.LogTimeoutMs <= 0:
+	case c.CoordTimeoutMs <= 0 || c.LogTimeoutMs <= 0 || c.BlobTimeoutMs <= 0:
 		return errorf("territory %d config: timeouts must be positive", c.ID)
-	case c.QueueLimit <= 0 || c.ReadQueueLimit <= 0 || c.AppendAttempts <= 0 || c.ReplayBatch <= 0:
+	case c.QueueLimit <= 0 || c.ReadQueueLimit <= 0 || c.AppendAttempts <= 0 || c.ReplayBatch <= 0 || c.LoadAttempts <= 0:
 		return errorf("territory %d config: queue limits, attempts and batch must be positive", c.ID)
 	case c.RetryBaseMs <= 0 || c.RetryCapMs < c.RetryBaseMs:
 		return errorf("territory %d config: retry backoff base %d cap %d", c.ID, c.RetryBaseMs, c.RetryCapMs)
+	case c.TickMs <= 0 || c.KeepAliveMs < c.TickMs || c.LeaseTTLMs <= c.KeepAliveMs || c.RoutePollMs < c.TickMs || c.HeartbeatMs < c.TickMs || c.RecoveryMs < c.TickMs:
+		return errorf("territory %d config: tick %d, keepalive %d, lease %d, route poll %d, heartbeat %d, recovery %d: each period must be at least a tick and the lease longer than the keepalive",
+			c.ID, c.TickMs, c.KeepAliveMs, c.LeaseTTLMs, c.RoutePollMs, c.HeartbeatMs, c.RecoveryMs)
 	}
 	return c.Policy.Validate()
 }
@@ -51,38 +65,56 @@ type phase uint8
 
 const (
 	phaseClaiming    phase = iota // bumping the route's epoch by compare-and-swap
+	phaseLoading                  // loading the latest good snapshot
 	phaseOpening                  // opening the log stream at the new epoch (fences older writers)
 	phaseReplaying                // reading the log up to the tail seen at open
 	phaseOperational              // serving reads and writes
 )
 
-var phaseNames = [...]string{"claiming", "opening", "replaying", "operational"}
+var phaseNames = [...]string{"claiming", "loading", "opening", "replaying", "operational"}
 
 func (p phase) String() string { return phaseNames[p] }
 
-// write is a queued write request and every client waiting for its answer.
+// write is a queued write: a client request (with every client waiting for
+// its answer) or an internal event (heartbeat, recovery) with no waiter.
 type write struct {
-	req     Request
-	waiters []HostID
-	lsn     uint64 // set once appended
-	data    []byte
+	req      Request
+	internal EventType // 0 for client requests
+	tsMs     int64     // internal events: their timestamp
+	waiters  []HostID
+	lsn      uint64 // set once appended
+	data     []byte
 }
 
 // primary is a subgraph this territory serves (or is taking over).
 type primary struct {
-	sg         SubgraphID
-	phase      phase
-	gen        uint64 // bumped on every (re)claim: results of older calls are ignored
-	route      Route  // last route read or written
-	epoch      uint64 // writer epoch once claimed
-	routeValue []byte // the route value our claim wrote: (this territory, epoch)
-	tailLSN    uint64 // tail returned by open; replay target
-	state      *SubgraphState
-	queue      []*write
-	inflight   *write
-	attempts   int
-	byUUID     map[EventUUID]*write // queued or in flight
-	claimTries int
+	sg          SubgraphID
+	phase       phase
+	gen         uint64 // bumped on every (re)claim: results of older calls are ignored
+	route       Route  // last route read or written
+	claimedFrom uint64 // the route epoch our claim replaced: > 0 means a recovery
+	epoch       uint64 // writer epoch once claimed
+	routeValue  []byte // the route value our claim wrote: (this territory, epoch)
+	tailLSN     uint64 // tail returned by open; replay target
+	state       *SubgraphState
+	queue       []*write
+	inflight    *write
+	attempts    int
+	byUUID      map[EventUUID]*write // queued or in flight
+	claimTries  int
+	idleTicks   int64 // ticks since the last append: an idle subgraph logs heartbeats
+	// recovery: after a claim that replaced an epoch > 0, the control plane
+	// must commit TerritoryRecovered for this epoch.
+	recoveryDue     bool
+	recoveryWaitTks int64
+	// snapshots
+	lastSnapLSN   uint64
+	snap          *snapJob
+	loadTries     int
+	loadRejected  int
+	loadCands     []SnapshotRecord
+	snapRetryTick int64
+	snapAfterRec  bool // a background snapshot follows a recovery
 }
 
 type callKind uint8
@@ -95,12 +127,25 @@ const (
 	callReplay
 	callAppend
 	callBarrier
+	callLeaseGrant
+	callAlivePut
+	callKeepAlive
+	callRoutePoll
+	callLoadRange
+	callLoadBlob
+	callSnapRecord
+	callSnapUpload
+	callSnapVerifying
+	callSnapReadBack
+	callSnapHead
+	callSnapCommit
 )
 
 type call struct {
 	kind callKind
 	sg   SubgraphID
 	gen  uint64
+	job  uint64 // snapshot job id, for snapshot calls
 }
 
 type timerKind uint8
@@ -111,6 +156,8 @@ const (
 	timerOpen
 	timerReplay
 	timerAppend
+	timerTick
+	timerLoad
 )
 
 type timer struct {
@@ -125,11 +172,13 @@ type pendingRead struct {
 }
 
 // Territory is the territory host's state machine: it claims the subgraphs the
-// routes assign to it, recovers each from its log, and serves client
-// operations. A write is acknowledged only after the log reports its event
-// committed; a read is answered only after a route check that started after
-// the read arrived shows this territory still holds the subgraph's epoch (a
-// read barrier), so a deposed primary never serves a stale read.
+// routes assign to it, recovers each from its latest good snapshot and its log,
+// and serves client operations. A write is acknowledged only after the log
+// reports its event committed; a read is answered only after a route check
+// that started after the read arrived shows this territory still holds the
+// subgraph's epoch (a read barrier), so a deposed primary never serves a stale
+// read. It keeps a liveness lease in the coordination store, logs heartbeats,
+// announces recoveries to the control plane, and snapshots in the background.
 type Territory struct {
 	cfg       TerritoryConfig
 	nowMs     int64
@@ -144,6 +193,25 @@ type Territory struct {
 	reads     []pendingRead
 	barrierID uint64 // call id of the barrier in flight, 0 if none
 	covered   []pendingRead
+	ticks     int64
+	lease     int64 // the liveness lease, 0 while none is held
+	leaseBusy bool  // a grant, put or keepalive is in flight
+	pollBusy  bool
+	hbSeq     uint64 // heartbeat event_uuid sequence
+	snapSeq   uint64 // snapshot uuid sequence
+}
+
+// Internal event_uuids: the high word says who made them, so they never
+// collide with client ids (sessions are below 1<<62).
+const (
+	uuidHeartbeat = 1<<63 | 1<<62
+	uuidRecovery  = 1<<63 | 1<<61
+)
+
+// RecoveryUUID is the event_uuid of the TerritoryRecovered event of a
+// subgraph's epoch: one recovery event per claim, however often announced.
+func RecoveryUUID(sg SubgraphID, epoch uint64) EventUUID {
+	return EventUUID{Hi: uuidRecovery | uint64(sg), Lo: epoch}
 }
 
 // NewTerritory returns a territory that boots on its first Start input.
@@ -187,17 +255,22 @@ func (t *Territory) Step(nowMs int64, in Input, out *Outbox) {
 	case Start:
 		t.boot()
 	case MessageIn:
-		if in.Msg.Request != nil {
+		switch {
+		case in.Msg.Request != nil:
 			t.onRequest(in.From, in.Msg.Request)
+		case in.Msg.CommitRecovery != nil:
+			t.onCommitRecovery(in.Msg.CommitRecovery)
 		}
 	case CoordResult:
 		t.onCoord(in)
 	case LogResult:
 		t.onLog(in)
+	case BlobResult:
+		t.onBlob(in)
 	case TimerFired:
 		t.onTimer(in.ID)
-	case BlobResult, WatchEvent:
-		// Not used by this state machine yet.
+	case WatchEvent:
+		// Routes are polled; watches are not needed by this state machine.
 	default:
 		panic(sprintf("territory %d: unknown input", t.cfg.ID))
 	}
@@ -209,9 +282,9 @@ func (t *Territory) id() uint64 {
 	return t.nextID
 }
 
-func (t *Territory) coord(kind callKind, sg SubgraphID, gen uint64, req CoordRequest) uint64 {
+func (t *Territory) coord(c call, req CoordRequest) uint64 {
 	id := t.id()
-	t.calls[id] = call{kind: kind, sg: sg, gen: gen}
+	t.calls[id] = c
 	t.out.Add(CoordCall{ReqID: id, Req: req, TimeoutMs: t.cfg.CoordTimeoutMs})
 	return id
 }
@@ -222,10 +295,20 @@ func (t *Territory) log(kind callKind, p *primary, req LogRequest) {
 	t.out.Add(LogCall{ReqID: id, Req: req, TimeoutMs: t.cfg.LogTimeoutMs})
 }
 
+func (t *Territory) blob(c call, req BlobRequest) {
+	id := t.id()
+	t.calls[id] = c
+	t.out.Add(BlobCall{ReqID: id, Req: req, TimeoutMs: t.cfg.BlobTimeoutMs})
+}
+
 func (t *Territory) after(kind timerKind, sg SubgraphID, gen uint64, attempt int) {
+	t.afterMs(kind, sg, gen, backoffMs(t.cfg.RetryBaseMs, t.cfg.RetryCapMs, attempt))
+}
+
+func (t *Territory) afterMs(kind timerKind, sg SubgraphID, gen uint64, ms int64) {
 	id := t.id()
 	t.timers[id] = timer{kind: kind, sg: sg, gen: gen}
-	t.out.Add(SetTimer{ID: id, AfterMs: backoffMs(t.cfg.RetryBaseMs, t.cfg.RetryCapMs, attempt)})
+	t.out.Add(SetTimer{ID: id, AfterMs: ms})
 }
 
 // backoffMs is base << attempt, capped.
@@ -240,13 +323,15 @@ func (t *Territory) reply(to HostID, id EventUUID, r Result) {
 	t.out.Add(Send{To: to, Msg: &Message{Reply: &Reply{ID: id, Result: r}}})
 }
 
-// ---- boot and claim ----
+// ---- boot, adopt and claim ----
 
 func (t *Territory) boot() {
 	if t.booted || len(t.calls) > 0 {
 		panic(sprintf("territory %d: Start delivered twice to one incarnation", t.cfg.ID))
 	}
-	t.coord(callBoot, 0, 0, CoordRequest{Kind: CoordRange, Key: RoutesPrefix})
+	t.coord(call{kind: callBoot}, CoordRequest{Kind: CoordRange, Key: RoutesPrefix})
+	t.grantLease()
+	t.afterMs(timerTick, 0, 0, t.cfg.TickMs)
 }
 
 func (t *Territory) onBoot(res CoordResult) {
@@ -256,13 +341,26 @@ func (t *Territory) onBoot(res CoordResult) {
 		return
 	}
 	t.booted = true
-	for _, kv := range res.Resp.KVs {
+	t.syncRoutes(res.Resp.KVs)
+}
+
+// syncRoutes adopts every subgraph the routes assign to this territory and
+// drops every operational one they assign elsewhere.
+func (t *Territory) syncRoutes(kvs []KV) {
+	for _, kv := range kvs {
 		r, err := ParseRoute(kv)
 		if err != nil {
 			panic(sprintf("territory %d: %v", t.cfg.ID, err)) // routes are written only by the core
 		}
-		if r.Primary == t.cfg.ID {
+		p := t.subgraphs[r.Subgraph]
+		switch {
+		case r.Primary == t.cfg.ID && p == nil:
 			t.adopt(r)
+		case p != nil && p.phase == phaseOperational && (r.Primary != t.cfg.ID || r.Epoch != p.epoch):
+			t.stepDown(p, sprintf("route names territory %d at epoch %d", r.Primary, r.Epoch))
+			if r.Primary == t.cfg.ID {
+				t.adopt(r)
+			}
 		}
 	}
 }
@@ -280,6 +378,7 @@ func (t *Territory) adopt(r Route) {
 	t.subgraphs[r.Subgraph] = p
 	i, _ := slices.BinarySearch(t.owned, r.Subgraph)
 	t.owned = slices.Insert(t.owned, i, r.Subgraph)
+	t.out.Add(Observe{Fact: FactAdopted{Territory: t.cfg.ID, Subgraph: r.Subgraph}})
 	t.claim(p)
 }
 
@@ -288,26 +387,36 @@ func (t *Territory) adopt(r Route) {
 func (t *Territory) claim(p *primary) {
 	p.gen++
 	p.phase = phaseClaiming
+	p.snap = nil           // a snapshot in progress belongs to the old epoch
 	if p.inflight != nil { // it goes first again once we are operational
 		p.queue = slices.Insert(p.queue, 0, p.inflight)
 		p.inflight = nil
 	}
 	next := p.route.Epoch + 1
-	t.coord(callClaim, p.sg, p.gen, PutIfVersion(RouteKey(p.sg), EncodeRoute(t.cfg.ID, next), p.route.ModRevision))
+	t.coord(call{kind: callClaim, sg: p.sg, gen: p.gen}, PutIfVersion(RouteKey(p.sg), EncodeRoute(t.cfg.ID, next), p.route.ModRevision))
 }
 
 func (t *Territory) onClaim(p *primary, res CoordResult) {
 	switch {
 	case res.Outcome == OutcomeOK && res.Resp.Succeeded:
 		p.claimTries = 0
+		p.claimedFrom = p.route.Epoch
 		p.route = Route{Subgraph: p.sg, Primary: t.cfg.ID, Epoch: p.route.Epoch + 1, ModRevision: res.Resp.Revision}
 		p.epoch = p.route.Epoch
 		p.routeValue = EncodeRoute(t.cfg.ID, p.epoch)
+		p.recoveryDue = false
+		if p.state.AppliedLSN == 0 {
+			p.phase = phaseLoading
+			p.loadTries = 0
+			t.loadSnapshot(p)
+			return
+		}
+		// A re-claim keeps the state it has: a prefix of the committed log.
 		p.phase = phaseOpening
 		t.open(p)
 	case res.Outcome == OutcomeOK:
 		// Someone changed the route since we read it: read it again.
-		t.coord(callRouteGet, p.sg, p.gen, CoordRequest{Kind: CoordGet, Key: RouteKey(p.sg)})
+		t.coord(call{kind: callRouteGet, sg: p.sg, gen: p.gen}, CoordRequest{Kind: CoordGet, Key: RouteKey(p.sg)})
 	default:
 		// Failed, or a timeout after which the swap may or may not have landed:
 		// read the route again after a backoff and claim from what it says.
@@ -351,13 +460,15 @@ func (t *Territory) onOpen(p *primary, res LogResult) {
 		t.replay(p)
 	case res.Err == ErrFenced:
 		// A newer epoch holds the stream: find out from the route who it is.
-		t.coord(callRouteGet, p.sg, p.gen, CoordRequest{Kind: CoordGet, Key: RouteKey(p.sg)})
+		t.coord(call{kind: callRouteGet, sg: p.sg, gen: p.gen}, CoordRequest{Kind: CoordGet, Key: RouteKey(p.sg)})
 	default:
 		p.attempts++
 		t.after(timerOpen, p.sg, p.gen, p.attempts)
 	}
 }
 
+// replay reads the log from the applied LSN + 1: the entry at the snapshot's
+// LSN is already in the state.
 func (t *Territory) replay(p *primary) {
 	if p.state.AppliedLSN >= p.tailLSN {
 		t.operational(p)
@@ -393,10 +504,20 @@ func (t *Territory) onReplay(p *primary, res LogResult) {
 func (t *Territory) operational(p *primary) {
 	p.phase = phaseOperational
 	p.attempts = 0
+	p.idleTicks = 0
 	t.out.Add(Observe{Fact: FactOperational{Territory: t.cfg.ID, Subgraph: p.sg, Epoch: p.epoch, AppliedLSN: p.state.AppliedLSN}})
+	if p.claimedFrom > 0 {
+		// A claim that replaced an earlier epoch is a recovery: the control
+		// plane commits TerritoryRecovered, and a snapshot follows.
+		p.recoveryDue = true
+		p.recoveryWaitTks = 0
+		p.snapAfterRec = true
+		t.announceRecovery(p)
+	}
 	// Writes that waited through the recovery may have landed before it: answer
 	// those from the dedup table, then append the rest.
 	t.pump(p)
+	t.maybeSnapshot(p)
 }
 
 // stepDown stops serving a subgraph: every waiting client is told to go
@@ -449,9 +570,12 @@ func (t *Territory) onRequest(from HostID, req *Request) {
 		t.reply(from, req.ID, Result{Status: StatusBusy})
 		return
 	}
-	w := &write{req: *req, waiters: []HostID{from}}
+	t.enqueue(p, &write{req: *req, waiters: []HostID{from}})
+}
+
+func (t *Territory) enqueue(p *primary, w *write) {
 	p.queue = append(p.queue, w)
-	p.byUUID[req.ID] = w
+	p.byUUID[w.req.ID] = w
 	t.pump(p)
 }
 
@@ -465,14 +589,28 @@ func (t *Territory) pump(p *primary) {
 			t.finish(p, w, r)
 			continue
 		}
-		ev, err := EventFromRequest(&w.req, p.sg, p.state.AppliedLSN+1, p.epoch)
+		ev, err := t.eventOf(p, w)
 		if err != nil {
 			panic(sprintf("territory %d: %v", t.cfg.ID, err)) // reads never enter the write queue
 		}
 		w.lsn, w.data = ev.LSN, ev.Encode()
 		p.inflight, p.attempts = w, 0
+		p.idleTicks = 0
 		t.appendInflight(p)
 	}
+}
+
+// eventOf builds the event of a queued write. Every event carries the writer's
+// clock: the fold keeps the latest as the subgraph's last heartbeat, the base
+// of decay on recovery.
+func (t *Territory) eventOf(p *primary, w *write) (Event, error) {
+	lsn := p.state.AppliedLSN + 1
+	if w.internal != 0 {
+		return Event{LSN: lsn, UUID: w.req.ID, Subgraph: p.sg, Type: w.internal, WriterEpoch: p.epoch, TimestampMs: w.tsMs}, nil
+	}
+	ev, err := EventFromRequest(&w.req, p.sg, lsn, p.epoch)
+	ev.TimestampMs = t.nowMs
+	return ev, err
 }
 
 func (t *Territory) appendInflight(p *primary) {
@@ -484,6 +622,9 @@ func (t *Territory) finish(p *primary, w *write, r Result) {
 	delete(p.byUUID, w.req.ID)
 	for _, c := range w.waiters {
 		t.reply(c, w.req.ID, r)
+	}
+	if w.internal == EvTerritoryRecovered && w.req.ID == RecoveryUUID(p.sg, p.epoch) {
+		p.recoveryDue = false
 	}
 }
 
@@ -500,9 +641,10 @@ func (t *Territory) onAppend(p *primary, res LogResult) {
 		}
 		r, _ := p.state.Apply(&ev)
 		p.inflight = nil
-		t.out.Add(Observe{Fact: FactCommitted{Territory: t.cfg.ID, Subgraph: p.sg, LSN: w.lsn, UUID: w.req.ID, Epoch: p.epoch}})
+		t.out.Add(Observe{Fact: FactCommitted{Territory: t.cfg.ID, Subgraph: p.sg, LSN: w.lsn, UUID: w.req.ID, Epoch: p.epoch, Type: ev.Type, Result: r}})
 		t.finish(p, w, r)
 		t.pump(p)
+		t.maybeSnapshot(p)
 	case res.Err == ErrFenced:
 		t.stepDown(p, "fenced by a newer writer")
 	case res.Err == ErrLSNConflict || res.Err == ErrLSNGap:
@@ -543,7 +685,7 @@ func (t *Territory) startBarrier() {
 		return
 	}
 	t.covered, t.reads = t.reads, nil
-	t.barrierID = t.coord(callBarrier, 0, 0, CoordRequest{Kind: CoordRange, Key: RoutesPrefix})
+	t.barrierID = t.coord(call{kind: callBarrier}, CoordRequest{Kind: CoordRange, Key: RoutesPrefix})
 }
 
 func (t *Territory) onBarrier(res CoordResult) {
@@ -615,6 +757,15 @@ func (t *Territory) onCoord(res CoordResult) {
 	case callBarrier:
 		t.onBarrier(res)
 		return
+	case callLeaseGrant, callAlivePut, callKeepAlive:
+		t.onLease(c.kind, res)
+		return
+	case callRoutePoll:
+		t.pollBusy = false
+		if res.Outcome == OutcomeOK {
+			t.syncRoutes(res.Resp.KVs)
+		}
+		return
 	}
 	p := t.subgraphs[c.sg]
 	if p == nil || p.gen != c.gen {
@@ -625,6 +776,10 @@ func (t *Territory) onCoord(res CoordResult) {
 		t.onClaim(p, res)
 	case callRouteGet:
 		t.onRouteGet(p, res)
+	case callLoadRange:
+		t.onLoadRange(p, res)
+	case callSnapRecord, callSnapVerifying, callSnapHead, callSnapCommit:
+		t.onSnapCoord(p, c, res)
 	default:
 		panic(sprintf("territory %d: coordination result for call kind %d", t.cfg.ID, c.kind))
 	}
@@ -652,14 +807,38 @@ func (t *Territory) onLog(res LogResult) {
 	}
 }
 
+func (t *Territory) onBlob(res BlobResult) {
+	c, ok := t.calls[res.ReqID]
+	if !ok {
+		return
+	}
+	delete(t.calls, res.ReqID)
+	p := t.subgraphs[c.sg]
+	if p == nil || p.gen != c.gen {
+		return
+	}
+	switch c.kind {
+	case callLoadBlob:
+		t.onLoadBlob(p, res)
+	case callSnapUpload, callSnapReadBack:
+		t.onSnapBlob(p, c, res)
+	default:
+		panic(sprintf("territory %d: blob result for call kind %d", t.cfg.ID, c.kind))
+	}
+}
+
 func (t *Territory) onTimer(id uint64) {
 	tm, ok := t.timers[id]
 	if !ok {
 		return
 	}
 	delete(t.timers, id)
-	if tm.kind == timerBoot {
-		t.coord(callBoot, 0, 0, CoordRequest{Kind: CoordRange, Key: RoutesPrefix})
+	switch tm.kind {
+	case timerBoot:
+		t.coord(call{kind: callBoot}, CoordRequest{Kind: CoordRange, Key: RoutesPrefix})
+		return
+	case timerTick:
+		t.tick()
 		return
 	}
 	p := t.subgraphs[tm.sg]
@@ -668,7 +847,7 @@ func (t *Territory) onTimer(id uint64) {
 	}
 	switch tm.kind {
 	case timerClaim:
-		t.coord(callRouteGet, p.sg, p.gen, CoordRequest{Kind: CoordGet, Key: RouteKey(p.sg)})
+		t.coord(call{kind: callRouteGet, sg: p.sg, gen: p.gen}, CoordRequest{Kind: CoordGet, Key: RouteKey(p.sg)})
 	case timerOpen:
 		t.open(p)
 	case timerReplay:
@@ -677,5 +856,7 @@ func (t *Territory) onTimer(id uint64) {
 		if p.inflight != nil {
 			t.appendInflight(p)
 		}
+	case timerLoad:
+		t.loadSnapshot(p)
 	}
 }

@@ -76,7 +76,15 @@ func Markdown(r *sim.Result) string {
 	fmt.Fprintf(&b, "| operations | %d (%d with unknown outcome) |\n| acknowledged writes | %d |\n", r.Ops, r.UnknownOps, r.AckedWrites)
 	fmt.Fprintf(&b, "| kernel events | %d |\n| committed log entries | %d |\n", r.Events, r.LogEntries)
 	fmt.Fprintf(&b, "| simulated | %.1f s |\n| wall (sim + check) | %.0f ms + %.0f ms |\n", float64(r.SimMs)/1000, r.WallMs, r.CheckMs)
-	fmt.Fprintf(&b, "| faults scheduled | %d |\n\n", len(r.Config.Schedule.Faults))
+	fmt.Fprintf(&b, "| faults scheduled | %d |\n", len(r.Config.Schedule.Faults))
+	d := r.Durability
+	fmt.Fprintf(&b, "| snapshots committed | %d |\n| recoveries | %d from a snapshot, %d from the log alone, %d bad snapshots skipped |\n", d.SnapshotsCommitted, d.LoadedFromSnapshot, d.LoadedFromLog, d.RejectedSnapshots)
+	fmt.Fprintf(&b, "| TerritoryRecovered events | %d |\n| blobs corrupted by faults | %d |\n", d.RecoveryEvents, d.BlobsCorrupted)
+	if len(r.RTOMs) > 0 {
+		fmt.Fprintf(&b, "| simulated RTO (restart or reassignment to operational) | median %.0f ms, max %.0f ms over %d subgraph recoveries |\n", r.RTOP50Ms, r.RTOMaxMs, len(r.RTOMs))
+		fmt.Fprintf(&b, "| outage (primary lost to operational again) | median %.0f ms, max %.0f ms |\n", r.OutageP50Ms, r.OutageMaxMs)
+	}
+	b.WriteString("\n")
 	if len(r.Config.Schedule.Faults) > 0 {
 		b.WriteString("## Fault schedule\n\n")
 		for _, f := range r.Config.Schedule.Faults {

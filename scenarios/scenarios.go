@@ -71,18 +71,28 @@ func faultSpec(cfg *sim.Config, kinds []faults.Kind, count int) faults.Spec {
 		StartMs: cfg.DurationMs / 30, EndMs: cfg.DurationMs * 5 / 6,
 		MinDurMs: min(200, cfg.DurationMs/12), MaxDurMs: min(5_000, cfg.DurationMs/6), MaxRatePM: 200_000,
 		Territories: cfg.TerritoryNames(), Clients: cfg.ClientNames(),
-		Services: []string{sim.CoordHostName, sim.LogHostName, sim.BlobHostName},
+		Services:   []string{sim.CoordHostName, sim.LogHostName, sim.BlobHostName},
+		Managers:   []string{sim.ManagerHostName},
+		MaxClockMs: 3_000, MaxDriftPM: 20_000, MaxLost: cfg.Territories - 2,
 	}
 }
 
+// faultRand is the schedule's own stream: changing the world's components
+// does not change which faults a seed draws.
+func faultRand(seed uint64) *kernel.Rand { return kernel.NewRand(seed ^ 0x5eed_fa17_5eed_fa17) }
+
 func generate(seed uint64, cfg *sim.Config, kinds []faults.Kind, count int) error {
-	// The schedule has its own stream: changing the world's components does
-	// not change which faults a seed draws.
-	r := kernel.NewRand(seed ^ 0x5eed_fa17_5eed_fa17)
-	s, err := faults.Generate(r, faultSpec(cfg, kinds, count), cfg.Topology())
+	return generateSpec(seed, cfg, faultSpec(cfg, kinds, count))
+}
+
+func generateSpec(seed uint64, cfg *sim.Config, spec faults.Spec) error {
+	s, err := faults.Generate(faultRand(seed), spec, cfg.Topology())
 	cfg.Schedule = s
 	return err
 }
+
+// withSnapshots turns snapshots on: every n events per subgraph.
+func withSnapshots(cfg *sim.Config, n uint32) { cfg.Policy.SnapshotEvery = n }
 
 var all = []Scenario{
 	{
@@ -108,6 +118,106 @@ var all = []Scenario{
 			}, 12)
 		},
 	},
+	{
+		Name:    "crash-recovery",
+		Summary: "territories crash and restart: recovery from the latest snapshot and the log, logged decay",
+		build: func(seed uint64, cfg *sim.Config) error {
+			withSnapshots(cfg, 40)
+			spec := faultSpec(cfg, []faults.Kind{faults.HostCrash}, 6)
+			spec.MaxDurMs = min(6_000, cfg.DurationMs/6)
+			cfg.LivenessMs = 12_000
+			return generateSpec(seed, cfg, spec)
+		},
+	},
+	{
+		Name:    "host-loss",
+		Summary: "a territory's host is lost for good: its subgraphs recover elsewhere from snapshots and the log",
+		build: func(seed uint64, cfg *sim.Config) error {
+			cfg.Territories = 4
+			withSnapshots(cfg, 40)
+			spec := faultSpec(cfg, []faults.Kind{faults.HostLoss, faults.HostCrash}, 3)
+			spec.MaxLost = 1
+			cfg.LivenessMs = 15_000
+			if err := generateSpec(seed, cfg, spec); err != nil {
+				return err
+			}
+			ensureLoss(seed, cfg)
+			return cfg.Schedule.Validate(cfg.Topology())
+		},
+	},
+	{
+		Name:    "snapshot-gc",
+		Summary: "frequent snapshots under object-store errors, ambiguous puts, corruption and crashes; reconciliation and GC",
+		build: func(seed uint64, cfg *sim.Config) error {
+			withSnapshots(cfg, 12)
+			cfg.Manager.GraceMs = 1_500
+			cfg.LivenessMs = 12_000
+			return generate(seed, cfg, []faults.Kind{faults.BlobErrors, faults.BlobSlow, faults.BlobAmbiguousPut,
+				faults.BlobCorrupt, faults.BlobCorrupt, faults.CoordSlow, faults.CoordSessionExpiry, faults.HostCrash}, 14)
+		},
+	},
+	{
+		Name:    "pause-fencing",
+		Summary: "primaries freeze for seconds while clients write; on resume they must find themselves fenced",
+		build: func(seed uint64, cfg *sim.Config) error {
+			withSnapshots(cfg, 50)
+			spec := faultSpec(cfg, []faults.Kind{faults.HostPause}, 5)
+			spec.MinDurMs, spec.MaxDurMs = 2_000, min(9_000, cfg.DurationMs/5)
+			cfg.LivenessMs = 15_000
+			return generateSpec(seed, cfg, spec)
+		},
+	},
+	{
+		Name:    "clock-skew",
+		Summary: "per-host clock skew, drift and jumps, with crashes: heartbeats and decay read the host clocks",
+		build: func(seed uint64, cfg *sim.Config) error {
+			withSnapshots(cfg, 40)
+			cfg.LivenessMs = 12_000
+			return generate(seed, cfg, []faults.Kind{faults.ClockSkew, faults.ClockDrift, faults.ClockJump,
+				faults.ClockSkew, faults.HostCrash}, 12)
+		},
+	},
+	{
+		Name:    "chaos",
+		Summary: "swarm: a random subset of every fault kind, at random rates, per seed",
+		build: func(seed uint64, cfg *sim.Config) error {
+			cfg.Territories = 4
+			r := faultRand(seed ^ 0xc4a05)
+			withSnapshots(cfg, uint32(r.Between(10, 60)))
+			// Swarm testing: each kind is on for this seed with probability
+			// one half, so seeds explore combinations a fixed mix never would.
+			var kinds []faults.Kind
+			for _, k := range faults.Kinds() {
+				if r.Chance(500_000) {
+					kinds = append(kinds, k)
+				}
+			}
+			if len(kinds) == 0 {
+				kinds = []faults.Kind{faults.Kinds()[r.Intn(len(faults.Kinds()))]}
+			}
+			spec := faultSpec(cfg, kinds, int(r.Between(5, 25)))
+			spec.MaxRatePM = r.Between(20_000, 300_000)
+			spec.MaxLost = 1
+			cfg.LivenessMs = 15_000
+			return generateSpec(seed, cfg, spec)
+		},
+	},
+}
+
+// ensureLoss makes sure a host-loss schedule loses a host: if the draw had
+// none, the first crash becomes a loss.
+func ensureLoss(seed uint64, cfg *sim.Config) {
+	for _, f := range cfg.Schedule.Faults {
+		if f.Kind == faults.HostLoss {
+			return
+		}
+	}
+	r := faultRand(seed ^ 0x1055)
+	cfg.Schedule.Faults = append(cfg.Schedule.Faults, faults.Fault{
+		Kind: faults.HostLoss, AtMs: r.Between(cfg.DurationMs/10, cfg.DurationMs/2),
+		Hosts: []string{cfg.TerritoryNames()[r.Intn(cfg.Territories)]},
+	})
+	cfg.Schedule.Sort()
 }
 
 // All lists the scenarios by name.

@@ -36,6 +36,30 @@ type Config struct {
 	CheckEvery  int64              `json:"check_every_ms"`    // period of the running state-versus-log check
 	MaxSteps    uint64             `json:"max_steps"`
 	Territory   TerritoryOverrides `json:"territory"`
+	Manager     ManagerOverrides   `json:"manager"`
+}
+
+// ManagerOverrides tunes the control plane for a scenario (zero: default).
+type ManagerOverrides struct {
+	HostLossMs    int64 `json:"host_loss_ms,omitempty"`
+	GraceMs       int64 `json:"grace_ms,omitempty"`
+	StaleUploadMs int64 `json:"stale_upload_ms,omitempty"`
+	OrphanMs      int64 `json:"orphan_ms,omitempty"`
+}
+
+func (o ManagerOverrides) apply(c *model.ManagerConfig) {
+	if o.HostLossMs > 0 {
+		c.HostLossMs = o.HostLossMs
+	}
+	if o.GraceMs > 0 {
+		c.GraceMs = o.GraceMs
+	}
+	if o.StaleUploadMs > 0 {
+		c.StaleUploadMs = o.StaleUploadMs
+	}
+	if o.OrphanMs > 0 {
+		c.OrphanMs = o.OrphanMs
+	}
 }
 
 // TerritoryOverrides tunes the territory state machine for a scenario (zero: default).
@@ -71,9 +95,10 @@ func (m OpMix) total() int {
 
 // Host names: territories t1..tN, clients c1..cM, and the service endpoints.
 const (
-	CoordHostName = "coord"
-	LogHostName   = "log"
-	BlobHostName  = "blob"
+	ManagerHostName = "m1"
+	CoordHostName   = "coord"
+	LogHostName     = "log"
+	BlobHostName    = "blob"
 )
 
 // Topology names the hosts a fault schedule may refer to.
@@ -85,7 +110,7 @@ func (c *Config) Topology() faults.Topology {
 func (c *Config) TerritoryNames() []string { return names("t", c.Territories) }
 func (c *Config) ClientNames() []string    { return names("c", c.Clients) }
 func (c *Config) HostNames() []string {
-	return append(append(c.TerritoryNames(), c.ClientNames()...), CoordHostName, LogHostName, BlobHostName)
+	return append(append(c.TerritoryNames(), c.ClientNames()...), ManagerHostName, CoordHostName, LogHostName, BlobHostName)
 }
 
 func names(prefix string, n int) []string {

@@ -3,7 +3,6 @@ package sim
 import (
 	"territory/faults"
 	"territory/model"
-	"territory/sim/netsim"
 )
 
 // scheduleFaults turns the schedule into kernel events: one at the start of
@@ -41,6 +40,30 @@ func (w *World) startFault(f faults.Fault) {
 		for _, n := range f.Hosts {
 			w.crash(w.hostByName(n))
 		}
+	case faults.HostLoss:
+		for _, n := range f.Hosts {
+			h := w.hostByName(n)
+			h.lost = true // crashed with its disk: nothing of it comes back
+			w.crash(h)
+		}
+	case faults.HostPause:
+		for _, n := range f.Hosts {
+			if h := w.hostByName(n); h.up && !h.paused {
+				w.dur.down(h)
+				h.paused = true
+			}
+		}
+	case faults.ClockSkew, faults.ClockJump:
+		for _, n := range f.Hosts {
+			w.hostByName(n).offsetUs += f.ExtraMs * 1000
+		}
+	case faults.ClockDrift:
+		for _, n := range f.Hosts {
+			h := w.hostByName(n)
+			h.offsetUs, h.driftFromUs, h.driftPM = h.clockErrUs(w.k.NowUs()), w.k.NowUs(), f.RatePM
+		}
+	case faults.BlobCorrupt:
+		w.dur.corrupt()
 	case faults.CoordSlow:
 		w.coordExtraUs += f.ExtraMs * 1000
 	case faults.CoordSessionExpiry:
@@ -77,9 +100,35 @@ func (w *World) endFault(f faults.Fault) {
 		w.net.SetDefault(w.cfg.Net)
 	case faults.HostCrash:
 		for _, n := range f.Hosts {
-			if h := w.hostByName(n); !h.up {
+			if h := w.hostByName(n); !h.up && !h.lost {
 				w.boot(h)
 			}
+		}
+	case faults.HostPause:
+		for _, n := range f.Hosts {
+			h := w.hostByName(n)
+			if !h.paused {
+				continue
+			}
+			h.paused = false
+			held := h.held
+			h.held = nil
+			inc := h.incarnation
+			for _, in := range held { // everything that waited, in arrival order
+				if h.incarnation != inc || h.paused {
+					break
+				}
+				w.step(h, in)
+			}
+		}
+	case faults.ClockSkew:
+		for _, n := range f.Hosts {
+			w.hostByName(n).offsetUs -= f.ExtraMs * 1000
+		}
+	case faults.ClockDrift:
+		for _, n := range f.Hosts {
+			h := w.hostByName(n)
+			h.offsetUs, h.driftFromUs, h.driftPM = h.clockErrUs(w.k.NowUs()), w.k.NowUs(), 0
 		}
 	case faults.CoordSlow:
 		w.coordExtraUs -= f.ExtraMs * 1000
@@ -111,5 +160,3 @@ func (w *World) applyPartitions() {
 		}
 	}
 }
-
-var _ = netsim.LinkConfig{}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -32,6 +33,11 @@ type Result struct {
 	ViolatingKeys []string                `json:"violating_keys,omitempty"`
 	Violations    []invariants.Violation  `json:"violations"`
 	RTOMs         []float64               `json:"rto_ms,omitempty"`
+	RTOP50Ms      float64                 `json:"rto_p50_ms"`
+	RTOMaxMs      float64                 `json:"rto_max_ms"`
+	OutageP50Ms   float64                 `json:"outage_p50_ms"`
+	OutageMaxMs   float64                 `json:"outage_max_ms"`
+	Durability    DurabilityStats         `json:"durability"`
 	Config        Config                  `json:"config"`
 
 	lin linearizability.Result
@@ -66,6 +72,17 @@ func Run(cfg Config, seed uint64, linTimeout time.Duration) (*Result, error) {
 	for _, us := range out.RTOUs {
 		r.RTOMs = append(r.RTOMs, float64(us)/1000)
 	}
+	if len(r.RTOMs) > 0 {
+		sorted := slices.Clone(r.RTOMs)
+		slices.Sort(sorted)
+		r.RTOP50Ms, r.RTOMaxMs = sorted[len(sorted)/2], sorted[len(sorted)-1]
+	}
+	if len(out.OutageUs) > 0 {
+		sorted := slices.Clone(out.OutageUs)
+		slices.Sort(sorted)
+		r.OutageP50Ms, r.OutageMaxMs = float64(sorted[len(sorted)/2])/1000, float64(sorted[len(sorted)-1])/1000
+	}
+	r.Durability = out.Durability
 	r.Invariants = "ok"
 	if len(r.Violations) > 0 {
 		names := map[string]bool{}

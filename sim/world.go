@@ -21,6 +21,7 @@ const (
 	kindTerritory hostKind = iota
 	kindClient
 	kindService
+	kindManager
 )
 
 // host is one simulated process.
@@ -34,9 +35,34 @@ type host struct {
 	node        model.Node
 	territory   *model.Territory
 	client      *model.Client
+	manager     *model.Manager
 	out         model.Outbox
 	pending     map[uint64]struct{} // service calls awaiting a result, this incarnation
-	clockSkewUs int64
+	lost        bool                // gone for good: never restarts
+	paused      bool                // frozen: inputs wait in held
+	held        []model.Input
+	offsetUs    int64 // wall-clock error: skews and jumps
+	driftPM     int64 // the clock runs this many ppm fast (negative: slow)
+	driftFromUs int64 // virtual time the current drift started
+}
+
+// wallMs is the host's wall clock: virtual time plus its offset and drift.
+func (h *host) wallMs(nowUs int64) int64 {
+	return (nowUs + h.clockErrUs(nowUs)) / 1000
+}
+
+func (h *host) clockErrUs(nowUs int64) int64 {
+	return h.offsetUs + (nowUs-h.driftFromUs)*h.driftPM/1_000_000
+}
+
+// timerUs is how long a timer of afterMs on this host's clock takes in
+// virtual time: a fast clock fires early.
+func (h *host) timerUs(afterMs int64) int64 {
+	us := max(afterMs, 0) * 1000
+	if h.driftPM != 0 {
+		us = us * 1_000_000 / (1_000_000 + h.driftPM)
+	}
+	return us
 }
 
 // World is one simulated cluster and its checkers.
@@ -53,6 +79,7 @@ type World struct {
 	coordID, logID, blobID model.HostID
 	territories            []*host
 	clients                []*host
+	managerHost            *host
 
 	rndWorkload, rndFaults, rndServices, rndClients *kernel.Rand
 
@@ -77,8 +104,7 @@ type World struct {
 	unknownOps  int
 	stopIssuing bool
 	trace       uint64
-	rtoSamples  []int64
-	crashAtUs   map[model.HostID]int64
+	dur         *durability
 }
 
 type streamEpoch struct {
@@ -95,8 +121,9 @@ func NewWorld(cfg Config, seed uint64) (*World, error) {
 	w := &World{cfg: cfg, seed: seed, k: kernel.New(seed, cfg.MaxSteps),
 		recorder: linearizability.NewRecorder(), opIDs: map[model.EventUUID]linearizability.OpID{},
 		writers: invariants.NewSingleWriter(), folds: invariants.NewFolds(cfg.Subgraphs, cfg.Policy),
-		appendHost: map[streamEpoch]model.HostID{}, crashAtUs: map[model.HostID]int64{},
-		trace: 14695981039346656037}
+		appendHost: map[streamEpoch]model.HostID{},
+		trace:      14695981039346656037}
+	w.dur = newDurability(w)
 	w.rndWorkload = w.k.Stream("workload")
 	w.rndFaults = w.k.Stream("faults")
 	w.rndServices = w.k.Stream("services")
@@ -120,6 +147,7 @@ func NewWorld(cfg Config, seed uint64) (*World, error) {
 	for i, n := range cfg.ClientNames() {
 		w.clients = append(w.clients, add(n, kindClient, i))
 	}
+	w.managerHost = add(ManagerHostName, kindManager, 0)
 	w.coordID = add(CoordHostName, kindService, 0).id
 	w.logID = add(LogHostName, kindService, 1).id
 	w.blobID = add(BlobHostName, kindService, 2).id
@@ -152,10 +180,17 @@ func inputTag(in model.Input) uint64 {
 	case model.Start:
 		return 1
 	case model.MessageIn:
-		if in.Msg.Request != nil {
-			return 2<<56 ^ in.Msg.Request.ID.Lo ^ in.Msg.Request.ID.Hi<<20
+		switch m := in.Msg; {
+		case m.Request != nil:
+			return 2<<56 ^ m.Request.ID.Lo ^ m.Request.ID.Hi<<20
+		case m.Reply != nil:
+			return 3<<56 ^ m.Reply.ID.Lo ^ m.Reply.ID.Hi<<20 ^ uint64(m.Reply.Result.Status)<<40
+		case m.Recovered != nil:
+			return 10<<56 ^ uint64(m.Recovered.Subgraph)<<32 ^ m.Recovered.Epoch
+		case m.CommitRecovery != nil:
+			return 11<<56 ^ uint64(m.CommitRecovery.Subgraph)<<32 ^ m.CommitRecovery.Epoch
 		}
-		return 3<<56 ^ in.Msg.Reply.ID.Lo ^ in.Msg.Reply.ID.Hi<<20 ^ uint64(in.Msg.Reply.Result.Status)<<40
+		return 2 << 56
 	case model.CoordResult:
 		return 4<<56 ^ in.ReqID ^ uint64(in.Outcome)<<48
 	case model.LogResult:
@@ -178,11 +213,15 @@ func (w *World) step(h *host, in model.Input) {
 	if !h.up {
 		return
 	}
+	if h.paused {
+		h.held = append(h.held, in) // a frozen process runs nothing; its inputs wait
+		return
+	}
 	now := w.k.NowUs()
 	w.mix(uint64(now))
 	w.mix(uint64(h.id)<<32 ^ inputTag(in))
 	h.out.Reset()
-	h.node.Step((now+h.clockSkewUs)/1000, in, &h.out)
+	h.node.Step(h.wallMs(now), in, &h.out)
 	inc := h.incarnation
 	for _, e := range h.out.Effects {
 		if h.incarnation != inc {
@@ -204,7 +243,7 @@ func (w *World) execute(h *host, e model.Effect) {
 		w.blobCall(h, e)
 	case model.SetTimer:
 		inc, id := h.incarnation, e.ID
-		w.k.After(max(e.AfterMs, 0)*1000, func() {
+		w.k.After(h.timerUs(e.AfterMs), func() {
 			if h.incarnation == inc {
 				w.step(h, model.TimerFired{ID: id})
 			}
@@ -257,6 +296,9 @@ func (w *World) coordCall(h *host, e model.CoordCall) {
 		lat := w.rndServices.Between(w.cfg.CoordMinUs, w.cfg.CoordMaxUs) + w.coordExtraUs
 		w.k.After(lat, func() {
 			resp, err := w.coord.Apply(w.k.NowUs(), caller, req)
+			if req.Kind == model.CoordTxn && err == model.ErrNone {
+				w.dur.onTxn(req, resp.Succeeded)
+			}
 			w.scheduleCoordTick()
 			out := model.CoordResult{ReqID: e.ReqID, Resp: resp, Err: err}
 			if err != model.ErrNone {
@@ -312,8 +354,11 @@ func (w *World) logCall(h *host, e model.LogCall) {
 
 func (w *World) onLogCommit(stream uint32, lsn uint64, epoch uint64, data []byte) {
 	now := w.k.NowUs()
+	sg := model.SubgraphID(stream)
 	w.writers.Committed(now, stream, lsn, epoch, w.appendHost[streamEpoch{stream, epoch}])
-	w.folds.Committed(now, model.SubgraphID(stream), model.LogEntry{LSN: lsn, Data: data})
+	prevHB := w.folds.LastHeartbeatMs(sg)
+	ev, res, applied := w.folds.Committed(now, sg, model.LogEntry{LSN: lsn, Data: data})
+	w.dur.onCommit(sg, ev, res, applied, prevHB)
 }
 
 func (w *World) blobCall(h *host, e model.BlobCall) {
@@ -325,6 +370,7 @@ func (w *World) blobCall(h *host, e model.BlobCall) {
 				reply(model.BlobResult{ReqID: e.ReqID, Outcome: model.OutcomeFailed, Err: model.ErrUnavailable})
 				return
 			}
+			w.dur.onBlobOp(req)
 			resp, err := w.blob.Apply(req)
 			if req.Kind == model.BlobPut && err == model.ErrNone && w.rndServices.Chance(w.blobAmbigPM) {
 				return // stored, but the answer is lost
@@ -347,6 +393,7 @@ func (w *World) boot(h *host) {
 	case kindTerritory:
 		cfg := model.DefaultTerritoryConfig(h.id, w.cfg.Subgraphs)
 		cfg.Policy = w.cfg.Policy
+		cfg.Manager = w.managerHost.id
 		if q := w.cfg.Territory.QueueLimit; q > 0 {
 			cfg.QueueLimit = q
 		}
@@ -363,6 +410,14 @@ func (w *World) boot(h *host) {
 			panic(fmt.Sprintf("sim: %v", err))
 		}
 		h.node, h.client = c, c
+	case kindManager:
+		cfg := model.DefaultManagerConfig(h.id, w.cfg.Subgraphs, w.territoryIDs())
+		w.cfg.Manager.apply(&cfg)
+		m, err := model.NewManager(cfg)
+		if err != nil {
+			panic(fmt.Sprintf("sim: %v", err))
+		}
+		h.node, h.manager = m, m
 	}
 	w.step(h, model.Start{})
 }
@@ -371,12 +426,15 @@ func (w *World) crash(h *host) {
 	if !h.up {
 		return
 	}
+	if h.territory != nil {
+		w.dur.down(h)
+	}
 	h.up = false
+	h.paused, h.held = false, nil
 	h.incarnation++
-	h.node, h.territory, h.client = nil, nil, nil
+	h.node, h.territory, h.client, h.manager = nil, nil, nil, nil
 	h.pending = map[uint64]struct{}{}
 	w.coord.DropWatches(h.id)
-	w.crashAtUs[h.id] = w.k.NowUs()
 }
 
 // ---- observation and workload ----
@@ -386,15 +444,18 @@ func (w *World) observe(h *host, f model.Fact) {
 	case model.FactOpDone:
 		w.opDone(h, f)
 	case model.FactOperational:
-		if at, ok := w.crashAtUs[f.Territory]; ok {
-			w.rtoSamples = append(w.rtoSamples, w.k.NowUs()-at)
-			delete(w.crashAtUs, f.Territory)
-		}
+		w.dur.operational(f)
 		if st, _ := h.territory.State(f.Subgraph); st != nil {
 			if v, _ := w.folds.Compare(w.k.NowUs(), h.name, st); v != nil {
 				w.violations = append(w.violations, *v)
 			}
 		}
+	case model.FactSnapshotCommitted:
+		w.dur.snapshotsCommitted++
+	case model.FactSnapshotLoaded:
+		w.dur.loaded(f)
+	case model.FactAdopted:
+		w.dur.adopted(f)
 	case model.FactCommitted, model.FactSteppedDown:
 	default:
 		panic(fmt.Sprintf("sim: unknown fact %T", f))
@@ -456,6 +517,7 @@ func (w *World) Run() (*Outcome, error) {
 	for _, h := range w.territories {
 		w.boot(h)
 	}
+	w.boot(w.managerHost)
 	for _, c := range w.clients {
 		w.boot(c)
 		for i := 0; i < w.cfg.Workload.InFlight; i++ {
@@ -490,6 +552,7 @@ func (w *World) scheduleChecks() {
 	var tick func()
 	tick = func() {
 		w.checkStates(false)
+		w.dur.checkSnapshots()
 		if w.k.NowUs() < w.cfg.DurationMs*1000 {
 			w.k.After(w.cfg.CheckEvery*1000, tick)
 		}
@@ -516,11 +579,11 @@ func (w *World) checkStates(final bool) {
 // primaryOf returns the territory serving sg as operational primary at the
 // route's epoch, if any.
 func (w *World) primaryOf(sg model.SubgraphID) (*host, uint64) {
-	kvs, _ := w.coord.Apply(w.k.NowUs(), 0, model.CoordRequest{Kind: model.CoordGet, Key: model.RouteKey(sg)})
-	if len(kvs.KVs) == 0 {
+	kv, ok := w.coord.Peek(model.RouteKey(sg))
+	if !ok {
 		return nil, 0
 	}
-	r, err := model.ParseRoute(kvs.KVs[0])
+	r, err := model.ParseRoute(kv)
 	if err != nil || int(r.Primary) >= len(w.hosts) {
 		return nil, 0
 	}
@@ -560,6 +623,8 @@ type Outcome struct {
 	Violations    []invariants.Violation
 	History       *linearizability.Recorder
 	RTOUs         []int64
+	OutageUs      []int64
+	Durability    DurabilityStats
 	LogEntries    int
 	NetStats      netsim.Stats
 	MaxOpsPerKey  int
@@ -578,6 +643,7 @@ func (w *World) finish() *Outcome {
 			return applied, h != nil
 		})...)
 	w.checkLiveness((now - w.cfg.Schedule.LastEndMs()*1000) / 1000)
+	w.dur.finish()
 	invariants.Sort(w.violations)
 	entries := 0
 	for _, s := range w.log.Streams() {
@@ -587,5 +653,5 @@ func (w *World) finish() *Outcome {
 	key, n := w.recorder.MaxOpsPerKey()
 	return &Outcome{TraceHash: w.trace, Ops: w.ops, UnknownOps: w.unknownOps, AckedWrites: w.acked.Count(),
 		Events: w.k.Steps(), SimMs: now / 1000, Violations: w.violations, History: w.recorder,
-		RTOUs: w.rtoSamples, LogEntries: entries, NetStats: w.net.Stats(), MaxOpsPerKey: n, MaxOpsKeyName: key}
+		RTOUs: w.dur.rtoUs, OutageUs: w.dur.outageUs, Durability: w.dur.stats(), LogEntries: entries, NetStats: w.net.Stats(), MaxOpsPerKey: n, MaxOpsKeyName: key}
 }

@@ -134,7 +134,7 @@ func listCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			for _, s := range scenarios.All() {
-				fmt.Fprintf(cmd.OutOrStdout(), "%-12s %s\n", s.Name, s.Summary)
+				fmt.Fprintf(cmd.OutOrStdout(), "%-15s %s\n", s.Name, s.Summary)
 			}
 			return nil
 		},

@@ -478,3 +478,19 @@ func clone(b []byte) []byte {
 	copy(c, b)
 	return c
 }
+
+// Peek returns one key for checkers without the side effects of Apply (no
+// lease expiry, no revision change). The value must not be modified.
+func (s *Store) Peek(key string) (model.KV, bool) {
+	e, ok := s.kv[key]
+	if !ok {
+		return model.KV{}, false
+	}
+	return model.KV{Key: key, Value: e.value, ModRevision: e.modRev, Lease: e.lease}, true
+}
+
+// PeekPrefix returns every key under prefix, sorted, for checkers (copies).
+func (s *Store) PeekPrefix(prefix string) []model.KV {
+	lo, hi := s.prefixRange(prefix)
+	return s.collect(lo, hi)
+}

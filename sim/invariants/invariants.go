@@ -27,6 +27,10 @@ const (
 	StateIsFoldOfLog  = "state-is-fold-of-log"
 	SingleWriterEpoch = "single-writer-epoch"
 	Liveness          = "liveness"
+	OneCommitted      = "one-committed-snapshot" // at most one COMMITTED per subgraph; its blob exists and checks
+	BlobRetention     = "blob-retention"         // no committed blob deleted; no superseded one before its grace
+	NoOrphans         = "no-orphan-blobs"        // after reconciliation quiesces, every blob has a record
+	DecayBounded      = "decay-bounded"          // a recovery decays for no more than the true downtime plus clock error
 )
 
 // ---- single writer per epoch ----
@@ -143,13 +147,10 @@ func NewFolds(count uint32, policy model.Policy) *Folds {
 	return &Folds{count: count, policy: policy, shadow: map[model.SubgraphID]*model.SubgraphState{}}
 }
 
-// Committed folds one committed entry.
-func (f *Folds) Committed(atUs int64, sg model.SubgraphID, e model.LogEntry) {
-	s := f.shadow[sg]
-	if s == nil {
-		s = model.NewSubgraphState(sg, f.count, f.policy)
-		f.shadow[sg] = s
-	}
+// Committed folds one committed entry and returns the event, its result and
+// whether it changed the state (false for a duplicate or an undecodable entry).
+func (f *Folds) Committed(atUs int64, sg model.SubgraphID, e model.LogEntry) (model.Event, model.Result, bool) {
+	s := f.state(sg)
 	ev, err := model.DecodeEvent(e.Data)
 	switch {
 	case err != nil:
@@ -157,9 +158,23 @@ func (f *Folds) Committed(atUs int64, sg model.SubgraphID, e model.LogEntry) {
 	case e.LSN != s.AppliedLSN+1:
 		f.errs = append(f.errs, Violation{StateIsFoldOfLog, atUs, fmt.Sprintf("subgraph %d: log committed LSN %d after %d", sg, e.LSN, s.AppliedLSN)})
 	default:
-		s.Apply(&ev)
+		res, applied := s.Apply(&ev)
+		return ev, res, applied
 	}
+	return ev, model.Result{}, false
 }
+
+func (f *Folds) state(sg model.SubgraphID) *model.SubgraphState {
+	s := f.shadow[sg]
+	if s == nil {
+		s = model.NewSubgraphState(sg, f.count, f.policy)
+		f.shadow[sg] = s
+	}
+	return s
+}
+
+// LastHeartbeatMs is the last heartbeat the fold of sg's log holds.
+func (f *Folds) LastHeartbeatMs(sg model.SubgraphID) int64 { return f.state(sg).LastHeartbeatMs }
 
 // Compare checks a live state against the fold, when both stand at the same
 // LSN (compared reports whether they did). A live state ahead of the log is a

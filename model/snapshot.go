@@ -1,0 +1,340 @@
+package model
+
+import (
+	"errors"
+	"slices"
+	"strconv"
+)
+
+// Snapshot blobs and their records in the coordination store.
+//
+// A snapshot is the whole state of one subgraph at an LSN, encoded with a
+// CRC32C trailer. Its record lives at SnapshotKey(sg, uuid) and moves
+// UPLOADING -> VERIFYING -> COMMITTED -> SUPERSEDED; the head key of the
+// subgraph names the one COMMITTED snapshot, and every commit is a single
+// transaction that compares the head, so at most one snapshot per subgraph is
+// ever COMMITTED.
+
+// SnapshotState is the life-cycle state of a snapshot record.
+type SnapshotState uint8
+
+const (
+	SnapUploading SnapshotState = iota + 1
+	SnapVerifying
+	SnapCommitted
+	SnapSuperseded
+)
+
+var snapStateNames = [...]string{"", "UPLOADING", "VERIFYING", "COMMITTED", "SUPERSEDED"}
+
+func (s SnapshotState) String() string {
+	if int(s) < len(snapStateNames) && s > 0 {
+		return snapStateNames[s]
+	}
+	return "SNAPSHOT_STATE?"
+}
+
+// Coordination-store and object-store layout of snapshots.
+const (
+	SnapshotsPrefix     = "snapshots/"
+	SnapshotHeadsPrefix = "snapshot-heads/"
+	SnapshotBlobPrefix  = "snapshots/"
+)
+
+// SnapshotPrefix is the record prefix of one subgraph.
+func SnapshotPrefix(sg SubgraphID) string { return sprintf("%s%05d/", SnapshotsPrefix, sg) }
+
+// SnapshotKey is the record key of one snapshot.
+func SnapshotKey(sg SubgraphID, uuid string) string { return SnapshotPrefix(sg) + uuid }
+
+// SnapshotHeadKey names the committed snapshot of a subgraph.
+func SnapshotHeadKey(sg SubgraphID) string { return sprintf("%s%05d", SnapshotHeadsPrefix, sg) }
+
+// SnapshotBlobKey is where the blob of a snapshot is stored.
+func SnapshotBlobKey(sg SubgraphID, uuid string) string {
+	return sprintf("%s%05d/%s.snap", SnapshotBlobPrefix, sg, uuid)
+}
+
+// SnapshotRecord is the value of a snapshot record.
+type SnapshotRecord struct {
+	Subgraph  SubgraphID
+	UUID      string
+	State     SnapshotState
+	LSN       uint64
+	Territory HostID
+	Epoch     uint64
+	Location  string // blob key, set from VERIFYING on
+	Checksum  uint32 // CRC32C of the whole blob
+	Size      int
+	// ModRevision is the record's revision when read (not part of the value).
+	ModRevision int64
+}
+
+// Encode is the record's value: name=value pairs a person can read.
+func (r *SnapshotRecord) Encode() []byte {
+	b := make([]byte, 0, 128)
+	b = append(b, "state="...)
+	b = append(b, r.State.String()...)
+	b = append(b, " lsn="...)
+	b = strconv.AppendUint(b, r.LSN, 10)
+	b = append(b, " territory="...)
+	b = strconv.AppendUint(b, uint64(r.Territory), 10)
+	b = append(b, " epoch="...)
+	b = strconv.AppendUint(b, r.Epoch, 10)
+	if r.Location != "" {
+		b = append(b, " location="...)
+		b = append(b, r.Location...)
+		b = append(b, " checksum="...)
+		b = strconv.AppendUint(b, uint64(r.Checksum), 10)
+		b = append(b, " size="...)
+		b = strconv.AppendInt(b, int64(r.Size), 10)
+	}
+	return b
+}
+
+// ParseSnapshotRecord decodes a record KV.
+func ParseSnapshotRecord(kv KV) (SnapshotRecord, error) {
+	rest, ok := cutPrefix(kv.Key, SnapshotsPrefix)
+	if !ok {
+		return SnapshotRecord{}, errorf("snapshot record %q: missing prefix", kv.Key)
+	}
+	sgText, uuid, ok := cut(rest, '/')
+	if !ok || uuid == "" {
+		return SnapshotRecord{}, errorf("snapshot record %q: want %s<subgraph>/<uuid>", kv.Key, SnapshotsPrefix)
+	}
+	sg, err := strconv.ParseUint(sgText, 10, 32)
+	if err != nil {
+		return SnapshotRecord{}, errorf("snapshot record %q: subgraph: %w", kv.Key, err)
+	}
+	r := SnapshotRecord{Subgraph: SubgraphID(sg), UUID: uuid, ModRevision: kv.ModRevision}
+	for _, f := range fields(string(kv.Value)) {
+		name, val, ok := cut(f, '=')
+		if !ok {
+			return SnapshotRecord{}, errorf("snapshot record %q: field %q is not name=value", kv.Key, f)
+		}
+		var n uint64
+		if name != "state" && name != "location" {
+			if n, err = strconv.ParseUint(val, 10, 64); err != nil {
+				return SnapshotRecord{}, errorf("snapshot record %q: field %s: %w", kv.Key, name, err)
+			}
+		}
+		switch name {
+		case "state":
+			r.State = 0
+			for i := SnapUploading; i <= SnapSuperseded; i++ {
+				if i.String() == val {
+					r.State = i
+				}
+			}
+			if r.State == 0 {
+				return SnapshotRecord{}, errorf("snapshot record %q: unknown state %q", kv.Key, val)
+			}
+		case "lsn":
+			r.LSN = n
+		case "territory":
+			r.Territory = HostID(n)
+		case "epoch":
+			r.Epoch = n
+		case "location":
+			r.Location = val
+		case "checksum":
+			r.Checksum = uint32(n)
+		case "size":
+			r.Size = int(n)
+		default:
+			return SnapshotRecord{}, errorf("snapshot record %q: unknown field %q", kv.Key, name)
+		}
+	}
+	if r.State == 0 {
+		return SnapshotRecord{}, errorf("snapshot record %q: no state", kv.Key)
+	}
+	return r, nil
+}
+
+// ---- the blob ----
+
+const snapshotMagic = "TSNP"
+const snapshotVersion = 1
+
+// ErrCorruptSnapshot wraps every snapshot decoding failure.
+var ErrCorruptSnapshot = errors.New("corrupt snapshot")
+
+// EncodeSnapshot serializes a subgraph state: the copy-on-write image at its
+// applied LSN. Keys are sorted, so equal states give equal bytes.
+func EncodeSnapshot(s *SubgraphState) []byte {
+	b := make([]byte, 0, 64+len(s.neurons)*24+len(s.synapses)*24+len(s.dedup.ring)*32)
+	b = append(b, snapshotMagic...)
+	b = append(b, snapshotVersion)
+	b = appendUvarint(b, uint64(s.ID))
+	b = appendUvarint(b, uint64(s.Count))
+	b = appendUvarint(b, s.AppliedLSN)
+	p := &s.Policy
+	for _, v := range []uint64{p.Epoch, uint64(p.MaxOutDegree), uint64(p.MaxInDegree), uint64(p.DecayPerSecondPM), uint64(p.SupernodeDegree), uint64(p.SnapshotEvery)} {
+		b = appendUvarint(b, v)
+	}
+	b = appendVarint(b, s.LastHeartbeatMs)
+	ids := make([]NeuronID, 0, len(s.neurons))
+	for id := range s.neurons {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	b = appendUvarint(b, uint64(len(ids)))
+	for _, id := range ids {
+		n := s.neurons[id]
+		b = appendUvarint(b, uint64(id))
+		b = appendVarint(b, n.Potential)
+		b = appendUvarint(b, uint64(n.InDegree))
+		b = appendUvarint(b, uint64(n.OutDegree))
+	}
+	keys := make([]SynapseKey, 0, len(s.synapses))
+	for k := range s.synapses {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, compareSynapse)
+	b = appendUvarint(b, uint64(len(keys)))
+	for _, k := range keys {
+		b = appendUvarint(b, uint64(k.Pre))
+		b = appendUvarint(b, uint64(k.Post))
+		b = appendVarint(b, s.synapses[k])
+	}
+	// The dedup table in eviction order (oldest first), with its results.
+	b = appendUvarint(b, uint64(len(s.dedup.ring)))
+	for i := range s.dedup.ring {
+		id := s.dedup.ring[(s.dedup.next+i)%len(s.dedup.ring)]
+		r := s.dedup.results[id]
+		b = appendLE64(b, id.Hi)
+		b = appendLE64(b, id.Lo)
+		b = append(b, byte(r.Status), byte(r.Reason))
+		b = appendVarint(b, r.Value)
+		if r.Exists {
+			b = append(b, 1)
+		} else {
+			b = append(b, 0)
+		}
+	}
+	return appendLE32(b, CRC32C(b))
+}
+
+// DecodeSnapshot parses a snapshot blob. It returns an error wrapping
+// ErrCorruptSnapshot on any corrupt or truncated input and never panics: a
+// blob that fails its checksum is never loaded.
+func DecodeSnapshot(data []byte) (*SubgraphState, error) {
+	if len(data) < len(snapshotMagic)+1+4 {
+		return nil, errorf("%w: %d bytes is too short", ErrCorruptSnapshot, len(data))
+	}
+	body := data[:len(data)-4]
+	if got, want := CRC32C(body), le32(data[len(data)-4:]); got != want {
+		return nil, errorf("%w: checksum %x, want %x", ErrCorruptSnapshot, got, want)
+	}
+	if string(body[:4]) != snapshotMagic || body[4] != snapshotVersion {
+		return nil, errorf("%w: bad magic or version", ErrCorruptSnapshot)
+	}
+	d := decoder{buf: body[5:]}
+	id := d.u32("subgraph")
+	count := d.u32("count")
+	if d.err == nil && (count == 0 || id >= count) {
+		return nil, errorf("%w: subgraph %d of %d", ErrCorruptSnapshot, id, count)
+	}
+	if d.err != nil {
+		return nil, errorf("%w: %w", ErrCorruptSnapshot, d.err)
+	}
+	s := NewSubgraphState(SubgraphID(id), count, Policy{})
+	s.AppliedLSN = d.uvarint("applied_lsn")
+	s.Policy.Epoch = d.uvarint("policy.epoch")
+	s.Policy.MaxOutDegree = d.u32("policy.max_out")
+	s.Policy.MaxInDegree = d.u32("policy.max_in")
+	s.Policy.DecayPerSecondPM = d.u32("policy.decay")
+	s.Policy.SupernodeDegree = d.u32("policy.supernode")
+	s.Policy.SnapshotEvery = d.u32("policy.snapshot_every")
+	s.LastHeartbeatMs = d.varint("last_heartbeat_ms")
+	n := d.count("neurons", len(d.buf)/4)
+	for i := 0; i < n && d.err == nil; i++ {
+		nid := NeuronID(d.uvarint("neuron"))
+		s.neurons[nid] = Neuron{Potential: d.varint("potential"), InDegree: d.u32("in_degree"), OutDegree: d.u32("out_degree")}
+	}
+	m := d.count("synapses", len(d.buf)/3)
+	for i := 0; i < m && d.err == nil; i++ {
+		k := SynapseKey{Pre: NeuronID(d.uvarint("pre")), Post: NeuronID(d.uvarint("post"))}
+		s.synapses[k] = d.varint("weight")
+	}
+	q := d.count("dedup", len(d.buf)/20)
+	if q > DedupCapacity {
+		return nil, errorf("%w: dedup table of %d exceeds %d", ErrCorruptSnapshot, q, DedupCapacity)
+	}
+	for i := 0; i < q && d.err == nil; i++ {
+		uuid := EventUUID{Hi: d.fixed64("uuid.hi"), Lo: d.fixed64("uuid.lo")}
+		var r Result
+		if len(d.buf) < 2 {
+			d.err = errorf("field result: truncated")
+			break
+		}
+		r.Status, r.Reason = Status(d.buf[0]), Reason(d.buf[1])
+		d.buf = d.buf[2:]
+		r.Value = d.varint("result.value")
+		if len(d.buf) < 1 {
+			d.err = errorf("field result.exists: truncated")
+			break
+		}
+		r.Exists = d.buf[0] == 1
+		d.buf = d.buf[1:]
+		s.dedup.put(uuid, r)
+	}
+	if d.err != nil {
+		return nil, errorf("%w: %w", ErrCorruptSnapshot, d.err)
+	}
+	if len(d.buf) != 0 {
+		return nil, errorf("%w: %d trailing bytes", ErrCorruptSnapshot, len(d.buf))
+	}
+	// Degrees and supernode flags must agree with the synapses: a snapshot
+	// that contradicts itself is corrupt even if its checksum matches.
+	in, out := map[NeuronID]uint32{}, map[NeuronID]uint32{}
+	for k := range s.synapses {
+		out[k.Pre]++
+		in[k.Post]++
+	}
+	for id, nn := range s.neurons {
+		if nn.InDegree != in[id] || nn.OutDegree != out[id] {
+			return nil, errorf("%w: neuron n%d degrees %d/%d, synapses say %d/%d", ErrCorruptSnapshot, id, nn.InDegree, nn.OutDegree, in[id], out[id])
+		}
+		nn.Supernode = s.Policy.SupernodeDegree > 0 && nn.InDegree+nn.OutDegree >= s.Policy.SupernodeDegree
+		s.neurons[id] = nn
+	}
+	for k := range s.synapses {
+		if _, ok := s.neurons[k.Pre]; !ok {
+			return nil, errorf("%w: synapse n%d->n%d without its pre neuron", ErrCorruptSnapshot, k.Pre, k.Post)
+		}
+		if _, ok := s.neurons[k.Post]; !ok {
+			return nil, errorf("%w: synapse n%d->n%d without its post neuron", ErrCorruptSnapshot, k.Pre, k.Post)
+		}
+	}
+	return s, nil
+}
+
+// count reads a length and bounds it by what the remaining bytes could hold,
+// so a corrupt length cannot make the decoder allocate without limit.
+func (d *decoder) count(field string, limit int) int {
+	v := d.uvarint(field)
+	if d.err == nil && v > uint64(limit) {
+		d.err = errorf("field %s: count %d exceeds what %d bytes can hold", field, v, len(d.buf))
+		return 0
+	}
+	return int(v)
+}
+
+// Clone returns an independent copy of the state (a copy-on-write image).
+func (s *SubgraphState) Clone() *SubgraphState {
+	c := *s
+	c.neurons = make(map[NeuronID]Neuron, len(s.neurons))
+	for k, v := range s.neurons {
+		c.neurons[k] = v
+	}
+	c.synapses = make(map[SynapseKey]int64, len(s.synapses))
+	for k, v := range s.synapses {
+		c.synapses[k] = v
+	}
+	c.dedup = dedupTable{ring: slices.Clone(s.dedup.ring), next: s.dedup.next, results: make(map[EventUUID]Result, len(s.dedup.results))}
+	for k, v := range s.dedup.results {
+		c.dedup.results[k] = v
+	}
+	return &c
+}

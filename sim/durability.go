@@ -1,0 +1,331 @@
+package sim
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"territory/faults"
+	"territory/linearizability"
+	"territory/model"
+	"territory/sim/invariants"
+)
+
+// durability watches the snapshot, recovery and garbage-collection protocols
+// from the services' side, where the truth is: the coordination store's
+// records, the object store's blobs, the committed log. It records RTO and
+// checks the durability invariants.
+type durability struct {
+	w *World
+
+	snapshotsCommitted int
+	loadedSnapshot     int
+	loadedLog          int
+	rejected           int
+	recoveries         int
+	corruptions        int
+
+	rtoUs        []int64 // adoption (restart or reassignment) to operational
+	outageUs     []int64 // primary lost (crash, loss, pause) to operational again
+	downSince    map[model.SubgraphID]int64
+	adoptedAt    map[model.SubgraphID]int64
+	supersededUs map[string]int64 // record key -> virtual time it became SUPERSEDED
+	blobPutUs    map[string]int64 // blob key -> virtual time of its last put
+	corrupted    map[string]bool  // blobs a fault damaged after they were written
+	lastCommitUs map[model.SubgraphID]int64
+	clockErrMs   int64 // bound on any two hosts' clock difference, from the schedule
+	graceFloorUs int64 // the shortest grace a correct reconciler may give, in virtual time
+	mgr          model.ManagerConfig
+}
+
+func newDurability(w *World) *durability {
+	d := &durability{w: w, downSince: map[model.SubgraphID]int64{}, supersededUs: map[string]int64{},
+		blobPutUs: map[string]int64{}, adoptedAt: map[model.SubgraphID]int64{}, corrupted: map[string]bool{}, lastCommitUs: map[model.SubgraphID]int64{}}
+	d.mgr = model.DefaultManagerConfig(1, w.cfg.Subgraphs, []model.HostID{1})
+	w.cfg.Manager.apply(&d.mgr)
+	// Each host's clock error is at most the sum of its skews, jumps and
+	// drifts; two hosts differ by at most twice the worst.
+	perHost := map[string]int64{}
+	var maxDriftPM int64
+	for _, f := range w.cfg.Schedule.Faults {
+		for _, h := range f.Hosts {
+			switch f.Kind {
+			case faults.ClockSkew, faults.ClockJump:
+				perHost[h] += abs(f.ExtraMs)
+			case faults.ClockDrift:
+				perHost[h] += abs(f.RatePM) * f.DurationMs / 1_000_000
+				maxDriftPM = max(maxDriftPM, abs(f.RatePM))
+			}
+		}
+	}
+	for _, v := range perHost {
+		d.clockErrMs = max(d.clockErrMs, 2*v)
+	}
+	// The reconciler counts its grace in timer ticks; a fast clock makes them
+	// short by its drift, and the first sighting may come a tick late or early.
+	grace := (d.mgr.GraceMs - d.mgr.TickMs) * 1000
+	d.graceFloorUs = grace * (1_000_000 - maxDriftPM) / 1_000_000
+	return d
+}
+
+func abs(v int64) int64 {
+	if v < 0 {
+		return -v
+	}
+	return v
+}
+
+func (d *durability) violate(name, format string, args ...any) {
+	d.w.violations = append(d.w.violations, invariants.Violation{Invariant: name, AtUs: d.w.k.NowUs(), Detail: fmt.Sprintf(format, args...)})
+}
+
+// ---- RTO ----
+
+// down marks every subgraph a host serves as down from now (crash, loss, pause).
+func (d *durability) down(h *host) {
+	if h.territory == nil {
+		return
+	}
+	for _, sg := range h.territory.Operational() {
+		if _, ok := d.downSince[sg]; !ok {
+			d.downSince[sg] = d.w.k.NowUs()
+		}
+	}
+}
+
+func (d *durability) adopted(f model.FactAdopted) { d.adoptedAt[f.Subgraph] = d.w.k.NowUs() }
+
+func (d *durability) operational(f model.FactOperational) {
+	now := d.w.k.NowUs()
+	if at, ok := d.downSince[f.Subgraph]; ok {
+		d.outageUs = append(d.outageUs, now-at)
+		delete(d.downSince, f.Subgraph)
+		if adopted, ok := d.adoptedAt[f.Subgraph]; ok {
+			d.rtoUs = append(d.rtoUs, now-adopted)
+		}
+	}
+	delete(d.adoptedAt, f.Subgraph)
+}
+
+func (d *durability) loaded(f model.FactSnapshotLoaded) {
+	d.rejected += f.Rejected
+	if f.UUID != "" {
+		d.loadedSnapshot++
+	} else {
+		d.loadedLog++
+	}
+}
+
+// ---- hooks at the services ----
+
+// onTxn sees every successful coordination transaction: when a snapshot
+// record becomes SUPERSEDED is the start of its grace period.
+func (d *durability) onTxn(req model.CoordRequest, succeeded bool) {
+	ops := req.Else
+	if succeeded {
+		ops = req.Then
+	}
+	for _, op := range ops {
+		if op.Kind != model.TxnPut || !strings.HasPrefix(op.Key, model.SnapshotsPrefix) {
+			continue
+		}
+		r, err := model.ParseSnapshotRecord(model.KV{Key: op.Key, Value: op.Value})
+		if err != nil {
+			d.violate(invariants.OneCommitted, "unparsable snapshot record %s: %v", op.Key, err)
+			continue
+		}
+		if _, seen := d.supersededUs[op.Key]; r.State == model.SnapSuperseded && !seen {
+			d.supersededUs[op.Key] = d.w.k.NowUs()
+		}
+	}
+}
+
+// parseBlobKey returns the record key of a snapshot blob key.
+func parseBlobKey(key string) (model.SubgraphID, string, bool) {
+	rest, ok := strings.CutPrefix(key, model.SnapshotBlobPrefix)
+	if !ok {
+		return 0, "", false
+	}
+	sgText, file, ok := strings.Cut(rest, "/")
+	uuid, isSnap := strings.CutSuffix(file, ".snap")
+	n, err := strconv.ParseUint(sgText, 10, 32)
+	if !ok || !isSnap || err != nil {
+		return 0, "", false
+	}
+	return model.SubgraphID(n), uuid, true
+}
+
+// onBlobOp sees every object-store operation as it is applied.
+func (d *durability) onBlobOp(req model.BlobRequest) {
+	now := d.w.k.NowUs()
+	switch req.Kind {
+	case model.BlobPut:
+		d.blobPutUs[req.Key] = now
+		delete(d.corrupted, req.Key)
+	case model.BlobDelete:
+		sg, uuid, ok := parseBlobKey(req.Key)
+		if !ok {
+			return
+		}
+		recKey := model.SnapshotKey(sg, uuid)
+		if kv, ok := d.w.coord.Peek(recKey); ok {
+			if r, err := model.ParseSnapshotRecord(kv); err == nil && r.State == model.SnapCommitted {
+				d.violate(invariants.BlobRetention, "blob %s deleted while its record is COMMITTED", req.Key)
+			}
+		}
+		if head, ok := d.w.coord.Peek(model.SnapshotHeadKey(sg)); ok {
+			if r, err := model.ParseHead(sg, head); err == nil && r.UUID == uuid {
+				d.violate(invariants.BlobRetention, "blob %s deleted while the subgraph's head names it", req.Key)
+			}
+		}
+		if at, ok := d.supersededUs[recKey]; ok && now-at < d.graceFloorUs {
+			d.violate(invariants.BlobRetention, "blob %s deleted %dms after it was superseded; grace is %dms", req.Key, (now-at)/1000, d.mgr.GraceMs)
+		}
+	}
+}
+
+// onCommit sees every entry the log commits, after the fold applied it.
+func (d *durability) onCommit(sg model.SubgraphID, ev model.Event, res model.Result, applied bool, prevHeartbeatMs int64) {
+	now := d.w.k.NowUs()
+	prevCommit, hadPrev := d.lastCommitUs[sg]
+	d.lastCommitUs[sg] = now
+	if !applied || ev.Type != model.EvTerritoryRecovered {
+		return
+	}
+	d.recoveries++
+	// The decay is part of every neuron's history: recorded from the commit,
+	// with an open return (it takes effect at some point after).
+	for n := 1; n <= d.w.cfg.Workload.Neurons; n++ {
+		if model.SubgraphOf(model.NeuronID(n), d.w.cfg.Subgraphs) != sg {
+			continue
+		}
+		id := d.w.recorder.Call(recorderManagerClient, linearizability.Input{Kind: linearizability.Decay, Neuron: uint64(n), Delta: res.Value}, now)
+		d.w.recorder.Return(id, linearizability.Output{Status: linearizability.StatusOK}, linearizability.Open)
+	}
+	if !hadPrev {
+		return
+	}
+	// Decay for no more than the true time since the subgraph's previous
+	// event, give or take the clocks' error and the recovery's own latency.
+	usedMs := ev.TimestampMs - prevHeartbeatMs
+	trueMs := (now - prevCommit) / 1000
+	const slackMs = 2_000
+	if usedMs > trueMs+d.clockErrMs+slackMs {
+		d.violate(invariants.DecayBounded, "subgraph %d: recovery at LSN %d decays for %dms, but its previous event committed %dms before (clock error bound %dms)",
+			sg, ev.LSN, usedMs, trueMs, d.clockErrMs)
+	}
+}
+
+// recorderManagerClient is the client id decay operations are recorded under.
+const recorderManagerClient = 1 << 20
+
+// ---- snapshot invariants ----
+
+// checkSnapshots: at most one COMMITTED snapshot per subgraph, the head names
+// it, and its blob exists with the record's checksum (unless a fault damaged
+// the blob after it was written: then recovery must skip it, which the fold
+// check covers).
+func (d *durability) checkSnapshots() {
+	for sg := model.SubgraphID(0); uint32(sg) < d.w.cfg.Subgraphs; sg++ {
+		var committed []model.SnapshotRecord
+		for _, kv := range d.w.coord.PeekPrefix(model.SnapshotPrefix(sg)) {
+			r, err := model.ParseSnapshotRecord(kv)
+			if err != nil {
+				d.violate(invariants.OneCommitted, "subgraph %d: %v", sg, err)
+				continue
+			}
+			if r.State == model.SnapCommitted {
+				committed = append(committed, r)
+			}
+		}
+		if len(committed) > 1 {
+			d.violate(invariants.OneCommitted, "subgraph %d has %d COMMITTED snapshots: %s and %s", sg, len(committed), committed[0].UUID, committed[1].UUID)
+			continue
+		}
+		if len(committed) == 0 {
+			continue
+		}
+		r := committed[0]
+		if head, ok := d.w.coord.Peek(model.SnapshotHeadKey(sg)); !ok {
+			d.violate(invariants.OneCommitted, "subgraph %d: snapshot %s COMMITTED but no head", sg, r.UUID)
+		} else if h, err := model.ParseHead(sg, head); err != nil || h.UUID != r.UUID {
+			d.violate(invariants.OneCommitted, "subgraph %d: snapshot %s COMMITTED but the head names %s (%v)", sg, r.UUID, h.UUID, err)
+		}
+		data, ok := d.w.blob.Object(r.Location)
+		switch {
+		case !ok:
+			d.violate(invariants.OneCommitted, "subgraph %d: COMMITTED snapshot %s has no blob at %s", sg, r.UUID, r.Location)
+		case d.corrupted[r.Location]:
+		case len(data) != r.Size || model.CRC32C(data) != r.Checksum:
+			d.violate(invariants.OneCommitted, "subgraph %d: COMMITTED snapshot %s: blob of %d bytes does not match the record's checksum", sg, r.UUID, len(data))
+		}
+	}
+}
+
+// finish runs the end-of-run checks. The run ends after the drain, when the
+// reconciler has had several passes with no faults.
+func (d *durability) finish() {
+	d.checkSnapshots()
+	now := d.w.k.NowUs()
+	quiet := (max(d.mgr.OrphanMs, d.mgr.StaleUploadMs) + 3*d.mgr.ReconcileMs + d.mgr.BlobTimeoutMs) * 1000
+	for _, key := range d.w.blob.Keys(model.SnapshotBlobPrefix) {
+		sg, uuid, ok := parseBlobKey(key)
+		if !ok {
+			continue
+		}
+		if _, has := d.w.coord.Peek(model.SnapshotKey(sg, uuid)); !has && now-d.blobPutUs[key] > quiet {
+			d.violate(invariants.NoOrphans, "blob %s has no record %dms after it was written", key, (now-d.blobPutUs[key])/1000)
+		}
+	}
+	keys := make([]string, 0, len(d.supersededUs))
+	for k := range d.supersededUs {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	graceDone := (d.mgr.GraceMs + 3*d.mgr.ReconcileMs + d.mgr.BlobTimeoutMs) * 1000
+	for _, k := range keys {
+		kv, ok := d.w.coord.Peek(k)
+		if !ok || now-d.supersededUs[k] <= graceDone {
+			continue
+		}
+		if r, err := model.ParseSnapshotRecord(kv); err == nil && r.State == model.SnapSuperseded {
+			d.violate(invariants.NoOrphans, "snapshot %s SUPERSEDED %dms ago is still kept (grace %dms)", k, (now-d.supersededUs[k])/1000, d.mgr.GraceMs)
+		}
+	}
+}
+
+// corrupt damages one stored snapshot blob (a fault).
+func (d *durability) corrupt() {
+	keys := d.w.blob.Keys(model.SnapshotBlobPrefix)
+	if len(keys) == 0 {
+		return
+	}
+	key := keys[d.w.rndFaults.Intn(len(keys))]
+	var ok bool
+	if d.w.rndFaults.Chance(500_000) {
+		ok = d.w.blob.Corrupt(key, d.w.rndFaults.Intn(1<<20))
+	} else {
+		data, _ := d.w.blob.Object(key)
+		ok = d.w.blob.Truncate(key, d.w.rndFaults.Intn(max(1, len(data))))
+	}
+	if ok {
+		d.corrupted[key] = true
+		d.corruptions++
+	}
+}
+
+// DurabilityStats are the durability figures of one run.
+type DurabilityStats struct {
+	SnapshotsCommitted int `json:"snapshots_committed"`
+	LoadedFromSnapshot int `json:"recoveries_from_snapshot"`
+	LoadedFromLog      int `json:"recoveries_from_log_only"`
+	RejectedSnapshots  int `json:"snapshots_rejected_on_load"`
+	RecoveryEvents     int `json:"territory_recovered_events"`
+	BlobsCorrupted     int `json:"blobs_corrupted"`
+}
+
+func (d *durability) stats() DurabilityStats {
+	return DurabilityStats{SnapshotsCommitted: d.snapshotsCommitted, LoadedFromSnapshot: d.loadedSnapshot, LoadedFromLog: d.loadedLog,
+		RejectedSnapshots: d.rejected, RecoveryEvents: d.recoveries, BlobsCorrupted: d.corruptions}
+}
