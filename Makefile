@@ -10,12 +10,12 @@ SEED        ?= 7
 SWEEP_SEEDS ?= 50
 OUT         := $(CURDIR)/out
 
-.PHONY: run test lint unit sweep bench fuzz clean
+.PHONY: run test lint unit sweep mutants bench fuzz clean
 
 run: ## run one seeded scenario and write its report under out/run
 	$(GO) run ./cmd/sim run --scenario $(SCENARIO) --seed $(SEED) --report $(OUT)/run
 
-test: lint unit sweep ## everything CI checks
+test: lint unit sweep mutants ## everything CI checks
 
 $(STATICCHECK):
 	GOBIN=$(BIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
@@ -32,6 +32,9 @@ unit: ## unit tests, the sans-IO check and the determinism test (20 seeds per sc
 sweep: ## SWEEP_SEEDS seeds of every scenario; reports under out/sweep
 	$(GO) build -o $(BIN)/sim ./cmd/sim
 	bash scripts/sweep.sh $(BIN)/sim $(SWEEP_SEEDS) $(OUT)/sweep
+
+mutants: ## the planted-bug suite: every mutation must be caught by the checks
+	bash scripts/mutants.sh
 
 bench: ## speed figures: simulated seconds per wall second, events per second
 	$(GO) test -run '^$$' -bench . -benchmem ./sim/ ./sim/kernel/ ./sim/replog/ ./linearizability/

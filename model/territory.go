@@ -606,7 +606,11 @@ func (t *Territory) pump(p *primary) {
 func (t *Territory) eventOf(p *primary, w *write) (Event, error) {
 	lsn := p.state.AppliedLSN + 1
 	if w.internal != 0 {
-		return Event{LSN: lsn, UUID: w.req.ID, Subgraph: p.sg, Type: w.internal, WriterEpoch: p.epoch, TimestampMs: w.tsMs}, nil
+		ts := w.tsMs // a recovery carries the control plane's clock
+		if w.internal == EvHeartbeat {
+			ts = t.nowMs // a heartbeat re-queued by a re-claim must not carry a stale time
+		}
+		return Event{LSN: lsn, UUID: w.req.ID, Subgraph: p.sg, Type: w.internal, WriterEpoch: p.epoch, TimestampMs: ts}, nil
 	}
 	ev, err := EventFromRequest(&w.req, p.sg, lsn, p.epoch)
 	ev.TimestampMs = t.nowMs

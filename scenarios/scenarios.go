@@ -152,16 +152,22 @@ var all = []Scenario{
 			withSnapshots(cfg, 12)
 			cfg.Manager.GraceMs = 1_500
 			cfg.LivenessMs = 12_000
+			// Corruptions hit committed snapshots and crashes follow, so
+			// recoveries meet bad blobs and must fall back.
 			return generate(seed, cfg, []faults.Kind{faults.BlobErrors, faults.BlobSlow, faults.BlobAmbiguousPut,
-				faults.BlobCorrupt, faults.BlobCorrupt, faults.CoordSlow, faults.CoordSessionExpiry, faults.HostCrash}, 14)
+				faults.BlobCorrupt, faults.BlobCorrupt, faults.BlobCorrupt, faults.CoordSlow, faults.CoordSessionExpiry,
+				faults.HostCrash, faults.HostCrash, faults.HostCrash}, 18)
 		},
 	},
 	{
 		Name:    "pause-fencing",
 		Summary: "primaries freeze for seconds while clients write; on resume they must find themselves fenced",
 		build: func(seed uint64, cfg *sim.Config) error {
-			withSnapshots(cfg, 50)
-			spec := faultSpec(cfg, []faults.Kind{faults.HostPause}, 5)
+			// Frequent snapshots and a slow coordination store keep snapshot
+			// jobs in flight when a primary freezes: a resumed primary must not
+			// commit over its successor's snapshots either.
+			withSnapshots(cfg, 8)
+			spec := faultSpec(cfg, []faults.Kind{faults.HostPause, faults.HostPause, faults.HostPause, faults.CoordSlow}, 8)
 			spec.MinDurMs, spec.MaxDurMs = 2_000, min(9_000, cfg.DurationMs/5)
 			cfg.LivenessMs = 15_000
 			return generateSpec(seed, cfg, spec)

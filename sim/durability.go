@@ -33,15 +33,14 @@ type durability struct {
 	supersededUs map[string]int64 // record key -> virtual time it became SUPERSEDED
 	blobPutUs    map[string]int64 // blob key -> virtual time of its last put
 	corrupted    map[string]bool  // blobs a fault damaged after they were written
-	lastCommitUs map[model.SubgraphID]int64
-	clockErrMs   int64 // bound on any two hosts' clock difference, from the schedule
-	graceFloorUs int64 // the shortest grace a correct reconciler may give, in virtual time
+	clockErrMs   int64            // bound on any two hosts' clock difference, from the schedule
+	graceFloorUs int64            // the shortest grace a correct reconciler may give, in virtual time
 	mgr          model.ManagerConfig
 }
 
 func newDurability(w *World) *durability {
 	d := &durability{w: w, downSince: map[model.SubgraphID]int64{}, supersededUs: map[string]int64{},
-		blobPutUs: map[string]int64{}, adoptedAt: map[model.SubgraphID]int64{}, corrupted: map[string]bool{}, lastCommitUs: map[model.SubgraphID]int64{}}
+		blobPutUs: map[string]int64{}, adoptedAt: map[model.SubgraphID]int64{}, corrupted: map[string]bool{}}
 	d.mgr = model.DefaultManagerConfig(1, w.cfg.Subgraphs, []model.HostID{1})
 	w.cfg.Manager.apply(&d.mgr)
 	// Each host's clock error is at most the sum of its skews, jumps and
@@ -185,11 +184,25 @@ func (d *durability) onBlobOp(req model.BlobRequest) {
 	}
 }
 
-// onCommit sees every entry the log commits, after the fold applied it.
-func (d *durability) onCommit(sg model.SubgraphID, ev model.Event, res model.Result, applied bool, prevHeartbeatMs int64) {
+// onCommit sees every entry the log commits, after the fold applied it;
+// firstAppendUs is when its writer first sent it (0: unknown).
+//
+// Decay is bounded by checking the clocks it is computed from: every event's
+// timestamp (a write's or heartbeat's writer clock, a recovery's control-plane
+// clock) must be within the clock-error bound of the true time it was taken,
+// which is at most the first append. Then a recovery's decay, the recovery
+// timestamp minus the last heartbeat, exceeds the true downtime by at most
+// twice that bound.
+func (d *durability) onCommit(sg model.SubgraphID, ev model.Event, res model.Result, applied bool, firstAppendUs int64) {
 	now := d.w.k.NowUs()
-	prevCommit, hadPrev := d.lastCommitUs[sg]
-	d.lastCommitUs[sg] = now
+	if firstAppendUs > 0 && ev.TimestampMs != 0 {
+		const slackMs = 2_000 // queueing and message latency between taking the time and appending
+		trueMs := firstAppendUs / 1000
+		if ev.TimestampMs < trueMs-d.clockErrMs-slackMs || ev.TimestampMs > trueMs+d.clockErrMs+slackMs {
+			d.violate(invariants.DecayBounded, "subgraph %d: %s at LSN %d is stamped %dms, but was appended at %dms (clock error bound %dms)",
+				sg, ev.Type, ev.LSN, ev.TimestampMs, trueMs, d.clockErrMs)
+		}
+	}
 	if !applied || ev.Type != model.EvTerritoryRecovered {
 		return
 	}
@@ -202,18 +215,6 @@ func (d *durability) onCommit(sg model.SubgraphID, ev model.Event, res model.Res
 		}
 		id := d.w.recorder.Call(recorderManagerClient, linearizability.Input{Kind: linearizability.Decay, Neuron: uint64(n), Delta: res.Value}, now)
 		d.w.recorder.Return(id, linearizability.Output{Status: linearizability.StatusOK}, linearizability.Open)
-	}
-	if !hadPrev {
-		return
-	}
-	// Decay for no more than the true time since the subgraph's previous
-	// event, give or take the clocks' error and the recovery's own latency.
-	usedMs := ev.TimestampMs - prevHeartbeatMs
-	trueMs := (now - prevCommit) / 1000
-	const slackMs = 2_000
-	if usedMs > trueMs+d.clockErrMs+slackMs {
-		d.violate(invariants.DecayBounded, "subgraph %d: recovery at LSN %d decays for %dms, but its previous event committed %dms before (clock error bound %dms)",
-			sg, ev.LSN, usedMs, trueMs, d.clockErrMs)
 	}
 }
 
@@ -295,15 +296,36 @@ func (d *durability) finish() {
 	}
 }
 
-// corrupt damages one stored snapshot blob (a fault).
+// corrupt damages stored snapshot blobs (a fault): the committed snapshot of
+// every subgraph of one random territory, the ones its recovery will try
+// first, or, when none is committed yet, one random blob.
 func (d *durability) corrupt() {
-	keys := d.w.blob.Keys(model.SnapshotBlobPrefix)
-	if len(keys) == 0 {
-		return
+	var keys []string
+	t := d.w.territories[d.w.rndFaults.Intn(len(d.w.territories))]
+	if t.territory != nil {
+		for _, sg := range t.territory.Operational() {
+			if head, ok := d.w.coord.Peek(model.SnapshotHeadKey(sg)); ok {
+				if r, err := model.ParseHead(sg, head); err == nil {
+					keys = append(keys, r.Location)
+				}
+			}
+		}
 	}
-	key := keys[d.w.rndFaults.Intn(len(keys))]
+	if len(keys) == 0 {
+		all := d.w.blob.Keys(model.SnapshotBlobPrefix)
+		if len(all) == 0 {
+			return
+		}
+		keys = []string{all[d.w.rndFaults.Intn(len(all))]}
+	}
+	for _, key := range keys {
+		d.corruptOne(key)
+	}
+}
+
+func (d *durability) corruptOne(key string) {
 	var ok bool
-	if d.w.rndFaults.Chance(500_000) {
+	if d.w.rndFaults.Chance(750_000) { // a flipped byte often still parses: the checksum must catch it
 		ok = d.w.blob.Corrupt(key, d.w.rndFaults.Intn(1<<20))
 	} else {
 		data, _ := d.w.blob.Object(key)

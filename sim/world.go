@@ -93,23 +93,31 @@ type World struct {
 	coordTickAt      int64 // when the pending lease tick runs, 0 if none
 
 	// checking
-	recorder    *linearizability.Recorder
-	opIDs       map[model.EventUUID]linearizability.OpID
-	acked       invariants.AckedWrites
-	writers     *invariants.SingleWriter
-	folds       *invariants.Folds
-	violations  []invariants.Violation
-	appendHost  map[streamEpoch]model.HostID
-	ops         int
-	unknownOps  int
-	stopIssuing bool
-	trace       uint64
-	dur         *durability
+	recorder   *linearizability.Recorder
+	opIDs      map[model.EventUUID]linearizability.OpID
+	acked      invariants.AckedWrites
+	writers    *invariants.SingleWriter
+	folds      *invariants.Folds
+	violations []invariants.Violation
+	appendHost map[streamEpoch]model.HostID
+	// firstAppendUs: when an entry was first sent to the log, until it commits
+	firstAppendUs map[appendKey]int64
+	ops           int
+	unknownOps    int
+	stopIssuing   bool
+	trace         uint64
+	dur           *durability
 }
 
 type streamEpoch struct {
 	stream uint32
 	epoch  uint64
+}
+
+type appendKey struct {
+	stream uint32
+	epoch  uint64
+	lsn    uint64
 }
 
 // NewWorld builds the world for one run.
@@ -121,8 +129,8 @@ func NewWorld(cfg Config, seed uint64) (*World, error) {
 	w := &World{cfg: cfg, seed: seed, k: kernel.New(seed, cfg.MaxSteps),
 		recorder: linearizability.NewRecorder(), opIDs: map[model.EventUUID]linearizability.OpID{},
 		writers: invariants.NewSingleWriter(), folds: invariants.NewFolds(cfg.Subgraphs, cfg.Policy),
-		appendHost: map[streamEpoch]model.HostID{},
-		trace:      14695981039346656037}
+		appendHost: map[streamEpoch]model.HostID{}, firstAppendUs: map[appendKey]int64{},
+		trace: 14695981039346656037}
 	w.dur = newDurability(w)
 	w.rndWorkload = w.k.Stream("workload")
 	w.rndFaults = w.k.Stream("faults")
@@ -332,6 +340,11 @@ func (w *World) notifyWatch(watcher model.HostID, ev model.WatchEvent) {
 
 func (w *World) logCall(h *host, e model.LogCall) {
 	req := e.Req
+	if req.Kind == model.LogAppend {
+		if k := (appendKey{req.Stream, req.Epoch, req.LSN}); w.firstAppendUs[k] == 0 {
+			w.firstAppendUs[k] = w.k.NowUs()
+		}
+	}
 	if req.Kind == model.LogAppend || req.Kind == model.LogOpen {
 		key := streamEpoch{req.Stream, req.Epoch}
 		if _, ok := w.appendHost[key]; !ok || req.Kind == model.LogOpen {
@@ -356,9 +369,10 @@ func (w *World) onLogCommit(stream uint32, lsn uint64, epoch uint64, data []byte
 	now := w.k.NowUs()
 	sg := model.SubgraphID(stream)
 	w.writers.Committed(now, stream, lsn, epoch, w.appendHost[streamEpoch{stream, epoch}])
-	prevHB := w.folds.LastHeartbeatMs(sg)
+	first := w.firstAppendUs[appendKey{stream, epoch, lsn}]
+	delete(w.firstAppendUs, appendKey{stream, epoch, lsn})
 	ev, res, applied := w.folds.Committed(now, sg, model.LogEntry{LSN: lsn, Data: data})
-	w.dur.onCommit(sg, ev, res, applied, prevHB)
+	w.dur.onCommit(sg, ev, res, applied, first)
 }
 
 func (w *World) blobCall(h *host, e model.BlobCall) {

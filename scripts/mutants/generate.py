@@ -1,0 +1,64 @@
+# generate.py: writes scripts/mutants/*.patch from the edits below, against the
+# current tree. Rerun it when a patch no longer applies. Each edit must match once.
+import subprocess, os, shutil, sys
+import pathlib
+root=str(pathlib.Path(__file__).resolve().parents[2])
+muts = {
+ 'skip-checksum': ("snapshot-gc crash-recovery", "a corrupt snapshot blob is loaded: the checksum checks are skipped", [
+   ('model/snapshot.go', 'if got, want := CRC32C(body), le32(data[len(data)-4:]); got != want {', 'if got, want := CRC32C(body), le32(data[len(data)-4:]); false && got != want {'),
+   ('model/territory_snapshot.go', 'if res.Outcome == OutcomeOK && len(res.Resp.Data) == cand.Size && CRC32C(res.Resp.Data) == cand.Checksum {', 'if res.Outcome == OutcomeOK {'),
+ ]),
+ 'replay-from-snapshot-lsn': ("crash-recovery host-loss", "recovery replays from the snapshot's LSN instead of LSN + 1, and the fold's dedup is gone", [
+   ('model/territory.go', 'FromLSN: p.state.AppliedLSN + 1, MaxEntries', 'FromLSN: max(p.state.AppliedLSN, 1), MaxEntries'),
+   ('model/territory.go', '		if e.LSN != p.state.AppliedLSN+1 {\n			break', '		if e.LSN > p.state.AppliedLSN+1 {\n			break'),
+   ('model/subgraph.go', '	if ev.LSN <= s.AppliedLSN {\n		if r, ok := s.dedup.get(ev.UUID); ok {\n			return r, false\n		}\n		return Result{}, false\n	}\n	if ev.LSN != s.AppliedLSN+1 {', '	if ev.LSN < s.AppliedLSN {\n		return Result{}, false\n	}\n	if ev.LSN > s.AppliedLSN+1 {'),
+   ('model/subgraph.go', '	s.AppliedLSN = ev.LSN\n	if !ev.UUID.IsZero() {\n		if r, ok := s.dedup.get(ev.UUID); ok {\n			return r, false\n		}\n	}', '	s.AppliedLSN = ev.LSN'),
+ ]),
+ 'commit-without-txn': ("snapshot-gc pause-fencing crash-recovery", "the snapshot commit is blind writes, not one compare-and-swap transaction", [
+   ('model/territory_snapshot.go', '		Compares: []Compare{{Key: SnapshotHeadKey(p.sg), ModRevision: j.headRev}, {Key: key, ModRevision: j.recRev}},\n', ''),
+   ('model/territory_snapshot.go', '			if r.LSN >= j.lsn {', '			if false && r.LSN >= j.lsn {'),
+ ]),
+ 'decay-not-logged': ("crash-recovery clock-skew", "recovery decay is applied to the live state instead of being logged as an event", [
+   ('model/territory_liveness.go', '	t.enqueue(p, &write{req: Request{ID: id}, internal: EvTerritoryRecovered, tsMs: m.TimestampMs})', '	p.state.decay(DecayFactorPM(p.state.Policy.DecayPerSecondPM, m.TimestampMs-p.state.LastHeartbeatMs))\n	p.recoveryDue = false'),
+ ]),
+ 'paused-primary-acks': ("pause-fencing", "a fenced (paused, then resumed) primary keeps acknowledging writes", [
+   ('model/territory.go', '	case res.Err == ErrFenced:\n		t.stepDown(p, "fenced by a newer writer")', '	case res.Err == ErrFenced:\n		ev, _ := DecodeEvent(w.data)\n		r, _ := p.state.Apply(&ev)\n		p.inflight = nil\n		t.finish(p, w, r)\n		t.pump(p)'),
+ ]),
+ 'delete-superseded-immediately': ("snapshot-gc crash-recovery", "the reconciler deletes superseded blobs without waiting for the grace period", [
+   ('model/manager.go', '			limit = m.cfg.GraceMs', '			limit = 0'),
+ ]),
+ 'drop-uuid-dedup': ("services network", "the event_uuid dedup is gone: a retried write applies twice", [
+   ('model/territory.go', '	if r, ok := p.state.Deduped(req.ID); ok {\n		t.reply(from, req.ID, r)\n		return\n	}\n', ''),
+   ('model/territory.go', '		if r, ok := p.state.Deduped(w.req.ID); ok {\n			t.finish(p, w, r)\n			continue\n		}\n', ''),
+   ('model/subgraph.go', '	s.AppliedLSN = ev.LSN\n	if !ev.UUID.IsZero() {\n		if r, ok := s.dedup.get(ev.UUID); ok {\n			return r, false\n		}\n	}', '	s.AppliedLSN = ev.LSN'),
+ ]),
+ 'heartbeat-wrong-clock': ("crash-recovery clock-skew", "heartbeats are stamped with time since process start, not the host's wall clock", [
+   ('model/territory.go', '			ts = t.nowMs // a heartbeat', '			ts = t.ticks * t.cfg.TickMs // a heartbeat'),
+   ('model/territory.go', '	ev.TimestampMs = t.nowMs\n', '	ev.TimestampMs = t.ticks * t.cfg.TickMs\n'),
+ ]),
+}
+outdir = root + '/scripts/mutants'
+for name, (scen, desc, edits) in muts.items():
+    tmp = '/tmp/mut-' + name
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
+    files = sorted(set(e[0] for e in edits))
+    for f in files:
+        os.makedirs(os.path.dirname(tmp + '/a/' + f), exist_ok=True)
+        os.makedirs(os.path.dirname(tmp + '/b/' + f), exist_ok=True)
+        src = open(root + '/' + f).read()
+        shutil.copy(root + '/' + f, tmp + '/a/' + f)
+        new = src
+        for (ff, old, rep) in edits:
+            if ff != f: continue
+            if new.count(old) != 1:
+                print('EDIT FAILED', name, f, repr(old[:60]), new.count(old)); sys.exit(1)
+            new = new.replace(old, rep)
+        open(tmp + '/b/' + f, 'w').write(new)
+    patch = ''
+    for f in files:
+        r = subprocess.run(['diff', '-u', '--label', 'a/' + f, '--label', 'b/' + f, tmp + '/a/' + f, tmp + '/b/' + f], capture_output=True, text=True)
+        patch += r.stdout
+    header = '# mutation: %s\n# scenarios: %s\n# %s\n' % (name, scen, desc)
+    open(outdir + '/' + name + '.patch', 'w').write(header + patch)
+    print('wrote', name)
