@@ -33,6 +33,7 @@ func main() {
 		SilenceErrors: true,
 	}
 	root.AddCommand(runCmd(), replayCmd(), listCmd(), benchCmd())
+	root.AddCommand(swarmCmd(), shrinkCmd())
 	err := root.Execute()
 	var f failure
 	switch {
