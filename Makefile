@@ -29,9 +29,11 @@ lint: $(STATICCHECK) ## formatting, vet, staticcheck
 unit: ## unit tests, the sans-IO check and the determinism test (20 seeds per scenario, run twice)
 	$(GO) test -count=1 ./...
 
-sweep: ## SWEEP_SEEDS seeds of every scenario; reports under out/sweep
+sweep: ## SWEEP_SEEDS seeds of every scenario in parallel; swarm.json, junit.xml and replays under out/sweep
 	$(GO) build -o $(BIN)/sim ./cmd/sim
-	bash scripts/sweep.sh $(BIN)/sim $(SWEEP_SEEDS) $(OUT)/sweep
+	mkdir -p $(OUT)
+	$(BIN)/sim swarm --scenario all --seeds 1..$(SWEEP_SEEDS) --out $(OUT)/sweep --progress lines > $(OUT)/sweep.log || { tail -n 40 $(OUT)/sweep.log; exit 1; }
+	tail -n 3 $(OUT)/sweep.log
 
 mutants: ## the planted-bug suite: every mutation must be caught by the checks
 	bash scripts/mutants.sh
