@@ -18,7 +18,7 @@ if [ ${#patches[@]} -eq 0 ]; then patches=("$root"/scripts/mutants/*.patch); fi
 
 json="["
 survivors=0
-printf '| mutation | caught | seeds | seconds | by |\n|---|---|---|---|---|\n' > "$out/table.md"
+printf '| mutation | caught | seeds | seconds | by | faults after shrink |\n|---|---|---|---|---|---|\n' > "$out/table.md"
 for patch in "${patches[@]}"; do
   name=$(basename "$patch" .patch)
   scenarios=$(sed -n 's/^# scenarios: //p' "$patch")
@@ -56,15 +56,24 @@ for patch in "${patches[@]}"; do
   done
   secs=$(( ($(date +%s%N) - start) / 1000000 ))
   secs=$(printf '%d.%03d' $((secs / 1000)) $((secs % 1000)))
+  shrunk="-"
+  if [ -n "$caught" ] && [ "$rc" -eq 1 ] && [ "${MUTANT_SHRINK:-1}" = 1 ]; then
+    # How small does the failing schedule get? (sim shrink, bounded trials)
+    replay="$work/replays/${caught%/*}-${caught#*/}.json"
+    if "$work/sim.bin" shrink "$replay" --budget 120 > "$work/shrink.txt" 2>&1; then
+      shrunk=$(sed -n -E 's/^faults ([0-9]+) -> ([0-9]+).*/\1 -> \2/p' "$work/shrink.txt" | head -n 1)
+      [ -n "$shrunk" ] || shrunk="0 -> 0"
+    fi
+  fi
   if [ -n "$caught" ]; then
-    echo "mutant $name: caught at $caught after $seeds seeds, ${secs}s ($by)"
-    printf '| %s | yes (%s) | %d | %s | %s |\n' "$name" "$caught" "$seeds" "$secs" "$by" >> "$out/table.md"
+    echo "mutant $name: caught at $caught after $seeds seeds, ${secs}s ($by); faults after shrink: $shrunk"
+    printf '| %s | yes (%s) | %d | %s | %s | %s |\n' "$name" "$caught" "$seeds" "$secs" "$by" "$shrunk" >> "$out/table.md"
   else
     survivors=$((survivors + 1))
     echo "mutant $name: SURVIVED $seeds seeds, ${secs}s"
-    printf '| %s | **no** | %d | %s | |\n' "$name" "$seeds" "$secs" >> "$out/table.md"
+    printf '| %s | **no** | %d | %s | | |\n' "$name" "$seeds" "$secs" >> "$out/table.md"
   fi
-  json="$json{\"mutation\":\"$name\",\"caught\":$([ -n "$caught" ] && echo true || echo false),\"at\":\"$caught\",\"seeds\":$seeds,\"seconds\":$secs},"
+  json="$json{\"mutation\":\"$name\",\"caught\":$([ -n "$caught" ] && echo true || echo false),\"at\":\"$caught\",\"seeds\":$seeds,\"seconds\":$secs,\"shrunk_faults\":\"$shrunk\"},"
 done
 echo "${json%,}]" > "$out/mutants.json"
 cat "$out/table.md"
