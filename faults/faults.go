@@ -57,6 +57,11 @@ const (
 	BlobSlow Kind = "blob.slow"
 	// BlobAmbiguousPut stores RatePM puts but loses their answer.
 	BlobAmbiguousPut Kind = "blob.ambiguous-put"
+	// DiskTornWrite makes RatePM local-disk syncs persist only a prefix of
+	// the write (a torn write).
+	DiskTornWrite Kind = "disk.torn-write"
+	// DiskCorruptRead makes RatePM local-disk reads return corrupted bytes.
+	DiskCorruptRead Kind = "disk.corrupt-read"
 	// BlobCorrupt corrupts or truncates one stored snapshot blob (bit rot, a
 	// partial object): its checksum must catch it.
 	BlobCorrupt Kind = "blob.corrupt"
@@ -66,7 +71,8 @@ const (
 func Kinds() []Kind {
 	k := []Kind{NetPartition, NetPartitionOneWay, NetDegrade, HostCrash, HostLoss, HostPause,
 		ClockSkew, ClockDrift, ClockJump, CoordSlow, CoordUnreachable,
-		CoordSessionExpiry, LogBookieCrash, LogBookieStall, LogAckLoss, BlobErrors, BlobSlow, BlobAmbiguousPut, BlobCorrupt}
+		CoordSessionExpiry, LogBookieCrash, LogBookieStall, LogAckLoss, BlobErrors, BlobSlow, BlobAmbiguousPut, BlobCorrupt,
+		DiskTornWrite, DiskCorruptRead}
 	slices.Sort(k)
 	return k
 }
@@ -102,7 +108,7 @@ func (f Fault) String() string {
 	switch f.Kind {
 	case LogBookieCrash, LogBookieStall:
 		fmt.Fprintf(&b, " bookie=%d", f.Bookie)
-	case LogAckLoss, BlobErrors, BlobAmbiguousPut:
+	case LogAckLoss, BlobErrors, BlobAmbiguousPut, DiskTornWrite, DiskCorruptRead:
 		fmt.Fprintf(&b, " rate=%dppm", f.RatePM)
 	case NetDegrade:
 		fmt.Fprintf(&b, " drop=%d dup=%d reorder=%d spike=%d (ppm)", f.DropPM, f.DuplicatePM, f.ReorderPM, f.SpikePM)
@@ -178,7 +184,7 @@ func (f Fault) Validate(top Topology) error {
 		if f.Bookie < 0 || f.Bookie >= top.Bookies {
 			err = fmt.Errorf("fault %s: bookie %d out of range 0..%d", f, f.Bookie, top.Bookies-1)
 		}
-	case LogAckLoss, BlobErrors, BlobAmbiguousPut:
+	case LogAckLoss, BlobErrors, BlobAmbiguousPut, DiskTornWrite, DiskCorruptRead:
 		err = ratePM("rate_pm", f.RatePM)
 	default:
 		err = fmt.Errorf("unknown fault kind %q (known: %v)", f.Kind, Kinds())
@@ -327,6 +333,8 @@ func Generate(r Rand, spec Spec, top Topology) (Schedule, error) {
 			f.Bookie = int(r.Int63n(int64(top.Bookies)))
 		case LogAckLoss, BlobErrors, BlobAmbiguousPut:
 			f.RatePM = rate()
+		case DiskTornWrite, DiskCorruptRead:
+			f.RatePM = between(r, 200_000, 1_000_000) // a cache is read rarely: make it count
 		}
 		s.Faults = append(s.Faults, f)
 	}

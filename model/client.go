@@ -128,7 +128,7 @@ func (c *Client) Step(nowMs int64, in Input, out *Outbox) {
 		c.onRoutes(in)
 	case TimerFired:
 		c.onTimer(in.ID)
-	case LogResult, BlobResult, WatchEvent:
+	case LogResult, BlobResult, DiskResult, WatchEvent:
 	default:
 		panic(sprintf("client %d: unknown input", c.cfg.ID))
 	}

@@ -111,7 +111,7 @@ func (m *Manager) Step(nowMs int64, in Input, out *Outbox) {
 		m.onCoord(in)
 	case BlobResult:
 		m.onBlob(in)
-	case LogResult, WatchEvent:
+	case LogResult, DiskResult, WatchEvent:
 	default:
 		panic(sprintf("manager %d: unknown input", m.cfg.ID))
 	}

@@ -192,7 +192,8 @@ type FactSnapshotLoaded struct {
 	Subgraph  SubgraphID
 	UUID      string
 	LSN       uint64
-	Rejected  int // snapshots skipped because their blob was missing or corrupt
+	Rejected  int  // snapshots skipped because their blob was missing or corrupt
+	FromCache bool // read from the local disk cache, not the object store
 }
 
 // FactOperational: a territory became the operational primary of a subgraph.

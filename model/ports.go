@@ -206,6 +206,36 @@ type BlobResponse struct {
 	Keys   []string
 }
 
+// ---- Local disk ----
+
+// DiskOpKind selects a local-disk operation. Only caches live on local disk:
+// everything on it may be lost, torn or corrupted, and the core must check
+// what it reads back.
+type DiskOpKind uint8
+
+const (
+	// DiskWrite replaces a file's content; it is not durable until DiskSync.
+	DiskWrite DiskOpKind = iota
+	// DiskSync makes the file's last write durable (fsync).
+	DiskSync
+	// DiskRead returns a file's content (ErrNotFound if none).
+	DiskRead
+	// DiskDelete removes a file.
+	DiskDelete
+)
+
+// DiskRequest is one local-disk operation.
+type DiskRequest struct {
+	Kind DiskOpKind
+	Path string
+	Data []byte
+}
+
+// DiskResponse is the answer to a DiskRequest.
+type DiskResponse struct {
+	Data []byte
+}
+
 // ---- Effects: what a state machine asks its driver to do ----
 
 // Effect is implemented by every effect type below.
@@ -240,6 +270,13 @@ type BlobCall struct {
 	TimeoutMs int64
 }
 
+// DiskCall runs Req against the host's local disk; result: DiskResult.
+type DiskCall struct {
+	ReqID     uint64
+	Req       DiskRequest
+	TimeoutMs int64
+}
+
 // SetTimer asks for a TimerFired input with ID after AfterMs of the host's
 // clock. Timers are not cancelled: a state machine ignores a stale ID.
 type SetTimer struct {
@@ -255,6 +292,7 @@ func (Send) isEffect()      {}
 func (CoordCall) isEffect() {}
 func (LogCall) isEffect()   {}
 func (BlobCall) isEffect()  {}
+func (DiskCall) isEffect()  {}
 func (SetTimer) isEffect()  {}
 func (Observe) isEffect()   {}
 
@@ -309,6 +347,14 @@ type BlobResult struct {
 	Resp    BlobResponse
 }
 
+// DiskResult answers a DiskCall.
+type DiskResult struct {
+	ReqID   uint64
+	Outcome Outcome
+	Err     ServiceErr
+	Resp    DiskResponse
+}
+
 // TimerFired is a timer set by SetTimer.
 type TimerFired struct{ ID uint64 }
 
@@ -323,6 +369,7 @@ func (MessageIn) isInput()   {}
 func (CoordResult) isInput() {}
 func (LogResult) isInput()   {}
 func (BlobResult) isInput()  {}
+func (DiskResult) isInput()  {}
 func (TimerFired) isInput()  {}
 func (WatchEvent) isInput()  {}
 

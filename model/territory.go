@@ -112,6 +112,7 @@ type primary struct {
 	snap          *snapJob
 	loadTries     int
 	loadRejected  int
+	fromCache     bool
 	loadCands     []SnapshotRecord
 	snapRetryTick int64
 	snapAfterRec  bool // a background snapshot follows a recovery
@@ -139,6 +140,9 @@ const (
 	callSnapReadBack
 	callSnapHead
 	callSnapCommit
+	callCacheWrite
+	callCacheSync
+	callCacheRead
 )
 
 type call struct {
@@ -267,6 +271,8 @@ func (t *Territory) Step(nowMs int64, in Input, out *Outbox) {
 		t.onLog(in)
 	case BlobResult:
 		t.onBlob(in)
+	case DiskResult:
+		t.onDisk(in)
 	case TimerFired:
 		t.onTimer(in.ID)
 	case WatchEvent:
@@ -299,6 +305,12 @@ func (t *Territory) blob(c call, req BlobRequest) {
 	id := t.id()
 	t.calls[id] = c
 	t.out.Add(BlobCall{ReqID: id, Req: req, TimeoutMs: t.cfg.BlobTimeoutMs})
+}
+
+func (t *Territory) disk(c call, req DiskRequest) {
+	id := t.id()
+	t.calls[id] = c
+	t.out.Add(DiskCall{ReqID: id, Req: req, TimeoutMs: t.cfg.BlobTimeoutMs})
 }
 
 func (t *Territory) after(kind timerKind, sg SubgraphID, gen uint64, attempt int) {

@@ -141,6 +141,9 @@ func (t *Territory) onSnapCoord(p *primary, c call, res CoordResult) {
 		}
 		p.lastSnapLSN = j.lsn
 		p.snapAfterRec = false
+		// Keep a copy on local disk: a restart on this host reads it instead
+		// of the object store, after checking it like any blob.
+		t.disk(call{kind: callCacheWrite, sg: p.sg, gen: p.gen}, DiskRequest{Kind: DiskWrite, Path: SnapshotCachePath(p.sg), Data: j.data})
 		f := FactSnapshotCommitted{Territory: t.cfg.ID, Subgraph: p.sg, UUID: j.uuid, LSN: j.lsn}
 		if j.prev != nil {
 			f.Superseded = j.prev.UUID
@@ -237,7 +240,61 @@ func (t *Territory) onLoadRange(p *primary, res CoordResult) {
 		return 0
 	})
 	p.loadTries, p.loadRejected = 0, 0
-	t.tryCandidate(p)
+	if len(p.loadCands) == 0 {
+		t.tryCandidate(p)
+		return
+	}
+	t.disk(call{kind: callCacheRead, sg: p.sg, gen: p.gen}, DiskRequest{Kind: DiskRead, Path: SnapshotCachePath(p.sg)})
+}
+
+// SnapshotCachePath is where a territory keeps its local copy of a
+// subgraph's latest snapshot.
+func SnapshotCachePath(sg SubgraphID) string { return sprintf("snapcache/%05d.snap", sg) }
+
+// onDisk handles the local snapshot cache. Local disk may lose unsynced
+// writes, tear a write or return corrupt bytes: a cached snapshot is used only
+// if its size and checksum are those of a committed or superseded record and
+// it decodes to that record's subgraph and LSN.
+func (t *Territory) onDisk(res DiskResult) {
+	c, ok := t.calls[res.ReqID]
+	if !ok {
+		return
+	}
+	delete(t.calls, res.ReqID)
+	p := t.subgraphs[c.sg]
+	if p == nil || p.gen != c.gen {
+		return
+	}
+	switch c.kind {
+	case callCacheWrite:
+		if res.Outcome == OutcomeOK {
+			t.disk(call{kind: callCacheSync, sg: p.sg, gen: p.gen}, DiskRequest{Kind: DiskSync, Path: SnapshotCachePath(p.sg)})
+		}
+	case callCacheSync:
+	case callCacheRead:
+		if p.phase != phaseLoading {
+			return
+		}
+		if res.Outcome == OutcomeOK {
+			data := res.Resp.Data
+			sum := CRC32C(data)
+			for _, cand := range p.loadCands {
+				if cand.Size != len(data) || cand.Checksum != sum {
+					continue
+				}
+				if s, err := DecodeSnapshot(data); err == nil && s.ID == p.sg && s.Count == t.cfg.Subgraphs && s.AppliedLSN == cand.LSN {
+					p.lastSnapLSN = cand.LSN
+					p.loadCands = []SnapshotRecord{cand}
+					p.fromCache = true
+					t.loaded(p, s)
+					return
+				}
+			}
+		}
+		t.tryCandidate(p)
+	default:
+		panic(sprintf("territory %d: disk result for call kind %d", t.cfg.ID, c.kind))
+	}
 }
 
 func (t *Territory) tryCandidate(p *primary) {
@@ -277,7 +334,8 @@ func (t *Territory) onLoadBlob(p *primary, res BlobResult) {
 // loaded finishes loading (s nil: start from the empty state at LSN 0) and
 // opens the log.
 func (t *Territory) loaded(p *primary, s *SubgraphState) {
-	f := FactSnapshotLoaded{Territory: t.cfg.ID, Subgraph: p.sg, Rejected: p.loadRejected}
+	f := FactSnapshotLoaded{Territory: t.cfg.ID, Subgraph: p.sg, Rejected: p.loadRejected, FromCache: p.fromCache}
+	p.fromCache = false
 	if s != nil {
 		p.state = s
 		f.UUID, f.LSN = p.loadCands[0].UUID, s.AppliedLSN

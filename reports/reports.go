@@ -80,6 +80,7 @@ func Markdown(r *sim.Result) string {
 	d := r.Durability
 	fmt.Fprintf(&b, "| snapshots committed | %d |\n| recoveries | %d from a snapshot, %d from the log alone, %d bad snapshots skipped |\n", d.SnapshotsCommitted, d.LoadedFromSnapshot, d.LoadedFromLog, d.RejectedSnapshots)
 	fmt.Fprintf(&b, "| TerritoryRecovered events | %d |\n| blobs corrupted by faults | %d |\n", d.RecoveryEvents, d.BlobsCorrupted)
+	fmt.Fprintf(&b, "| recoveries from the local snapshot cache | %d (local-disk faults injected: %d) |\n", d.LoadedFromCache, d.DiskFaults)
 	if len(r.RTOMs) > 0 {
 		fmt.Fprintf(&b, "| simulated RTO (restart or reassignment to operational) | median %.0f ms, max %.0f ms over %d subgraph recoveries |\n", r.RTOP50Ms, r.RTOMaxMs, len(r.RTOMs))
 		fmt.Fprintf(&b, "| outage (primary lost to operational again) | median %.0f ms, max %.0f ms |\n", r.OutageP50Ms, r.OutageMaxMs)

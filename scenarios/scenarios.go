@@ -120,10 +120,12 @@ var all = []Scenario{
 	},
 	{
 		Name:    "crash-recovery",
-		Summary: "territories crash and restart: recovery from the latest snapshot and the log, logged decay",
+		Summary: "territories crash and restart: recovery from the local cache, the latest snapshot and the log; torn and corrupt local disk; logged decay",
 		build: func(seed uint64, cfg *sim.Config) error {
 			withSnapshots(cfg, 40)
-			spec := faultSpec(cfg, []faults.Kind{faults.HostCrash}, 6)
+			// Crashes, and a local disk that tears syncs and corrupts reads:
+			// the snapshot cache a restart reads first must be checked.
+			spec := faultSpec(cfg, []faults.Kind{faults.HostCrash, faults.HostCrash, faults.HostCrash, faults.DiskTornWrite, faults.DiskCorruptRead}, 9)
 			spec.MaxDurMs = min(6_000, cfg.DurationMs/6)
 			cfg.LivenessMs = 12_000
 			return generateSpec(seed, cfg, spec)

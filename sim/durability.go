@@ -25,6 +25,8 @@ type durability struct {
 	rejected           int
 	recoveries         int
 	corruptions        int
+	diskFaults         int
+	fromCache          int
 
 	rtoUs        []int64 // adoption (restart or reassignment) to operational
 	outageUs     []int64 // primary lost (crash, loss, pause) to operational again
@@ -32,6 +34,7 @@ type durability struct {
 	adoptedAt    map[model.SubgraphID]int64
 	supersededUs map[string]int64 // record key -> virtual time it became SUPERSEDED
 	blobPutUs    map[string]int64 // blob key -> virtual time of its last put
+	recordGoneUs map[string]int64 // record key -> virtual time it was deleted
 	corrupted    map[string]bool  // blobs a fault damaged after they were written
 	clockErrMs   int64            // bound on any two hosts' clock difference, from the schedule
 	graceFloorUs int64            // the shortest grace a correct reconciler may give, in virtual time
@@ -40,7 +43,7 @@ type durability struct {
 
 func newDurability(w *World) *durability {
 	d := &durability{w: w, downSince: map[model.SubgraphID]int64{}, supersededUs: map[string]int64{},
-		blobPutUs: map[string]int64{}, adoptedAt: map[model.SubgraphID]int64{}, corrupted: map[string]bool{}}
+		blobPutUs: map[string]int64{}, recordGoneUs: map[string]int64{}, adoptedAt: map[model.SubgraphID]int64{}, corrupted: map[string]bool{}}
 	d.mgr = model.DefaultManagerConfig(1, w.cfg.Subgraphs, []model.HostID{1})
 	w.cfg.Manager.apply(&d.mgr)
 	// Each host's clock error is at most the sum of its skews, jumps and
@@ -109,6 +112,9 @@ func (d *durability) operational(f model.FactOperational) {
 
 func (d *durability) loaded(f model.FactSnapshotLoaded) {
 	d.rejected += f.Rejected
+	if f.FromCache {
+		d.fromCache++
+	}
 	if f.UUID != "" {
 		d.loadedSnapshot++
 	} else {
@@ -126,7 +132,11 @@ func (d *durability) onTxn(req model.CoordRequest, succeeded bool) {
 		ops = req.Then
 	}
 	for _, op := range ops {
-		if op.Kind != model.TxnPut || !strings.HasPrefix(op.Key, model.SnapshotsPrefix) {
+		if !strings.HasPrefix(op.Key, model.SnapshotsPrefix) {
+			continue
+		}
+		if op.Kind == model.TxnDelete {
+			d.recordGoneUs[op.Key] = d.w.k.NowUs()
 			continue
 		}
 		r, err := model.ParseSnapshotRecord(model.KV{Key: op.Key, Value: op.Value})
@@ -275,8 +285,11 @@ func (d *durability) finish() {
 		if !ok {
 			continue
 		}
-		if _, has := d.w.coord.Peek(model.SnapshotKey(sg, uuid)); !has && now-d.blobPutUs[key] > quiet {
-			d.violate(invariants.NoOrphans, "blob %s has no record %dms after it was written", key, (now-d.blobPutUs[key])/1000)
+		// An orphan since the later of its upload and its record's deletion.
+		recKey := model.SnapshotKey(sg, uuid)
+		since := max(d.blobPutUs[key], d.recordGoneUs[recKey])
+		if _, has := d.w.coord.Peek(recKey); !has && now-since > quiet {
+			d.violate(invariants.NoOrphans, "blob %s has had no record for %dms", key, (now-since)/1000)
 		}
 	}
 	keys := make([]string, 0, len(d.supersededUs))
@@ -345,9 +358,12 @@ type DurabilityStats struct {
 	RejectedSnapshots  int `json:"snapshots_rejected_on_load"`
 	RecoveryEvents     int `json:"territory_recovered_events"`
 	BlobsCorrupted     int `json:"blobs_corrupted"`
+	LoadedFromCache    int `json:"recoveries_from_local_cache"`
+	DiskFaults         int `json:"disk_faults_injected"`
 }
 
 func (d *durability) stats() DurabilityStats {
 	return DurabilityStats{SnapshotsCommitted: d.snapshotsCommitted, LoadedFromSnapshot: d.loadedSnapshot, LoadedFromLog: d.loadedLog,
-		RejectedSnapshots: d.rejected, RecoveryEvents: d.recoveries, BlobsCorrupted: d.corruptions}
+		RejectedSnapshots: d.rejected, RecoveryEvents: d.recoveries, BlobsCorrupted: d.corruptions,
+		LoadedFromCache: d.fromCache, DiskFaults: d.diskFaults}
 }

@@ -45,6 +45,7 @@ func (w *World) startFault(f faults.Fault) {
 			h := w.hostByName(n)
 			h.lost = true // crashed with its disk: nothing of it comes back
 			w.crash(h)
+			h.disk = newDisk()
 		}
 	case faults.HostPause:
 		for _, n := range f.Hosts {
@@ -64,6 +65,10 @@ func (w *World) startFault(f faults.Fault) {
 		}
 	case faults.BlobCorrupt:
 		w.dur.corrupt()
+	case faults.DiskTornWrite:
+		w.diskTornPM = f.RatePM
+	case faults.DiskCorruptRead:
+		w.diskCorruptPM = f.RatePM
 	case faults.CoordSlow:
 		w.coordExtraUs += f.ExtraMs * 1000
 	case faults.CoordSessionExpiry:
@@ -142,6 +147,10 @@ func (w *World) endFault(f faults.Fault) {
 		w.blobExtraUs -= f.ExtraMs * 1000
 	case faults.BlobAmbiguousPut:
 		w.blobAmbigPM = 0
+	case faults.DiskTornWrite:
+		w.diskTornPM = 0
+	case faults.DiskCorruptRead:
+		w.diskCorruptPM = 0
 	}
 }
 

@@ -44,6 +44,7 @@ type host struct {
 	offsetUs    int64 // wall-clock error: skews and jumps
 	driftPM     int64 // the clock runs this many ppm fast (negative: slow)
 	driftFromUs int64 // virtual time the current drift started
+	disk        *disk // local disk: survives crashes (less unsynced writes), not host loss
 }
 
 // wallMs is the host's wall clock: virtual time plus its offset and drift.
@@ -90,6 +91,8 @@ type World struct {
 	ackLossPM        int64
 	blobErrPM        int64
 	blobAmbigPM      int64
+	diskTornPM       int64
+	diskCorruptPM    int64
 	coordTickAt      int64 // when the pending lease tick runs, 0 if none
 
 	// checking
@@ -145,7 +148,7 @@ func NewWorld(cfg Config, seed uint64) (*World, error) {
 	w.blob = blobstore.New()
 	w.hosts = []*host{nil}
 	add := func(name string, kind hostKind, index int) *host {
-		h := &host{id: model.HostID(len(w.hosts)), name: name, kind: kind, index: index, pending: map[uint64]struct{}{}}
+		h := &host{id: model.HostID(len(w.hosts)), name: name, kind: kind, index: index, pending: map[uint64]struct{}{}, disk: newDisk()}
 		w.hosts = append(w.hosts, h)
 		return h
 	}
@@ -211,6 +214,8 @@ func inputTag(in model.Input) uint64 {
 		return 8<<56 ^ uint64(in.KV.ModRevision)
 	case model.Submit:
 		return 9<<56 ^ in.Req.ID.Lo
+	case model.DiskResult:
+		return 12<<56 ^ in.ReqID ^ uint64(in.Outcome)<<48 ^ uint64(len(in.Resp.Data))<<20
 	}
 	return 0
 }
@@ -249,6 +254,8 @@ func (w *World) execute(h *host, e model.Effect) {
 		w.logCall(h, e)
 	case model.BlobCall:
 		w.blobCall(h, e)
+	case model.DiskCall:
+		w.diskCall(h, e)
 	case model.SetTimer:
 		inc, id := h.incarnation, e.ID
 		w.k.After(h.timerUs(e.AfterMs), func() {
@@ -445,6 +452,7 @@ func (w *World) crash(h *host) {
 	}
 	h.up = false
 	h.paused, h.held = false, nil
+	h.disk.crash()
 	h.incarnation++
 	h.node, h.territory, h.client, h.manager = nil, nil, nil, nil
 	h.pending = map[uint64]struct{}{}

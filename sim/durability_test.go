@@ -1,0 +1,141 @@
+package sim
+
+import (
+	"strings"
+	"testing"
+
+	"territory/model"
+	"territory/sim/invariants"
+	"territory/sim/netsim"
+	"territory/sim/replog"
+)
+
+// testWorld is a world that has not run: the checkers are poked directly.
+func testWorld(t *testing.T) *World {
+	t.Helper()
+	cfg := Config{Scenario: "planted", DurationMs: 10_000, DrainMs: 1_000, Territories: 3, Subgraphs: 4, Clients: 1,
+		Policy: model.DefaultPolicy(), Net: netsim.LinkConfig{LatencyMinUs: 1, LatencyMaxUs: 2}, Log: replog.DefaultConfig(),
+		CoordMaxUs: 1, BlobMaxUs: 1, LivenessMs: 1_000,
+		Workload: Workload{Neurons: 8, InFlight: 1, ThinkMaxUs: 1, Mix: OpMix{ReadNeuron: 1}}}
+	w, err := NewWorld(cfg, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+func put(t *testing.T, w *World, kvs ...model.TxnOp) {
+	t.Helper()
+	if _, err := w.coord.Apply(w.k.NowUs(), 0, model.CoordRequest{Kind: model.CoordTxn, Then: kvs}); err != model.ErrNone {
+		t.Fatal(err)
+	}
+}
+
+func record(sg model.SubgraphID, uuid string, st model.SnapshotState, data []byte) model.SnapshotRecord {
+	return model.SnapshotRecord{Subgraph: sg, UUID: uuid, State: st, LSN: 5, Territory: 1, Epoch: 1,
+		Location: model.SnapshotBlobKey(sg, uuid), Checksum: model.CRC32C(data), Size: len(data)}
+}
+
+func commit(t *testing.T, w *World, r model.SnapshotRecord, data []byte) {
+	t.Helper()
+	put(t, w, model.TxnOp{Kind: model.TxnPut, Key: model.SnapshotKey(r.Subgraph, r.UUID), Value: r.Encode()},
+		model.TxnOp{Kind: model.TxnPut, Key: model.SnapshotHeadKey(r.Subgraph), Value: model.HeadValue(&r)})
+	w.blob.Apply(model.BlobRequest{Kind: model.BlobPut, Key: r.Location, Data: data})
+}
+
+func violated(w *World, name, detail string) bool {
+	for _, v := range w.violations {
+		if v.Invariant == name && strings.Contains(v.Detail, detail) {
+			return true
+		}
+	}
+	return false
+}
+
+func TestOneCommittedSnapshotCatchesTwo(t *testing.T) {
+	w := testWorld(t)
+	data := []byte("snapshot-a")
+	commit(t, w, record(1, "a", model.SnapCommitted, data), data)
+	w.dur.checkSnapshots()
+	if len(w.violations) != 0 {
+		t.Fatalf("a clean snapshot flagged: %v", w.violations)
+	}
+	b := record(1, "b", model.SnapCommitted, data) // planted: a second COMMITTED record
+	put(t, w, model.TxnOp{Kind: model.TxnPut, Key: model.SnapshotKey(1, "b"), Value: b.Encode()})
+	w.dur.checkSnapshots()
+	if !violated(w, invariants.OneCommitted, "2 COMMITTED") {
+		t.Fatalf("two committed snapshots not caught: %v", w.violations)
+	}
+}
+
+func TestOneCommittedSnapshotCatchesABadBlob(t *testing.T) {
+	w := testWorld(t)
+	data := []byte("snapshot-a")
+	r := record(2, "a", model.SnapCommitted, data)
+	commit(t, w, r, data)
+	w.blob.Apply(model.BlobRequest{Kind: model.BlobPut, Key: r.Location, Data: []byte("snapshot-X")}) // planted: a wrong blob committed
+	w.dur.checkSnapshots()
+	if !violated(w, invariants.OneCommitted, "does not match") {
+		t.Fatalf("a committed blob with the wrong checksum not caught: %v", w.violations)
+	}
+}
+
+func TestBlobRetentionCatchesCommittedAndEarlyDeletes(t *testing.T) {
+	w := testWorld(t)
+	data := []byte("x")
+	r := record(0, "a", model.SnapCommitted, data)
+	commit(t, w, r, data)
+	w.dur.onBlobOp(model.BlobRequest{Kind: model.BlobDelete, Key: r.Location}) // planted
+	if !violated(w, invariants.BlobRetention, "COMMITTED") {
+		t.Fatalf("deleting a committed blob not caught: %v", w.violations)
+	}
+	sup := record(0, "old", model.SnapSuperseded, data)
+	req := model.CoordRequest{Kind: model.CoordTxn, Then: []model.TxnOp{{Kind: model.TxnPut, Key: model.SnapshotKey(0, "old"), Value: sup.Encode()}}}
+	w.coord.Apply(0, 0, req)
+	w.dur.onTxn(req, true)
+	w.dur.onBlobOp(model.BlobRequest{Kind: model.BlobDelete, Key: sup.Location}) // planted: no grace at all
+	if !violated(w, invariants.BlobRetention, "after it was superseded") {
+		t.Fatalf("deleting within the grace period not caught: %v", w.violations)
+	}
+}
+
+func TestNoOrphansCatchesABlobWithoutRecord(t *testing.T) {
+	w := testWorld(t)
+	key := model.SnapshotBlobKey(3, "lost")
+	w.dur.onBlobOp(model.BlobRequest{Kind: model.BlobPut, Key: key})
+	w.blob.Apply(model.BlobRequest{Kind: model.BlobPut, Key: key, Data: []byte("x")}) // planted: never recorded
+	if err := w.k.Run(60_000_000); err != nil {
+		t.Fatal(err)
+	}
+	w.dur.finish()
+	if !violated(w, invariants.NoOrphans, key) {
+		t.Fatalf("orphan not caught: %v", w.violations)
+	}
+}
+
+func TestDecayBoundCatchesAWrongClock(t *testing.T) {
+	w := testWorld(t)
+	w.k.At(30_000_000, func() {})
+	if err := w.k.Run(30_000_000); err != nil {
+		t.Fatal(err)
+	}
+	ok := model.Event{LSN: 1, Subgraph: 0, Type: model.EvHeartbeat, TimestampMs: 30_000}
+	w.dur.onCommit(0, ok, model.Result{}, true, 29_999_000)
+	if len(w.violations) != 0 {
+		t.Fatalf("a right clock flagged: %v", w.violations)
+	}
+	bad := model.Event{LSN: 2, Subgraph: 0, Type: model.EvHeartbeat, TimestampMs: 4_000} // planted: time since boot
+	w.dur.onCommit(0, bad, model.Result{}, true, 29_999_000)
+	if !violated(w, invariants.DecayBounded, "stamped 4000ms") {
+		t.Fatalf("a heartbeat from the wrong clock not caught: %v", w.violations)
+	}
+}
+
+func TestLivenessCatchesAnUnservedSubgraph(t *testing.T) {
+	w := testWorld(t) // nothing booted: no subgraph has a primary
+	put(t, w, model.TxnOp{Kind: model.TxnPut, Key: model.RouteKey(0), Value: model.EncodeRoute(1, 1)})
+	w.checkLiveness(1_000)
+	if !violated(w, invariants.Liveness, "4 subgraph(s) without an operational primary") {
+		t.Fatalf("unserved subgraphs not caught: %v", w.violations)
+	}
+}
