@@ -801,14 +801,24 @@ func (t *Territory) onCoord(res CoordResult) {
 	}
 }
 
-func (t *Territory) onLog(res LogResult) {
-	c, ok := t.calls[res.ReqID]
+// takeCall removes a finished call and returns the subgraph it was made for,
+// if that subgraph is still served by the same claim (ok=false: a stale result).
+func (t *Territory) takeCall(reqID uint64) (call, *primary, bool) {
+	c, ok := t.calls[reqID]
 	if !ok {
-		return
+		return c, nil, false // a late duplicate; drivers deliver each result once, but be strict anyway
 	}
-	delete(t.calls, res.ReqID)
+	delete(t.calls, reqID)
 	p := t.subgraphs[c.sg]
 	if p == nil || p.gen != c.gen {
+		return c, nil, false
+	}
+	return c, p, true
+}
+
+func (t *Territory) onLog(res LogResult) {
+	c, p, ok := t.takeCall(res.ReqID)
+	if !ok {
 		return
 	}
 	switch c.kind {
@@ -824,13 +834,8 @@ func (t *Territory) onLog(res LogResult) {
 }
 
 func (t *Territory) onBlob(res BlobResult) {
-	c, ok := t.calls[res.ReqID]
+	c, p, ok := t.takeCall(res.ReqID)
 	if !ok {
-		return
-	}
-	delete(t.calls, res.ReqID)
-	p := t.subgraphs[c.sg]
-	if p == nil || p.gen != c.gen {
 		return
 	}
 	switch c.kind {

@@ -256,13 +256,8 @@ func SnapshotCachePath(sg SubgraphID) string { return sprintf("snapcache/%05d.sn
 // if its size and checksum are those of a committed or superseded record and
 // it decodes to that record's subgraph and LSN.
 func (t *Territory) onDisk(res DiskResult) {
-	c, ok := t.calls[res.ReqID]
+	c, p, ok := t.takeCall(res.ReqID)
 	if !ok {
-		return
-	}
-	delete(t.calls, res.ReqID)
-	p := t.subgraphs[c.sg]
-	if p == nil || p.gen != c.gen {
 		return
 	}
 	switch c.kind {

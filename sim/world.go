@@ -573,7 +573,7 @@ func (w *World) territoryIDs() []model.HostID {
 func (w *World) scheduleChecks() {
 	var tick func()
 	tick = func() {
-		w.checkStates(false)
+		w.checkStates()
 		w.dur.checkSnapshots()
 		if w.k.NowUs() < w.cfg.DurationMs*1000 {
 			w.k.After(w.cfg.CheckEvery*1000, tick)
@@ -583,7 +583,7 @@ func (w *World) scheduleChecks() {
 }
 
 // checkStates compares every served subgraph with the fold of its log.
-func (w *World) checkStates(final bool) {
+func (w *World) checkStates() {
 	for _, h := range w.territories {
 		if !h.up {
 			continue
@@ -595,7 +595,6 @@ func (w *World) checkStates(final bool) {
 			}
 		}
 	}
-	_ = final
 }
 
 // primaryOf returns the territory serving sg as operational primary at the
@@ -655,7 +654,7 @@ type Outcome struct {
 
 func (w *World) finish() *Outcome {
 	now := w.k.NowUs()
-	w.checkStates(true)
+	w.checkStates()
 	w.violations = append(w.violations, w.writers.Violations()...)
 	w.violations = append(w.violations, w.folds.Violations()...)
 	w.violations = append(w.violations, w.acked.Check(now,
