@@ -1,0 +1,65 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"territory/runtime/daemon"
+)
+
+func devCmd() *cobra.Command {
+	var (
+		data, listen, metrics, level string
+		territories                  int
+		subgraphs                    uint32
+	)
+	cmd := &cobra.Command{
+		Use:   "dev",
+		Short: "run a whole cluster in this process: embedded etcd, an unreplicated local log and a filesystem bucket under --data",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			logger := newLogger(level)
+			ms, err := startMetrics(metrics, logger)
+			if err != nil {
+				return exitf(2, "--metrics %s: %v", metrics, err)
+			}
+			defer ms.Close()
+			ctx, stop := signalContext()
+			defer stop()
+			startCtx, cancel := context.WithTimeout(ctx, 60*time.Second)
+			d, err := daemon.StartDev(startCtx, daemon.DevOptions{DataDir: data, Listen: listen,
+				Territories: territories, Subgraphs: subgraphs, Logger: logger, Metrics: ms.Metrics})
+			cancel()
+			if err != nil {
+				return exitf(1, "dev: %v", err)
+			}
+			out := cmd.OutOrStdout()
+			state := "restarted an existing cluster"
+			if d.Bootstrapped {
+				state = "bootstrapped a new cluster"
+			}
+			fmt.Fprintf(out, "territoryd dev: %s in %s (%d subgraphs)\n", state, d.DataDir, d.Subgraphs)
+			fmt.Fprintf(out, "territoryd dev: etcd %s\n", d.EtcdEndpoint)
+			if ms.Addr != "" {
+				fmt.Fprintf(out, "territoryd dev: metrics http://%s/metrics\n", ms.Addr)
+			}
+			fmt.Fprintf(out, "territoryd dev: listening on %s (try: territoryd client --addr %s create-neuron 1)\n", d.Addr, d.Addr)
+			<-ctx.Done()
+			logger.Info("shutting down")
+			if err := d.Stop(); err != nil {
+				return exitf(1, "dev: shutdown: %v", err)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&data, "data", "territory-data", "data directory (etcd, log, blobs); reused on restart")
+	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:7420", "transport address clients dial")
+	cmd.Flags().StringVar(&metrics, "metrics", "127.0.0.1:9420", "Prometheus /metrics address (\"\" to disable)")
+	cmd.Flags().StringVar(&level, "log-level", "info", "log level: debug, info, warn, error")
+	cmd.Flags().IntVar(&territories, "territories", 0, "territories of a new cluster (default 3; fixed once created)")
+	cmd.Flags().Uint32Var(&subgraphs, "subgraphs", 0, "subgraphs of a new cluster (default 16; fixed once created)")
+	return cmd
+}

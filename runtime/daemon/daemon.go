@@ -1,0 +1,236 @@
+// Package daemon assembles territoryd: territories, each under its own driver,
+// on a coordination store, a log, an object store and a transport. Dev mode
+// (Dev) puts all of it in one process under one data directory.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"territory/model"
+	"territory/runtime/driver"
+	"territory/runtime/localdisk"
+	"territory/runtime/transport"
+)
+
+// Services are the executors every territory of a process shares.
+type Services struct {
+	Coord driver.Coord
+	Log   driver.Log
+	Blob  driver.Blob
+}
+
+// Bootstrap writes the initial routes (model.InitialRoutes) in a transaction
+// that only succeeds on an empty cluster. It reports whether this call created
+// the cluster, and checks that an existing cluster has `subgraphs` routes.
+func Bootstrap(ctx context.Context, coord driver.Coord, subgraphs uint32, territories []model.HostID) (bool, error) {
+	req, err := model.InitialRoutes(subgraphs, territories, model.DefaultPolicy())
+	if err != nil {
+		return false, err
+	}
+	resp, se, err := coord.Do(ctx, req)
+	if err != nil {
+		return false, fmt.Errorf("bootstrap: outcome unknown: %w", err)
+	}
+	if se != model.ErrNone {
+		return false, fmt.Errorf("bootstrap: %s", se)
+	}
+	if resp.Succeeded {
+		return true, nil
+	}
+	r, se, err := coord.Do(ctx, model.CoordRequest{Kind: model.CoordRange, Key: model.RoutesPrefix})
+	if err != nil || se != model.ErrNone {
+		return false, fmt.Errorf("bootstrap: reading the existing routes: %v %v", se, err)
+	}
+	if uint32(len(r.KVs)) != subgraphs {
+		return false, fmt.Errorf("bootstrap: the cluster has %d routes, the configuration says %d subgraphs", len(r.KVs), subgraphs)
+	}
+	return false, nil
+}
+
+// Territories runs a set of territories in this process.
+type Territories struct {
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	mu      sync.Mutex
+	errs    []error
+	drivers []*driver.Driver
+}
+
+// TerritoryOptions configures StartTerritories.
+type TerritoryOptions struct {
+	IDs       []model.HostID
+	Subgraphs uint32
+	Services  Services
+	Transport *transport.Transport
+	Logger    *slog.Logger
+	Metrics   *driver.Metrics
+	// Observer sees every fact of every territory (on its driver's goroutine).
+	Observer func(model.HostID, model.Fact)
+	// Config adjusts each territory's configuration (nil: the defaults).
+	Config func(*model.TerritoryConfig)
+	// Manager is the control-plane host that commits recovery events (0: none).
+	Manager model.HostID
+	// DiskRoot holds each territory's cache files, under DiskRoot/territory-<id>
+	// ("" : no local disk; disk calls fail and the core falls back to the object store).
+	DiskRoot string
+}
+
+// StartTerritories starts one driver per territory id and registers each with
+// the transport.
+func StartTerritories(o TerritoryOptions) (*Territories, error) {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ts := &Territories{cancel: cancel}
+	for _, id := range o.IDs {
+		cfg := model.DefaultTerritoryConfig(id, o.Subgraphs)
+		cfg.Manager = o.Manager
+		if o.Config != nil {
+			o.Config(&cfg)
+		}
+		t, err := model.NewTerritory(cfg)
+		if err != nil {
+			ts.Stop()
+			return nil, err
+		}
+		logger := o.Logger.With("territory", id)
+		var disk driver.Disk
+		if o.DiskRoot != "" {
+			ld, err := localdisk.Open(filepath.Join(o.DiskRoot, fmt.Sprintf("territory-%d", id)))
+			if err != nil {
+				ts.Stop()
+				return nil, err
+			}
+			disk = ld
+		}
+		d, err := driver.New(driver.Config{ID: id, Node: t, Transport: o.Transport,
+			Coord: o.Services.Coord, Log: o.Services.Log, Blob: o.Services.Blob, Disk: disk,
+			Observer: func(h model.HostID, f model.Fact) {
+				logFact(logger, f)
+				if o.Observer != nil {
+					o.Observer(h, f)
+				}
+			},
+			Logger: logger, Metrics: o.Metrics})
+		if err != nil {
+			ts.Stop()
+			return nil, err
+		}
+		o.Transport.Register(id, d.Deliver)
+		ts.drivers = append(ts.drivers, d)
+		ts.wg.Add(1)
+		go func() {
+			defer ts.wg.Done()
+			defer o.Transport.Unregister(id)
+			if err := d.Run(ctx); err != nil {
+				ts.mu.Lock()
+				ts.errs = append(ts.errs, err)
+				ts.mu.Unlock()
+			}
+		}()
+	}
+	return ts, nil
+}
+
+func logFact(l *slog.Logger, f model.Fact) {
+	switch f := f.(type) {
+	case model.FactOperational:
+		l.Info("operational", "subgraph", f.Subgraph, "epoch", f.Epoch, "applied_lsn", f.AppliedLSN)
+	case model.FactSteppedDown:
+		l.Info("stepped down", "subgraph", f.Subgraph, "epoch", f.Epoch, "why", f.Why)
+	case model.FactCommitted:
+		l.Debug("committed", "subgraph", f.Subgraph, "lsn", f.LSN)
+	default:
+		l.Debug("fact", "fact", fmt.Sprintf("%T", f))
+	}
+}
+
+// Stop shuts every territory down gracefully and waits for them.
+func (ts *Territories) Stop() error {
+	ts.cancel()
+	ts.wg.Wait()
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	return errors.Join(ts.errs...)
+}
+
+// WaitOperational waits until every subgraph has an operational primary
+// according to the facts seen by Watcher (see OperationalWatcher).
+func WaitOperational(ctx context.Context, w *OperationalWatcher, subgraphs uint32) error {
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if w.Count() >= int(subgraphs) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%d of %d subgraphs operational: %w", w.Count(), subgraphs, ctx.Err())
+		case <-tick.C:
+		}
+	}
+}
+
+// OperationalWatcher tracks which subgraphs have an operational primary.
+type OperationalWatcher struct {
+	mu  sync.Mutex
+	ops map[model.SubgraphID]model.HostID
+}
+
+// NewOperationalWatcher returns an empty watcher.
+func NewOperationalWatcher() *OperationalWatcher {
+	return &OperationalWatcher{ops: map[model.SubgraphID]model.HostID{}}
+}
+
+// Observe is a driver observer.
+func (w *OperationalWatcher) Observe(_ model.HostID, f model.Fact) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	switch f := f.(type) {
+	case model.FactOperational:
+		w.ops[f.Subgraph] = f.Territory
+	case model.FactSteppedDown:
+		if w.ops[f.Subgraph] == f.Territory {
+			delete(w.ops, f.Subgraph)
+		}
+	}
+}
+
+// Count is the number of operational subgraphs.
+func (w *OperationalWatcher) Count() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.ops)
+}
+
+// StartManager runs the control plane (model.Manager) under a driver until
+// ctx is cancelled; the returned channel yields Run's result.
+func StartManager(ctx context.Context, cfg model.ManagerConfig, svc Services, tr *transport.Transport, logger *slog.Logger, metrics *driver.Metrics) (<-chan error, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	m, err := model.NewManager(cfg)
+	if err != nil {
+		return nil, err
+	}
+	logger = logger.With("manager", cfg.ID)
+	d, err := driver.New(driver.Config{ID: cfg.ID, Node: m, Transport: tr, Coord: svc.Coord, Blob: svc.Blob,
+		Observer: func(_ model.HostID, f model.Fact) { logFact(logger, f) }, Logger: logger, Metrics: metrics})
+	if err != nil {
+		return nil, err
+	}
+	tr.Register(cfg.ID, d.Deliver)
+	done := make(chan error, 1)
+	go func() {
+		defer tr.Unregister(cfg.ID)
+		done <- d.Run(ctx)
+	}()
+	return done, nil
+}

@@ -1,0 +1,109 @@
+package driver
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	mrand "math/rand/v2"
+	"time"
+
+	"territory/model"
+)
+
+// Client runs a model.Client under a driver and turns its operations into
+// blocking calls.
+type Client struct {
+	d       *Driver
+	c       *model.Client
+	metrics *Metrics
+	waiters map[model.EventUUID]chan model.FactOpDone // owner-only
+	started map[model.EventUUID]time.Time             // owner-only
+}
+
+// NewSession returns a random, non-zero session: the high half of every
+// event_uuid a client incarnation makes. It must never repeat across
+// incarnations (the territories' dedup tables outlive processes), so it is
+// drawn from crypto/rand.
+func NewSession() uint64 {
+	var b [8]byte
+	for {
+		if _, err := rand.Read(b[:]); err != nil {
+			panic(err)
+		}
+		if s := binary.LittleEndian.Uint64(b[:]); s != 0 {
+			return s
+		}
+	}
+}
+
+type jitter struct{}
+
+func (jitter) Uint64() uint64 { return mrand.Uint64() }
+
+// NewClient builds a client node and its driver. cfg.Node and cfg.Observer
+// are set here (a caller's Observer still sees every fact).
+func NewClient(ccfg model.ClientConfig, cfg Config) (*Client, error) {
+	c, err := model.NewClient(ccfg, jitter{})
+	if err != nil {
+		return nil, err
+	}
+	h := &Client{c: c, metrics: cfg.Metrics, waiters: map[model.EventUUID]chan model.FactOpDone{}, started: map[model.EventUUID]time.Time{}}
+	user := cfg.Observer
+	cfg.Node, cfg.ID = c, ccfg.ID
+	cfg.Observer = func(id model.HostID, f model.Fact) {
+		if done, ok := f.(model.FactOpDone); ok {
+			if ch := h.waiters[done.Request.ID]; ch != nil {
+				delete(h.waiters, done.Request.ID)
+				status := done.Result.Status.String()
+				if done.Unknown {
+					status = "unknown"
+				}
+				h.metrics.op(done.Request.Op.String(), status, time.Since(h.started[done.Request.ID]))
+				delete(h.started, done.Request.ID)
+				ch <- done
+			}
+		}
+		if user != nil {
+			user(id, f)
+		}
+	}
+	if h.d, err = New(cfg); err != nil {
+		return nil, err
+	}
+	return h, nil
+}
+
+// Driver is the client's driver (Run it).
+func (h *Client) Driver() *Driver { return h.d }
+
+// ErrUnknownOutcome: the client gave up without a final answer; the write may
+// or may not have happened.
+var ErrUnknownOutcome = errors.New("outcome unknown: no final answer before the operation's deadline")
+
+// Do runs one operation (req.ID is assigned here) and waits for its final
+// answer. It returns ErrUnknownOutcome if the client gave up.
+func (h *Client) Do(ctx context.Context, req model.Request) (model.Request, model.Result, error) {
+	ch := make(chan model.FactOpDone, 1)
+	err := h.d.Exec(ctx, func(step func(model.Input)) {
+		req.ID = h.c.NewID()
+		h.waiters[req.ID] = ch
+		h.started[req.ID] = time.Now()
+		step(model.Submit{Req: req})
+	})
+	if err != nil {
+		return req, model.Result{}, err
+	}
+	select {
+	case done := <-ch:
+		if done.Unknown {
+			return done.Request, model.Result{}, ErrUnknownOutcome
+		}
+		return done.Request, done.Result, nil
+	case <-ctx.Done():
+		return req, model.Result{}, fmt.Errorf("%w (the operation may still complete)", ctx.Err())
+	case <-h.d.Done():
+		return req, model.Result{}, ErrStopped
+	}
+}
