@@ -85,6 +85,9 @@ type Client struct {
 	nextID     uint64
 	routes     []HostID // by subgraph; 0 = unknown
 	refreshing bool
+	refreshID  uint64 // the route read in flight
+	watchID    uint64 // the route watch registration in flight, 0 if none
+	watching   bool   // route changes arrive as WatchEvent inputs
 	refreshTry int
 	ops        map[EventUUID]*clientOp
 	timers     map[uint64]clientTimer
@@ -125,10 +128,18 @@ func (c *Client) Step(nowMs int64, in Input, out *Outbox) {
 			c.onReply(in.Msg.Reply)
 		}
 	case CoordResult:
-		c.onRoutes(in)
+		switch in.ReqID {
+		case c.watchID:
+			c.watchID = 0
+			c.watching = in.Outcome == OutcomeOK
+		case c.refreshID:
+			c.onRoutes(in)
+		}
+	case WatchEvent:
+		c.onWatch(in)
 	case TimerFired:
 		c.onTimer(in.ID)
-	case LogResult, BlobResult, DiskResult, WatchEvent:
+	case LogResult, BlobResult, DiskResult:
 	default:
 		panic(sprintf("client %d: unknown input", c.cfg.ID))
 	}
@@ -227,7 +238,34 @@ func (c *Client) refresh() {
 	}
 	c.refreshing = true
 	c.nextID++ // shares the id space with timers; the driver answers each call exactly once
+	c.refreshID = c.nextID
 	c.out.Add(CoordCall{ReqID: c.nextID, Req: CoordRequest{Kind: CoordRange, Key: RoutesPrefix}, TimeoutMs: c.cfg.CoordTimeoutMs})
+	if !c.watching && c.watchID == 0 {
+		c.watch() // a lost registration is retried with the next refresh
+	}
+}
+
+// watch asks for route changes, so the routing cache is invalidated when a
+// subgraph moves instead of on the next wrong-territory answer.
+func (c *Client) watch() {
+	if c.watchID != 0 {
+		return
+	}
+	c.nextID++
+	c.watchID = c.nextID
+	c.out.Add(CoordCall{ReqID: c.nextID, Req: CoordRequest{Kind: CoordWatch, Key: RoutesPrefix}, TimeoutMs: c.cfg.CoordTimeoutMs})
+}
+
+func (c *Client) onWatch(ev WatchEvent) {
+	r, err := ParseRoute(ev.KV)
+	if err != nil || uint32(r.Subgraph) >= c.cfg.Subgraphs {
+		return
+	}
+	if ev.Deleted {
+		c.routes[r.Subgraph] = 0
+		return
+	}
+	c.routes[r.Subgraph] = r.Primary
 }
 
 func (c *Client) onRoutes(res CoordResult) {

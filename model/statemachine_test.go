@@ -35,11 +35,12 @@ func newTestClient(t *testing.T) (*Client, *Outbox) {
 	out := &Outbox{}
 	c.Step(0, Start{}, out)
 	calls := effects[CoordCall](out)
-	if len(calls) != 1 || calls[0].Req.Kind != CoordRange {
-		t.Fatalf("start must read the routes: %v", out.Effects)
+	if len(calls) != 2 || calls[0].Req.Kind != CoordRange || calls[1].Req.Kind != CoordWatch {
+		t.Fatalf("start must read and watch the routes: %v", out.Effects)
 	}
 	out.Reset()
 	c.Step(1, CoordResult{ReqID: calls[0].ReqID, Resp: CoordResponse{KVs: routesKVs(4, 7, 1)}}, out)
+	c.Step(1, CoordResult{ReqID: calls[1].ReqID}, out)
 	return c, out
 }
 
@@ -235,5 +236,17 @@ func TestReadWaitsForTheBarrierAndChecksTheEpoch(t *testing.T) {
 	sends := effects[Send](out)
 	if len(sends) != 1 || sends[0].Msg.Reply.Result.Status != StatusWrongTerritory || len(tr.Operational()) != 0 {
 		t.Fatalf("a deposed primary must not serve the read: %v", out.Effects)
+	}
+}
+
+func TestClientWatchMovesTheRoute(t *testing.T) {
+	c, out := newTestClient(t)
+	req := Request{ID: c.NewID(), Op: OpReadNeuron, Neuron: 3}
+	sg := SubgraphOf(3, 4)
+	c.Step(2, WatchEvent{KV: KV{Key: RouteKey(sg), Value: EncodeRoute(8, 2), ModRevision: 9}}, out)
+	out.Reset()
+	c.Step(3, Submit{Req: req}, out)
+	if s := effects[Send](out); len(s) != 1 || s[0].To != 8 {
+		t.Fatalf("the watched route change was not used: %v", out.Effects)
 	}
 }
