@@ -10,7 +10,7 @@ SEED        ?= 7
 SWEEP_SEEDS ?= 50
 OUT         := $(CURDIR)/out
 
-.PHONY: run test lint unit sweep mutants bench fuzz clean
+.PHONY: run test lint unit sweep mutants bench fuzz proto clean
 
 run: ## run one seeded scenario and write its report under out/run
 	$(GO) run ./cmd/sim run --scenario $(SCENARIO) --seed $(SEED) --report $(OUT)/run
@@ -41,6 +41,9 @@ mutants: ## the planted-bug suite: every mutation must be caught by the checks
 bench: ## speed figures: simulated seconds per wall second, events per second
 	$(GO) test -run '^$$' -bench . -benchmem ./sim/ ./sim/kernel/ ./sim/replog/ ./linearizability/
 	$(GO) run ./cmd/sim bench --scenario basic --seeds 20
+
+proto: ## regenerate the transport's protobuf code with pinned tools
+	bash proto/generate.sh
 
 fuzz: ## fuzz the event decoder
 	$(GO) test -run '^$$' -fuzz FuzzDecodeEvent -fuzztime 60s ./model/
