@@ -1,0 +1,269 @@
+package pulsarlog
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/apache/pulsar-client-go/pulsar"
+
+	"territory/model"
+)
+
+// DefaultMaxEntries is the read batch when LogRequest.MaxEntries is 0 (as in
+// the simulated log).
+const DefaultMaxEntries = 256
+
+// cursor is a reader with the fold state of everything it consumed.
+type cursor struct {
+	r  pulsar.Reader
+	st foldState
+	at pos // position of the last message consumed (or of the start checkpoint)
+	// started: at is meaningful (false: the reader starts at the beginning).
+	started bool
+}
+
+func posOf(id pulsar.MessageID) pos {
+	if id == nil {
+		return pos{-1, -1}
+	}
+	return pos{id.LedgerID(), id.EntryID()}
+}
+
+// newCursor opens a reader just after checkpoint c (or at the beginning of the
+// topic when !ok).
+func (s *stream) newCursor(c ckpt, ok bool) (*cursor, error) {
+	opts := pulsar.ReaderOptions{
+		Topic:             s.topic,
+		StartMessageID:    pulsar.EarliestMessageID(),
+		ReceiverQueueSize: 1000,
+	}
+	cur := &cursor{}
+	if ok {
+		opts.StartMessageID = pulsar.NewMessageID(c.at.ledger, c.at.entry, -1, 0) // exclusive
+		cur.st, cur.at, cur.started = c.st, c.at, true
+	}
+	r, err := s.l.client.CreateReader(opts)
+	if err != nil {
+		return nil, fmt.Errorf("create reader on %s: %w", s.topic, err)
+	}
+	cur.r = r
+	return cur, nil
+}
+
+// step consumes one message and folds it; entry is non-nil if it is the next
+// entry of the stream.
+func (s *stream) step(ctx context.Context, cur *cursor) (*model.LogEntry, error) {
+	m, err := cur.r.Next(ctx)
+	if err != nil {
+		return nil, err
+	}
+	at := posOf(m.ID())
+	if cur.started && !cur.at.less(at) {
+		// Already folded (a redelivery after a reconnect): skip.
+		return nil, nil
+	}
+	cur.at, cur.started = at, true
+	rec, err := decodeRecord(m.Properties())
+	if err != nil || rec.stream != s.id {
+		return nil, nil // not ours: never an entry
+	}
+	entry := cur.st.apply(rec)
+	s.mu.Lock()
+	s.ix.add(ckpt{at: at, st: cur.st}, false) // sparse, but always the latest
+	s.mu.Unlock()
+	if !entry {
+		return nil, nil
+	}
+	return &model.LogEntry{LSN: rec.lsn, Data: bytes.Clone(m.Payload())}, nil
+}
+
+// foldUpTo folds from the best checkpoint before target up to target
+// (exclusive) and returns the fold state just before target. target must be
+// a position known to exist (a marker this process just wrote).
+func (s *stream) foldUpTo(ctx context.Context, target pos) (foldState, error) {
+	s.mu.Lock()
+	c, ok := s.ix.before(target)
+	s.mu.Unlock()
+	cur, err := s.newCursor(c, ok)
+	if err != nil {
+		return foldState{}, err
+	}
+	defer cur.r.Close()
+	for {
+		m, err := cur.r.Next(ctx)
+		if err != nil {
+			return foldState{}, fmt.Errorf("scan from %v: %w", cur.at, err)
+		}
+		at := posOf(m.ID())
+		if cur.started && !cur.at.less(at) {
+			continue
+		}
+		if at == target {
+			return cur.st, nil
+		}
+		if target.less(at) {
+			return foldState{}, fmt.Errorf("scan passed %v at %v without seeing it", target, at)
+		}
+		cur.at, cur.started = at, true
+		if rec, err := decodeRecord(m.Properties()); err == nil && rec.stream == s.id {
+			if cur.st.apply(rec) && cur.st.Tail%indexStride == 0 {
+				s.mu.Lock()
+				s.ix.add(ckpt{at: at, st: cur.st}, false)
+				s.mu.Unlock()
+			}
+		}
+	}
+}
+
+// lastPos returns the position of the last message of the topic as the
+// broker reports it through r (false: the topic is empty).
+func (s *stream) lastPos(ctx context.Context, r pulsar.Reader) (pos, bool, error) {
+	id, err := r.GetLastMessageID()
+	if err != nil {
+		return pos{}, false, fmt.Errorf("last message id of %s: %w", s.topic, err)
+	}
+	p := posOf(id)
+	if p.entry >= 0 {
+		return p, true, nil
+	}
+	// The broker reports (ledger, -1) when its current ledger is empty and
+	// its last-confirmed position was reset (observed after ledger
+	// rollover on load): the last message is the last entry of the newest
+	// earlier ledger that has entries.
+	st, err := s.l.admin.Topics().GetInternalStatsWithContext(ctx, s.tn)
+	if err != nil {
+		return pos{}, false, fmt.Errorf("internal stats of %s: %w", s.topic, err)
+	}
+	best, found := pos{}, false
+	for _, li := range st.Ledgers {
+		if li.Entries > 0 && li.LedgerID <= p.ledger {
+			if q := (pos{li.LedgerID, li.Entries - 1}); !found || best.less(q) {
+				best, found = q, true
+			}
+		}
+	}
+	return best, found, nil
+}
+
+// foldToEnd folds the whole topic up to the last message the broker reports
+// now.
+func (s *stream) foldToEnd(ctx context.Context) (foldState, error) {
+	s.loadCheckpoint(ctx)
+	s.mu.Lock()
+	c, ok := s.ix.last, s.ix.has
+	s.mu.Unlock()
+	cur, err := s.newCursor(c, ok)
+	if err != nil {
+		return foldState{}, err
+	}
+	defer cur.r.Close()
+	end, nonEmpty, err := s.lastPos(ctx, cur.r)
+	if err != nil {
+		return foldState{}, err
+	}
+	if !nonEmpty {
+		return cur.st, nil
+	}
+	return s.foldFrom(ctx, cur, end)
+}
+
+// foldFrom advances cur up to end (inclusive) and returns its state.
+func (s *stream) foldFrom(ctx context.Context, cur *cursor, end pos) (foldState, error) {
+	for !cur.started || cur.at.less(end) {
+		if _, err := s.step(ctx, cur); err != nil {
+			return foldState{}, fmt.Errorf("scan from %v to %v: %w", cur.at, end, err)
+		}
+	}
+	return cur.st, nil
+}
+
+// tailAt returns the committed tail as of position end (or of a later
+// position this process already folded: that is the tail at an instant after
+// end was the last message, which is as good a linearization point).
+func (s *stream) tailAt(ctx context.Context, end pos) (uint64, error) {
+	s.mu.Lock()
+	c, ok := s.ix.last, s.ix.has
+	s.mu.Unlock()
+	if ok && !c.at.less(end) {
+		return c.st.Tail, nil
+	}
+	cur, err := s.newCursor(c, ok)
+	if err != nil {
+		return 0, err
+	}
+	defer cur.r.Close()
+	st, err := s.foldFrom(ctx, cur, end)
+	return st.Tail, err
+}
+
+// read returns the committed entries from `from`, at most maxEntries.
+func (s *stream) read(ctx context.Context, from uint64, maxEntries int) (model.LogResponse, error) {
+	if from == 0 {
+		from = 1
+	}
+	if maxEntries <= 0 {
+		maxEntries = DefaultMaxEntries
+	}
+	if err := acquireSem(ctx, s.rd); err != nil {
+		return model.LogResponse{}, err
+	}
+	defer releaseSem(s.rd)
+	s.loadCheckpoint(ctx)
+
+	cur := s.cur
+	s.mu.Lock()
+	c, ok := s.ix.floor(from - 1)
+	s.mu.Unlock()
+	// Keep the sequential cursor if it has not passed from-1 and no
+	// checkpoint lets a new reader skip more of the way.
+	if cur != nil && (cur.st.Tail > from-1 || (ok && cur.st.Tail < c.st.Tail && cur.at.less(c.at))) {
+		cur.r.Close()
+		cur, s.cur = nil, nil
+	}
+	if cur == nil {
+		var err error
+		if cur, err = s.newCursor(c, ok); err != nil {
+			return model.LogResponse{}, err
+		}
+		s.cur = cur
+	}
+	end, nonEmpty, err := s.lastPos(ctx, cur.r)
+	if err != nil {
+		s.dropCursor()
+		return model.LogResponse{}, err
+	}
+	var entries []model.LogEntry
+	for nonEmpty && len(entries) < maxEntries && (!cur.started || cur.at.less(end)) {
+		e, err := s.step(ctx, cur)
+		if err != nil {
+			s.dropCursor()
+			if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+				return model.LogResponse{}, fmt.Errorf("scan from %v to %v: %w", cur.at, end, err)
+			}
+			return model.LogResponse{}, fmt.Errorf("scan: %w", err)
+		}
+		if e != nil && e.LSN >= from {
+			entries = append(entries, *e)
+		}
+	}
+	s.note(cur.st)
+	tail := cur.st.Tail // exact when the read reached end (as of the start of the read)
+	if nonEmpty && (!cur.started || cur.at.less(end)) {
+		// Stopped at maxEntries: the tail at end comes from the index or a
+		// fold of what lies between the index's latest checkpoint and end
+		// (done once; later reads find it in the index).
+		if tail, err = s.tailAt(ctx, end); err != nil {
+			return model.LogResponse{}, fmt.Errorf("tail at %v: %w", end, err)
+		}
+	}
+	return model.LogResponse{TailLSN: tail, Entries: entries}, nil
+}
+
+func (s *stream) dropCursor() {
+	if s.cur != nil {
+		s.cur.r.Close()
+		s.cur = nil
+	}
+}

@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# Integration tests against real services: starts the Pulsar standalone
+# (3 bookies) and the S3 server, exports their environment, runs
+#
+#   go test -tags integration -count=1 ./runtime/...
+#
+# and always stops both services on exit (success, failure or Ctrl-C). The exit
+# code is the tests' (or the failing start's).
+#
+#   scripts/test-integration.sh                     # everything under ./runtime/...
+#   scripts/test-integration.sh -run Fencing -v     # extra arguments go to `go test`
+#
+# Environment:
+#   TERRITORY_IT_PACKAGES          packages to test (default ./runtime/...)
+#   TERRITORY_IT_TIMEOUT           go test -timeout (default 20m)
+#   TERRITORY_IT_NO_S3=1           do not start the S3 server
+#   TERRITORY_IT_KEEP_SERVICES=1   leave the services running afterwards (to iterate)
+#   TERRITORY_PULSAR_RESTART_TEST=1  afterwards, run the pulsarlog test that stops and
+#                                  starts Pulsar (~20 s) on its own: it would break the
+#                                  tests of other packages running in parallel
+# plus every variable of scripts/pulsar-standalone.sh and scripts/s3-server.sh
+# (ports, run dirs, cache); see scripts/README.md. On a fresh machine the
+# service scripts download Pulsar from Maven Central (needs java 17+ and mvn)
+# and go-install versitygw (needs go) first.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "${ROOT}"
+PULSAR="${ROOT}/scripts/pulsar-standalone.sh"
+S3="${ROOT}/scripts/s3-server.sh"
+PACKAGES="${TERRITORY_IT_PACKAGES:-./runtime/...}"
+TIMEOUT="${TERRITORY_IT_TIMEOUT:-20m}"
+WITH_S3=1
+[[ "${TERRITORY_IT_NO_S3:-}" == 1 ]] && WITH_S3=0
+
+log() { printf '[test-integration] %s\n' "$*" >&2; }
+
+command -v go >/dev/null 2>&1 || { log "ERROR: go not found in PATH"; exit 1; }
+
+T0=${SECONDS}
+started=0
+
+# shellcheck disable=SC2317 # called from the EXIT trap
+stop_services() {
+  if [[ "${TERRITORY_IT_KEEP_SERVICES:-}" == 1 ]]; then
+    log "leaving the services running (TERRITORY_IT_KEEP_SERVICES=1)"
+    return 0
+  fi
+  local t=${SECONDS}
+  log "stopping services"
+  local pids=()
+  "${PULSAR}" stop || log "WARNING: pulsar stop failed" &
+  pids+=($!)
+  if ((WITH_S3)); then
+    "${S3}" stop || log "WARNING: s3 stop failed" &
+    pids+=($!)
+  fi
+  wait "${pids[@]}" || true
+  log "services stopped in $((SECONDS - t))s"
+}
+
+# shellcheck disable=SC2317 # the EXIT trap
+cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM
+  ((started)) && stop_services
+  log "total $((SECONDS - T0))s, exit ${rc}"
+  exit "${rc}"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# --- start (both at once; each script waits until its service answers) ------
+started=1
+t=${SECONDS}
+log "starting Pulsar standalone$( ((WITH_S3)) && echo ' and the S3 server')"
+"${PULSAR}" start >/dev/null &
+pulsar_pid=$!
+if ((WITH_S3)); then
+  "${S3}" start >/dev/null &
+  s3_pid=$!
+fi
+start_rc=0
+wait "${pulsar_pid}" || { start_rc=$?; log "ERROR: Pulsar did not start (exit ${start_rc})"; }
+if ((WITH_S3)); then
+  wait "${s3_pid}" || { start_rc=$?; log "ERROR: the S3 server did not start (exit ${start_rc})"; }
+fi
+((start_rc == 0)) || exit "${start_rc}"
+log "services up in $((SECONDS - t))s"
+
+set -a
+eval "$("${PULSAR}" env)"
+((WITH_S3)) && eval "$("${S3}" env)"
+set +a
+
+# --- tests ---------------------------------------------------------------------
+t=${SECONDS}
+rc=0
+# The restart test runs alone below, never alongside other packages.
+# shellcheck disable=SC2086 # PACKAGES may list several packages
+env -u TERRITORY_PULSAR_RESTART_TEST go test -tags integration -count=1 -timeout "${TIMEOUT}" "$@" ${PACKAGES} || rc=$?
+log "go test ${PACKAGES}: exit ${rc} in $((SECONDS - t))s"
+
+if [[ "${TERRITORY_PULSAR_RESTART_TEST:-}" == 1 ]]; then
+  t=${SECONDS}
+  rrc=0
+  go test -tags integration -count=1 -timeout "${TIMEOUT}" -run '^TestDurabilityAcrossRestart$' -v ./runtime/pulsarlog/ || rrc=$?
+  log "restart test: exit ${rrc} in $((SECONDS - t))s"
+  ((rc != 0)) || rc=${rrc}
+fi
+exit "${rc}"
