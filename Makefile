@@ -10,12 +10,12 @@ SEED        ?= 7
 SWEEP_SEEDS ?= 50
 OUT         := $(CURDIR)/out
 
-.PHONY: run test lint unit sweep mutants bench fuzz proto clean
+.PHONY: run test lint unit sweep mutants test-integration bench fuzz proto clean
 
 run: ## run one seeded scenario and write its report under out/run
 	$(GO) run ./cmd/sim run --scenario $(SCENARIO) --seed $(SEED) --report $(OUT)/run
 
-test: lint unit sweep mutants ## everything CI checks
+test: lint unit sweep mutants test-integration ## everything CI checks
 
 $(STATICCHECK):
 	GOBIN=$(BIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
@@ -37,6 +37,9 @@ sweep: ## SWEEP_SEEDS seeds of every scenario in parallel; swarm.json, junit.xml
 
 mutants: ## the planted-bug suite: every mutation must be caught by the checks
 	bash scripts/mutants.sh
+
+test-integration: ## the runtime against real Pulsar (3 bookies) and S3 (versitygw) started by scripts/
+	TERRITORY_PULSAR_RESTART_TEST=1 bash scripts/test-integration.sh
 
 bench: ## speed figures: simulated seconds per wall second, events per second
 	$(GO) test -run '^$$' -bench . -benchmem ./sim/ ./sim/kernel/ ./sim/replog/ ./linearizability/
