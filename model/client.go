@@ -6,8 +6,13 @@ type RandSource interface{ Uint64() uint64 }
 
 // ClientConfig configures a client.
 type ClientConfig struct {
-	ID               HostID
-	Session          uint64 // high half of every event_uuid this client makes: unique per client incarnation
+	ID HostID
+	// Session is the high half of every event_uuid this client makes. It must
+	// be unique across every client incarnation that ever wrote to the
+	// cluster, not just per process: the dedup tables live in the log and
+	// outlive processes (production draws it at random; the simulator, whose
+	// clusters start empty, uses host id and incarnation).
+	Session          uint64
 	Subgraphs        uint32
 	RequestTimeoutMs int64 // one attempt
 	OpDeadlineMs     int64 // the whole operation, retries included; then its outcome is unknown
