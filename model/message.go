@@ -175,6 +175,15 @@ type FactCommitted struct {
 	Result    Result
 }
 
+// FactSnapshotStarted: a territory started a snapshot attempt (it records
+// UPLOADING next); the attempt ends with FactSnapshotCommitted or is abandoned.
+type FactSnapshotStarted struct {
+	Territory HostID
+	Subgraph  SubgraphID
+	UUID      string
+	LSN       uint64
+}
+
 // FactSnapshotCommitted: a territory committed a snapshot (and superseded
 // the previous one, if Superseded is set).
 type FactSnapshotCommitted struct {
@@ -237,3 +246,5 @@ func (FactSnapshotCommitted) isFact() {}
 func (FactSnapshotLoaded) isFact()    {}
 
 func (FactAdopted) isFact() {}
+
+func (FactSnapshotStarted) isFact() {}

@@ -73,6 +73,7 @@ func (t *Territory) maybeSnapshot(p *primary) {
 		"-l" + strconv.FormatUint(j.lsn, 10) + "-" + strconv.FormatUint(j.id, 10)
 	j.checksum = CRC32C(j.data)
 	p.snap = j
+	t.out.Add(Observe{Fact: FactSnapshotStarted{Territory: t.cfg.ID, Subgraph: p.sg, UUID: j.uuid, LSN: j.lsn}})
 	rec := t.snapRecord(p, j, SnapUploading)
 	key := SnapshotKey(p.sg, j.uuid)
 	t.coord(call{kind: callSnapRecord, sg: p.sg, gen: p.gen, job: j.id}, PutIfVersion(key, rec.Encode(), 0))

@@ -478,7 +478,7 @@ func (w *World) observe(h *host, f model.Fact) {
 		w.dur.loaded(f)
 	case model.FactAdopted:
 		w.dur.adopted(f)
-	case model.FactCommitted, model.FactSteppedDown:
+	case model.FactCommitted, model.FactSteppedDown, model.FactSnapshotStarted:
 	default:
 		panic(fmt.Sprintf("sim: unknown fact %T", f))
 	}

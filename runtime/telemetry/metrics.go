@@ -1,0 +1,268 @@
+// Package telemetry turns what the protocol core reports into Prometheus
+// metrics (FactMetrics, a driver observer) and sets up OpenTelemetry tracing
+// (Setup, Span), which stays off and costs nothing unless the standard OTLP
+// environment variables ask for it.
+package telemetry
+
+import (
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"territory/model"
+)
+
+// Observer is the driver's observer signature (driver.Config.Observer,
+// daemon.TerritoryOptions.Observer).
+type Observer = func(model.HostID, model.Fact)
+
+var _ Observer = (*FactMetrics)(nil).Observe
+
+// Observers calls each non-nil observer in turn.
+func Observers(obs ...Observer) Observer {
+	var live []Observer
+	for _, o := range obs {
+		if o != nil {
+			live = append(live, o)
+		}
+	}
+	return func(h model.HostID, f model.Fact) {
+		for _, o := range live {
+			o(h, f)
+		}
+	}
+}
+
+// Fencing reason classes (the label of territory_fencing_events_total).
+const (
+	ReasonLogFenced    = "log_fenced"    // a writer at a higher epoch opened the log
+	ReasonRouteMoved   = "route_moved"   // the route names another primary or a newer epoch
+	ReasonRouteDeleted = "route_deleted" // the route is gone
+	ReasonOther        = "other"
+)
+
+// ReasonClass maps a FactSteppedDown.Why to a short, bounded label value. It
+// matches the wording of model/territory.go (stepDown callers), whether the
+// route was seen by the route watch or by a read barrier.
+func ReasonClass(why string) string {
+	switch {
+	case strings.Contains(why, "fenced"):
+		return ReasonLogFenced
+	case strings.Contains(why, "route deleted"):
+		return ReasonRouteDeleted
+	case strings.Contains(why, "route names"):
+		return ReasonRouteMoved
+	}
+	return ReasonOther
+}
+
+// Recovery sources (the label of territory_recoveries_total).
+const (
+	SourceSnapshot = "snapshot" // a committed snapshot from the object store
+	SourceCache    = "cache"    // the snapshot cached on local disk
+	SourceLog      = "log"      // no usable snapshot: the whole log is replayed
+)
+
+// FactMetrics turns model.Facts into Prometheus series. Its Observe method is
+// a driver observer; it is safe for concurrent use by several drivers and
+// cheap on the hot path (FactCommitted and FactOpDone return at once).
+//
+// Timing comes from the observer's clock, at the moment each fact is
+// observed: facts carry no timestamps.
+type FactMetrics struct {
+	now func() time.Time
+
+	fencing           *prometheus.CounterVec
+	recoveries        *prometheus.CounterVec
+	rejected          prometheus.Counter
+	snapCommitted     prometheus.Counter
+	snapInterval      prometheus.Histogram
+	replayEvents      prometheus.Counter
+	replayPerRecovery prometheus.Histogram
+	replaySeconds     prometheus.Histogram
+	replayRate        *prometheus.GaugeVec
+	recoverySeconds   prometheus.Histogram
+	operational       *prometheus.GaugeVec
+	replicaLag        *prometheus.GaugeVec
+
+	mu   sync.Mutex
+	subs map[subKey]*subState
+}
+
+type subKey struct {
+	t  model.HostID
+	sg model.SubgraphID
+}
+
+// subState is what FactMetrics remembers about one (territory, subgraph).
+type subState struct {
+	recovering  bool      // FactAdopted seen, FactOperational not yet
+	adoptedAt   time.Time // FactAdopted
+	loaded      bool      // FactSnapshotLoaded seen in this recovery
+	loadedAt    time.Time
+	loadedLSN   uint64
+	operational bool
+	snapFrom    time.Time // FactOperational or the last FactSnapshotCommitted
+}
+
+// NewFactMetrics registers the series with reg. now is the clock (nil: time.Now).
+func NewFactMetrics(reg prometheus.Registerer, now func() time.Time) *FactMetrics {
+	if now == nil {
+		now = time.Now
+	}
+	m := &FactMetrics{now: now, subs: map[subKey]*subState{},
+		fencing: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "territory_fencing_events_total",
+			Help: "Territories that stopped serving a subgraph, by reason class: log_fenced (a newer writer opened the log), route_moved, route_deleted, other.",
+		}, []string{"reason"}),
+		recoveries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "territory_recoveries_total",
+			Help: "Subgraph recoveries (every adoption, a cluster's first start included) by where the state came from: snapshot (object store), cache (local disk) or log (no usable snapshot: full replay).",
+		}, []string{"source"}),
+		rejected: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "territory_snapshots_rejected_total",
+			Help: "Committed snapshots skipped during recovery because their blob was missing or failed its checksum.",
+		}),
+		snapCommitted: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "territory_snapshots_committed_total",
+			Help: "Snapshots committed (each supersedes the previous committed one).",
+		}),
+		snapInterval: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "territory_snapshot_interval_seconds",
+			Help: "Seconds from a subgraph becoming operational, or from its previous snapshot commit, to the next snapshot commit. " +
+				"An upper bound on a snapshot's own duration: the core does not report when a snapshot starts.",
+			Buckets: prometheus.ExponentialBuckets(0.05, 2, 16), // 50 ms .. 27 min
+		}),
+		replayEvents: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "territory_replay_events_total",
+			Help: "Log entries replayed by recoveries (applied LSN when operational minus the loaded snapshot's LSN).",
+		}),
+		replayPerRecovery: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "territory_replay_events",
+			Help:    "Log entries replayed per recovery.",
+			Buckets: prometheus.ExponentialBuckets(1, 4, 12), // 1 .. 4M
+		}),
+		replaySeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "territory_replay_seconds",
+			Help:    "Seconds from a recovery's snapshot load to the subgraph being operational (log open and replay).",
+			Buckets: prometheus.ExponentialBuckets(0.005, 2, 16), // 5 ms .. 164 s
+		}),
+		replayRate: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "territory_replay_rate_events_per_second",
+			Help: "Replay rate of the territory's last recovery that replayed anything: entries replayed / territory_replay_seconds.",
+		}, []string{"territory"}),
+		recoverySeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "territory_recovery_seconds",
+			Help:    "Seconds from a territory adopting a subgraph (claim, load, open, replay) to serving it.",
+			Buckets: prometheus.ExponentialBuckets(0.005, 2, 16),
+		}),
+		operational: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "territory_operational_subgraphs",
+			Help: "Subgraphs this process's territories currently serve as operational primary.",
+		}, []string{"territory"}),
+		// Placeholder: replica lag is measured by supernode proxies against
+		// the log egress stream, which do not exist yet (a later issue). The
+		// series is registered so dashboards and alerts can be written now;
+		// it has no samples until SetReplicaLag is called.
+		replicaLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "territory_replica_lag_events",
+			Help: "Entries a proxy's cache of a subgraph is behind the primary's committed log (set by proxies; none yet).",
+		}, []string{"subgraph"}),
+	}
+	reg.MustRegister(m.fencing, m.recoveries, m.rejected, m.snapCommitted, m.snapInterval,
+		m.replayEvents, m.replayPerRecovery, m.replaySeconds, m.replayRate, m.recoverySeconds,
+		m.operational, m.replicaLag)
+	return m
+}
+
+// SetReplicaLag records how many entries a proxy's view of sg is behind.
+// (For the proxies of a later issue; nothing calls it yet.)
+func (m *FactMetrics) SetReplicaLag(sg model.SubgraphID, lag uint64) {
+	m.replicaLag.WithLabelValues(strconv.FormatUint(uint64(sg), 10)).Set(float64(lag))
+}
+
+func (m *FactMetrics) state(k subKey) *subState {
+	s := m.subs[k]
+	if s == nil {
+		s = &subState{}
+		m.subs[k] = s
+	}
+	return s
+}
+
+func territoryLabel(t model.HostID) string { return strconv.FormatUint(uint64(t), 10) }
+
+// Observe is a driver observer (see Observer).
+func (m *FactMetrics) Observe(_ model.HostID, f model.Fact) {
+	switch f.(type) {
+	case model.FactCommitted, model.FactOpDone:
+		return // per-write facts: the driver's own metrics cover them
+	}
+	now := m.now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	switch f := f.(type) {
+	case model.FactAdopted:
+		s := m.state(subKey{f.Territory, f.Subgraph})
+		if s.operational { // a restarted incarnation adopts again: the old one is gone
+			s.operational = false
+			m.operational.WithLabelValues(territoryLabel(f.Territory)).Dec()
+		}
+		*s = subState{recovering: true, adoptedAt: now}
+
+	case model.FactSnapshotLoaded:
+		src := SourceSnapshot
+		switch {
+		case f.FromCache:
+			src = SourceCache
+		case f.UUID == "":
+			src = SourceLog
+		}
+		m.recoveries.WithLabelValues(src).Inc()
+		m.rejected.Add(float64(f.Rejected))
+		if s := m.state(subKey{f.Territory, f.Subgraph}); s.recovering {
+			s.loaded, s.loadedAt, s.loadedLSN = true, now, f.LSN
+		}
+
+	case model.FactOperational:
+		s := m.state(subKey{f.Territory, f.Subgraph})
+		if s.recovering {
+			m.recoverySeconds.Observe(now.Sub(s.adoptedAt).Seconds())
+			if s.loaded && f.AppliedLSN >= s.loadedLSN {
+				n := f.AppliedLSN - s.loadedLSN
+				d := now.Sub(s.loadedAt).Seconds()
+				m.replayEvents.Add(float64(n))
+				m.replayPerRecovery.Observe(float64(n))
+				m.replaySeconds.Observe(d)
+				if n > 0 && d > 0 {
+					m.replayRate.WithLabelValues(territoryLabel(f.Territory)).Set(float64(n) / d)
+				}
+			}
+			s.recovering, s.loaded = false, false
+		}
+		if !s.operational {
+			s.operational = true
+			m.operational.WithLabelValues(territoryLabel(f.Territory)).Inc()
+		}
+		s.snapFrom = now
+
+	case model.FactSnapshotCommitted:
+		m.snapCommitted.Inc()
+		s := m.state(subKey{f.Territory, f.Subgraph})
+		if !s.snapFrom.IsZero() {
+			m.snapInterval.Observe(now.Sub(s.snapFrom).Seconds())
+		}
+		s.snapFrom = now
+
+	case model.FactSteppedDown:
+		m.fencing.WithLabelValues(ReasonClass(f.Why)).Inc()
+		k := subKey{f.Territory, f.Subgraph}
+		if s := m.subs[k]; s != nil && s.operational {
+			m.operational.WithLabelValues(territoryLabel(f.Territory)).Dec()
+		}
+		delete(m.subs, k)
+	}
+}
