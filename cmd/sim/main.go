@@ -25,24 +25,34 @@ type failure struct{ msg string }
 
 func (f failure) Error() string { return f.msg }
 
-func main() {
+func newRoot() *cobra.Command {
 	root := &cobra.Command{
 		Use:           "sim",
 		Short:         "Deterministic simulation testbed for the territory protocols",
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(runCmd(), replayCmd(), listCmd(), benchCmd())
+	root.AddCommand(runCmd(), replayCmd(), listCmd(), benchCmd(), reportCmd())
 	root.AddCommand(swarmCmd(), shrinkCmd())
-	err := root.Execute()
+	return root
+}
+
+// exitCode maps a command's error to the exit status.
+func exitCode(err error) int {
 	var f failure
 	switch {
 	case err == nil:
-		os.Exit(exitPass)
+		return exitPass
 	case errors.As(err, &f):
-		os.Exit(exitFailure)
-	default:
-		fmt.Fprintln(os.Stderr, "sim:", err)
-		os.Exit(exitUsage)
+		return exitFailure
 	}
+	return exitUsage
+}
+
+func main() {
+	err := newRoot().Execute()
+	if code := exitCode(err); code == exitUsage {
+		fmt.Fprintln(os.Stderr, "sim:", err)
+	}
+	os.Exit(exitCode(err))
 }
