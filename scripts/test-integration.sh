@@ -2,22 +2,30 @@
 # Integration tests against real services: starts the Pulsar standalone
 # (3 bookies) and the S3 server, exports their environment, runs
 #
-#   go test -tags integration -count=1 ./runtime/...
+#   go test -tags integration -count=1 ./runtime/... ./cmd/territoryd/...
 #
 # and always stops both services on exit (success, failure or Ctrl-C). The exit
-# code is the tests' (or the failing start's).
+# code is the tests' (or the failing start's). ./cmd/territoryd/... includes the
+# end-to-end tests of cmd/territoryd/e2e: real `territoryd run` and `territoryd
+# manager` processes on embedded etcd, the Pulsar standalone and the S3 bucket.
 #
-#   scripts/test-integration.sh                     # everything under ./runtime/...
+#   scripts/test-integration.sh                     # everything above
 #   scripts/test-integration.sh -run Fencing -v     # extra arguments go to `go test`
+#   TERRITORY_IT_PACKAGES=./cmd/territoryd/e2e scripts/test-integration.sh -run '^$' -bench . -v
+#                                                   # the territoryd-vs-raw-Pulsar benchmarks
 #
 # Environment:
-#   TERRITORY_IT_PACKAGES          packages to test (default ./runtime/...)
+#   TERRITORY_IT_PACKAGES          packages to test (default ./runtime/... ./cmd/territoryd/...)
 #   TERRITORY_IT_TIMEOUT           go test -timeout (default 20m)
-#   TERRITORY_IT_NO_S3=1           do not start the S3 server
+#   TERRITORY_IT_NO_S3=1           do not start the S3 server (the e2e tests then skip)
 #   TERRITORY_IT_KEEP_SERVICES=1   leave the services running afterwards (to iterate)
-#   TERRITORY_PULSAR_RESTART_TEST=1  afterwards, run the pulsarlog test that stops and
-#                                  starts Pulsar (~20 s) on its own: it would break the
-#                                  tests of other packages running in parallel
+#   TERRITORY_PULSAR_RESTART_TEST=1  afterwards, run the tests that stop or freeze the
+#                                  shared Pulsar, each on its own (they would break the
+#                                  tests of other packages running in parallel): the
+#                                  pulsarlog test that stops and starts Pulsar (~20 s)
+#                                  and the e2e test that freezes it under territoryd (~15 s)
+#   TERRITORY_E2E_LOGS=DIR         the e2e tests copy the whole log of every territoryd
+#                                  process of a failed test into DIR
 # plus every variable of scripts/pulsar-standalone.sh and scripts/s3-server.sh
 # (ports, run dirs, cache); see scripts/README.md. On a fresh machine the
 # service scripts download Pulsar from Maven Central (needs java 17+ and mvn)
@@ -28,7 +36,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "${ROOT}"
 PULSAR="${ROOT}/scripts/pulsar-standalone.sh"
 S3="${ROOT}/scripts/s3-server.sh"
-PACKAGES="${TERRITORY_IT_PACKAGES:-./runtime/...}"
+PACKAGES="${TERRITORY_IT_PACKAGES:-./runtime/... ./cmd/territoryd/...}"
 TIMEOUT="${TERRITORY_IT_TIMEOUT:-20m}"
 WITH_S3=1
 [[ "${TERRITORY_IT_NO_S3:-}" == 1 ]] && WITH_S3=0
@@ -97,9 +105,10 @@ set +a
 # --- tests ---------------------------------------------------------------------
 t=${SECONDS}
 rc=0
-# The restart test runs alone below, never alongside other packages.
+# The tests that stop or freeze Pulsar run alone below, never alongside other packages.
 # shellcheck disable=SC2086 # PACKAGES may list several packages
-env -u TERRITORY_PULSAR_RESTART_TEST go test -tags integration -count=1 -timeout "${TIMEOUT}" "$@" ${PACKAGES} || rc=$?
+env -u TERRITORY_PULSAR_RESTART_TEST -u TERRITORY_PULSAR_PAUSE_TEST \
+  go test -tags integration -count=1 -timeout "${TIMEOUT}" "$@" ${PACKAGES} || rc=$?
 log "go test ${PACKAGES}: exit ${rc} in $((SECONDS - t))s"
 
 if [[ "${TERRITORY_PULSAR_RESTART_TEST:-}" == 1 ]]; then
@@ -108,5 +117,12 @@ if [[ "${TERRITORY_PULSAR_RESTART_TEST:-}" == 1 ]]; then
   go test -tags integration -count=1 -timeout "${TIMEOUT}" -run '^TestDurabilityAcrossRestart$' -v ./runtime/pulsarlog/ || rrc=$?
   log "restart test: exit ${rrc} in $((SECONDS - t))s"
   ((rc != 0)) || rc=${rrc}
+  if ((WITH_S3)); then
+    t=${SECONDS}
+    prc=0
+    TERRITORY_PULSAR_PAUSE_TEST=1 go test -tags integration -count=1 -timeout "${TIMEOUT}" -run '^TestPulsarOutage$' -v ./cmd/territoryd/e2e/ || prc=$?
+    log "pulsar outage test: exit ${prc} in $((SECONDS - t))s"
+    ((rc != 0)) || rc=${prc}
+  fi
 fi
 exit "${rc}"

@@ -18,12 +18,16 @@ import (
 	"territory/runtime/driver"
 )
 
-func newLogger(level string) *slog.Logger {
+func levelOf(level string) slog.Level {
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(level)); err != nil {
 		l = slog.LevelInfo
 	}
-	return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+	return l
+}
+
+func newLogger(level string) *slog.Logger {
+	return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: levelOf(level)}))
 }
 
 // signalContext is cancelled by SIGINT or SIGTERM.

@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"time"
 
+	plog "github.com/apache/pulsar-client-go/pulsar/log"
 	"github.com/spf13/cobra"
 
 	"territory/model"
@@ -16,6 +18,7 @@ import (
 	"territory/runtime/driver"
 	"territory/runtime/etcdcoord"
 	"territory/runtime/locallog"
+	"territory/runtime/pulsarlog"
 	"territory/runtime/transport"
 )
 
@@ -28,7 +31,7 @@ func dialEtcd(c *Config, logger *slog.Logger) (*etcdcoord.Coord, error) {
 	if err != nil {
 		return nil, fmt.Errorf("etcd.password_file: %v", err)
 	}
-	return etcdcoord.Dial(etcdcoord.Config{Endpoints: c.Etcd.Endpoints, TLS: tlsCfg, Username: c.Etcd.Username, Password: pw}, logger)
+	return etcdcoord.Dial(etcdcoord.Config{Endpoints: c.Etcd.Endpoints, DialTimeout: c.Etcd.dialTimeout, TLS: tlsCfg, Username: c.Etcd.Username, Password: pw}, logger)
 }
 
 // newTransport serves c.Listen with c's host table and TLS.
@@ -57,6 +60,75 @@ func newTransport(c *Config, logger *slog.Logger, coord *etcdcoord.Coord) (*tran
 	return tr, nil
 }
 
+// checkEtcd reads the cluster's policy within etcd.dial_timeout: etcd's
+// client connects lazily, so this is the reachability check at start.
+func checkEtcd(ctx context.Context, c *Config, coord *etcdcoord.Coord) (model.Policy, bool, error) {
+	cctx, cancel := context.WithTimeout(ctx, c.Etcd.dialTimeout)
+	defer cancel()
+	p, found, err := daemon.ReadPolicy(cctx, coord)
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return model.Policy{}, false, fmt.Errorf("etcd.endpoints %v: no answer within %s (etcd.dial_timeout): %v", c.Etcd.Endpoints, c.Etcd.dialTimeout, err)
+	case err != nil:
+		return model.Policy{}, false, fmt.Errorf("etcd.endpoints %v: %v", c.Etcd.Endpoints, err)
+	}
+	return p, found, nil
+}
+
+// openPulsar connects the Pulsar log and checks that both the admin API and
+// the broker answer within log.pulsar.operation_timeout.
+func openPulsar(ctx context.Context, c *Config, logger *slog.Logger) (*pulsarlog.Log, error) {
+	pc := c.Log.Pulsar
+	token, err := secret("TERRITORY_PULSAR_TOKEN", pc.TokenFile)
+	if err != nil {
+		return nil, exitf(2, "log.pulsar.token_file: %v", err)
+	}
+	// The Pulsar client's own messages go to the same JSON log, from warnings up.
+	plogger := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: max(levelOf(c.LogLevel), slog.LevelWarn)})).With("component", "pulsar-client")
+	cfg := pulsarlog.Config{
+		ServiceURL: pc.ServiceURL, AdminURL: pc.AdminURL,
+		Tenant: pc.Tenant, Namespace: pc.Namespace, TopicPrefix: pc.TopicPrefix,
+		EnsembleSize: pc.EnsembleSize, WriteQuorum: pc.WriteQuorum, AckQuorum: pc.AckQuorum,
+		OperationTimeout: pc.operationTimeout, AuthToken: token, TLSTrustCertsFile: pc.TLSTrustCertsFile,
+		SkipNamespaceSetup: pc.SkipNamespaceSetup, Logger: plog.NewLoggerWithSlog(plogger),
+	}
+	cctx, cancel := context.WithTimeout(ctx, pc.operationTimeout)
+	defer cancel()
+	l, err := pulsarlog.New(cctx, cfg)
+	if err != nil {
+		return nil, exitf(1, "log.pulsar (service_url %s, admin_url %s): %v", pc.ServiceURL, pc.AdminURL, err)
+	}
+	if err := l.Ping(cctx); err != nil {
+		l.Close()
+		return nil, exitf(1, "log.pulsar.service_url %s: unreachable within %s (log.pulsar.operation_timeout): %v", pc.ServiceURL, pc.operationTimeout, err)
+	}
+	logger.Info("pulsar log ready", "service_url", pc.ServiceURL, "namespace", l.Namespace(), "topic", l.Topic(0))
+	return l, nil
+}
+
+// openBlob opens the bucket and checks that it answers.
+func openBlob(ctx context.Context, c *Config, logger *slog.Logger) (*blob.Store, error) {
+	objConf, err := os.ReadFile(c.Objstore.ConfigFile)
+	if err != nil {
+		return nil, exitf(2, "objstore.config_file: %v", err)
+	}
+	bs, err := blob.Open(ctx, objConf, logger)
+	if err != nil {
+		return nil, exitf(1, "objstore.config_file: %v", err)
+	}
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	_, se, err := bs.Do(cctx, model.BlobRequest{Kind: model.BlobExists, Key: model.SnapshotBlobPrefix + "reachability-check"})
+	if err == nil && se != model.ErrNone {
+		err = fmt.Errorf("%s", se)
+	}
+	if err != nil {
+		bs.Close()
+		return nil, exitf(1, "objstore.config_file %s: the bucket does not answer: %v", c.Objstore.ConfigFile, err)
+	}
+	return bs, nil
+}
+
 func runCmd() *cobra.Command {
 	var path string
 	cmd := &cobra.Command{
@@ -76,12 +148,32 @@ func runCmd() *cobra.Command {
 			defer ms.Close()
 			ctx, stop := signalContext()
 			defer stop()
-
 			coord, err := dialEtcd(c, logger)
 			if err != nil {
 				return exitf(1, "%v", err)
 			}
 			defer coord.Close()
+			policy, found, err := checkEtcd(ctx, c, coord)
+			if err != nil {
+				return exitf(1, "%v", err)
+			}
+			if !found {
+				wctx, cancel := context.WithTimeout(ctx, c.bootstrapWait)
+				policy, err = daemon.WaitPolicy(wctx, coord, 500*time.Millisecond, func() {
+					logger.Info("waiting for the manager to bootstrap the cluster", "key", model.PolicyKey, "bootstrap_wait", c.bootstrapWait.String())
+				})
+				cancel()
+				if err != nil {
+					return exitf(1, "no cluster within bootstrap_wait (%s): start `territoryd manager` first: %v", c.bootstrapWait, err)
+				}
+			}
+			if c.Policy != nil && c.policy != policy {
+				logger.Warn("policy: the cluster's policy differs from this configuration's; the cluster's applies (the configuration's is only used by the manager's bootstrap)",
+					"cluster", string(model.EncodePolicy(policy)), "config", string(model.EncodePolicy(c.policy)))
+			}
+			if err := checkRoutes(ctx, c, coord); err != nil {
+				return err
+			}
 			var logSvc driver.Log
 			switch c.Log.Backend {
 			case "local":
@@ -93,15 +185,16 @@ func runCmd() *cobra.Command {
 				defer l.Close()
 				logSvc = l
 			case "pulsar":
-				return exitf(2, "log.backend: pulsar is not wired into territoryd yet (runtime/pulsarlog is in progress)")
+				l, err := openPulsar(ctx, c, logger)
+				if err != nil {
+					return err
+				}
+				defer l.Close()
+				logSvc = l
 			}
-			objConf, err := os.ReadFile(c.Objstore.ConfigFile)
+			bs, err := openBlob(ctx, c, logger)
 			if err != nil {
-				return exitf(2, "objstore.config_file: %v", err)
-			}
-			bs, err := blob.Open(ctx, objConf, logger)
-			if err != nil {
-				return exitf(1, "objstore.config_file: %v", err)
+				return err
 			}
 			defer bs.Close()
 			tr, err := newTransport(c, logger, coord)
@@ -111,11 +204,12 @@ func runCmd() *cobra.Command {
 			defer tr.Close()
 			ts, err := daemon.StartTerritories(daemon.TerritoryOptions{IDs: hostIDs(c.Territories), Subgraphs: c.Subgraphs,
 				Services: daemon.Services{Coord: coord, Log: logSvc, Blob: bs}, Transport: tr, Logger: logger, Metrics: ms.Metrics,
-				Manager: model.HostID(c.Manager), DiskRoot: c.CacheDir})
+				Manager: model.HostID(c.Manager), DiskRoot: c.CacheDir, Policy: &policy})
 			if err != nil {
 				return exitf(1, "%v", err)
 			}
-			logger.Info("territoryd run: listening", "addr", tr.Addr(), "territories", c.Territories, "metrics", ms.Addr)
+			logger.Info("territoryd run: listening", "addr", tr.Addr(), "territories", c.Territories, "metrics", ms.Addr,
+				"log", c.Log.Backend, "policy", string(model.EncodePolicy(policy)))
 			fmt.Fprintf(cmd.OutOrStdout(), "territoryd run: listening on %s\n", tr.Addr())
 			<-ctx.Done()
 			logger.Info("shutting down")
@@ -128,6 +222,24 @@ func runCmd() *cobra.Command {
 	cmd.Flags().StringVar(&path, "config", "", "YAML configuration file (required)")
 	_ = cmd.MarkFlagRequired("config")
 	return cmd
+}
+
+// checkRoutes compares the cluster's subgraph count with the configuration's:
+// a territory that hashed neurons with another N would serve the wrong ones.
+func checkRoutes(ctx context.Context, c *Config, coord *etcdcoord.Coord) error {
+	cctx, cancel := context.WithTimeout(ctx, c.Etcd.dialTimeout)
+	defer cancel()
+	r, se, err := coord.Do(cctx, model.CoordRequest{Kind: model.CoordRange, Key: model.RoutesPrefix})
+	if err == nil && se != model.ErrNone {
+		err = fmt.Errorf("%s", se)
+	}
+	if err != nil {
+		return exitf(1, "etcd.endpoints %v: reading the routes: %v", c.Etcd.Endpoints, err)
+	}
+	if uint32(len(r.KVs)) != c.Subgraphs {
+		return exitf(2, "subgraphs: the cluster has %d subgraphs (routes), the configuration says %d", len(r.KVs), c.Subgraphs)
+	}
+	return nil
 }
 
 func managerCmd() *cobra.Command {
@@ -154,19 +266,25 @@ func managerCmd() *cobra.Command {
 				return exitf(1, "%v", err)
 			}
 			defer coord.Close()
-			bctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-			created, err := daemon.Bootstrap(bctx, coord, c.Subgraphs, hostIDs(c.BootstrapTerritories))
-			cancel()
-			if err != nil {
+			if _, _, err := checkEtcd(ctx, c, coord); err != nil {
 				return exitf(1, "%v", err)
 			}
-			objConf, err := os.ReadFile(c.Objstore.ConfigFile)
+			bctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			created, policy, err := daemon.Bootstrap(bctx, coord, c.Subgraphs, hostIDs(c.BootstrapTerritories), c.policy)
+			cancel()
 			if err != nil {
-				return exitf(2, "objstore.config_file: %v", err)
+				if errors.Is(err, daemon.ErrSubgraphCount) {
+					return exitf(2, "subgraphs: %v", err)
+				}
+				return exitf(1, "%v", err)
 			}
-			bs, err := blob.Open(ctx, objConf, logger)
+			if !created && c.Policy != nil && policy != c.policy {
+				logger.Warn("policy: the cluster exists with another policy; the configuration's only applies when the cluster is created",
+					"cluster", string(model.EncodePolicy(policy)), "config", string(model.EncodePolicy(c.policy)))
+			}
+			bs, err := openBlob(ctx, c, logger)
 			if err != nil {
-				return exitf(1, "objstore.config_file: %v", err)
+				return err
 			}
 			defer bs.Close()
 			tr, err := newTransport(c, logger, coord)
@@ -179,7 +297,8 @@ func managerCmd() *cobra.Command {
 			if err != nil {
 				return exitf(2, "manager: %v", err)
 			}
-			logger.Info("territoryd manager: running", "bootstrapped", created, "subgraphs", c.Subgraphs, "addr", tr.Addr(), "metrics", ms.Addr)
+			logger.Info("territoryd manager: running", "bootstrapped", created, "subgraphs", c.Subgraphs, "addr", tr.Addr(), "metrics", ms.Addr,
+				"policy", string(model.EncodePolicy(policy)))
 			fmt.Fprintf(cmd.OutOrStdout(), "territoryd manager: listening on %s (bootstrapped now: %v)\n", tr.Addr(), created)
 			if err := <-done; err != nil {
 				return exitf(1, "manager: shutdown: %v", err)

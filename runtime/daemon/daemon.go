@@ -25,32 +25,88 @@ type Services struct {
 	Blob  driver.Blob
 }
 
-// Bootstrap writes the initial routes (model.InitialRoutes) in a transaction
-// that only succeeds on an empty cluster. It reports whether this call created
-// the cluster, and checks that an existing cluster has `subgraphs` routes.
-func Bootstrap(ctx context.Context, coord driver.Coord, subgraphs uint32, territories []model.HostID) (bool, error) {
-	req, err := model.InitialRoutes(subgraphs, territories, model.DefaultPolicy())
+// Bootstrap writes the initial routes (model.InitialRoutes) and the policy in
+// a transaction that only succeeds on an empty cluster. It reports whether
+// this call created the cluster and the cluster's policy (on an existing
+// cluster, the one stored there, which may differ from policy), and checks
+// that an existing cluster has `subgraphs` routes.
+func Bootstrap(ctx context.Context, coord driver.Coord, subgraphs uint32, territories []model.HostID, policy model.Policy) (bool, model.Policy, error) {
+	req, err := model.InitialRoutes(subgraphs, territories, policy)
 	if err != nil {
-		return false, err
+		return false, model.Policy{}, err
 	}
 	resp, se, err := coord.Do(ctx, req)
 	if err != nil {
-		return false, fmt.Errorf("bootstrap: outcome unknown: %w", err)
+		return false, model.Policy{}, fmt.Errorf("bootstrap: outcome unknown: %w", err)
 	}
 	if se != model.ErrNone {
-		return false, fmt.Errorf("bootstrap: %s", se)
+		return false, model.Policy{}, fmt.Errorf("bootstrap: %s", se)
 	}
 	if resp.Succeeded {
-		return true, nil
+		return true, policy, nil
 	}
 	r, se, err := coord.Do(ctx, model.CoordRequest{Kind: model.CoordRange, Key: model.RoutesPrefix})
 	if err != nil || se != model.ErrNone {
-		return false, fmt.Errorf("bootstrap: reading the existing routes: %v %v", se, err)
+		return false, model.Policy{}, fmt.Errorf("bootstrap: reading the existing routes: %v %v", se, err)
 	}
 	if uint32(len(r.KVs)) != subgraphs {
-		return false, fmt.Errorf("bootstrap: the cluster has %d routes, the configuration says %d subgraphs", len(r.KVs), subgraphs)
+		return false, model.Policy{}, fmt.Errorf("bootstrap: the cluster has %d routes, the configuration says %d subgraphs: %w", len(r.KVs), subgraphs, ErrSubgraphCount)
 	}
-	return false, nil
+	existing, found, err := ReadPolicy(ctx, coord)
+	if err != nil {
+		return false, model.Policy{}, fmt.Errorf("bootstrap: %w", err)
+	}
+	if !found {
+		return false, model.Policy{}, fmt.Errorf("bootstrap: the cluster has routes but no %s", model.PolicyKey)
+	}
+	return false, existing, nil
+}
+
+// ErrSubgraphCount: the existing cluster has another number of subgraphs.
+var ErrSubgraphCount = errors.New("the subgraph count is fixed when the cluster is created")
+
+// ReadPolicy reads the cluster's policy (model.PolicyKey); found is false if
+// the cluster has not been bootstrapped yet.
+func ReadPolicy(ctx context.Context, coord driver.Coord) (model.Policy, bool, error) {
+	r, se, err := coord.Do(ctx, model.CoordRequest{Kind: model.CoordGet, Key: model.PolicyKey})
+	if err != nil {
+		return model.Policy{}, false, fmt.Errorf("reading %s: %w", model.PolicyKey, err)
+	}
+	if se != model.ErrNone {
+		return model.Policy{}, false, fmt.Errorf("reading %s: %s", model.PolicyKey, se)
+	}
+	if len(r.KVs) == 0 {
+		return model.Policy{}, false, nil
+	}
+	p, err := model.ParsePolicy(r.KVs[0].Value)
+	if err != nil {
+		return model.Policy{}, false, fmt.Errorf("%s: %w", model.PolicyKey, err)
+	}
+	return p, true, nil
+}
+
+// WaitPolicy polls ReadPolicy until the cluster is bootstrapped or ctx ends;
+// waiting is called once per poll that finds no cluster yet.
+func WaitPolicy(ctx context.Context, coord driver.Coord, every time.Duration, waiting func()) (model.Policy, error) {
+	for {
+		cctx, cancel := context.WithTimeout(ctx, every)
+		p, found, err := ReadPolicy(cctx, coord)
+		cancel()
+		if err == nil && found {
+			return p, nil
+		}
+		if err == nil && waiting != nil {
+			waiting()
+		}
+		select {
+		case <-ctx.Done():
+			if err != nil {
+				return model.Policy{}, fmt.Errorf("%w (last error: %v)", ctx.Err(), err)
+			}
+			return model.Policy{}, fmt.Errorf("no cluster yet (%s absent): %w", model.PolicyKey, ctx.Err())
+		case <-time.After(every):
+		}
+	}
 }
 
 // Territories runs a set of territories in this process.
@@ -72,6 +128,10 @@ type TerritoryOptions struct {
 	Metrics   *driver.Metrics
 	// Observer sees every fact of every territory (on its driver's goroutine).
 	Observer func(model.HostID, model.Fact)
+	// Policy is the cluster's policy (nil: model.DefaultPolicy); a subgraph
+	// starts from it before its log is replayed, so every territory of a
+	// cluster must use the same one (read it from the cluster: ReadPolicy).
+	Policy *model.Policy
 	// Config adjusts each territory's configuration (nil: the defaults).
 	Config func(*model.TerritoryConfig)
 	// Manager is the control-plane host that commits recovery events (0: none).
@@ -92,6 +152,9 @@ func StartTerritories(o TerritoryOptions) (*Territories, error) {
 	for _, id := range o.IDs {
 		cfg := model.DefaultTerritoryConfig(id, o.Subgraphs)
 		cfg.Manager = o.Manager
+		if o.Policy != nil {
+			cfg.Policy = *o.Policy
+		}
 		if o.Config != nil {
 			o.Config(&cfg)
 		}
@@ -141,12 +204,20 @@ func StartTerritories(o TerritoryOptions) (*Territories, error) {
 
 func logFact(l *slog.Logger, f model.Fact) {
 	switch f := f.(type) {
+	case model.FactAdopted:
+		l.Info("adopted", "subgraph", f.Subgraph)
 	case model.FactOperational:
 		l.Info("operational", "subgraph", f.Subgraph, "epoch", f.Epoch, "applied_lsn", f.AppliedLSN)
 	case model.FactSteppedDown:
 		l.Info("stepped down", "subgraph", f.Subgraph, "epoch", f.Epoch, "why", f.Why)
+	case model.FactSnapshotLoaded:
+		l.Info("snapshot loaded", "subgraph", f.Subgraph, "uuid", f.UUID, "lsn", f.LSN, "rejected", f.Rejected, "from_cache", f.FromCache)
+	case model.FactSnapshotStarted:
+		l.Debug("snapshot started", "subgraph", f.Subgraph, "uuid", f.UUID, "lsn", f.LSN)
+	case model.FactSnapshotCommitted:
+		l.Info("snapshot committed", "subgraph", f.Subgraph, "uuid", f.UUID, "lsn", f.LSN, "superseded", f.Superseded)
 	case model.FactCommitted:
-		l.Debug("committed", "subgraph", f.Subgraph, "lsn", f.LSN)
+		l.Debug("committed", "subgraph", f.Subgraph, "lsn", f.LSN, "epoch", f.Epoch, "type", f.Type.String())
 	default:
 		l.Debug("fact", "fact", fmt.Sprintf("%T", f))
 	}

@@ -102,7 +102,8 @@ func StartDev(ctx context.Context, o DevOptions) (_ *Dev, err error) {
 		ids[i] = model.HostID(i + 1)
 	}
 	bctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	d.Bootstrapped, err = Bootstrap(bctx, d.coord, st.Subgraphs, ids)
+	var policy model.Policy
+	d.Bootstrapped, policy, err = Bootstrap(bctx, d.coord, st.Subgraphs, ids, model.DefaultPolicy())
 	cancel()
 	if err != nil {
 		return nil, err
@@ -135,7 +136,7 @@ func StartDev(ctx context.Context, o DevOptions) (_ *Dev, err error) {
 		return nil, err
 	}
 	d.ts, err = StartTerritories(TerritoryOptions{IDs: ids, Subgraphs: st.Subgraphs, Services: svc,
-		Transport: d.tr, Logger: o.Logger, Metrics: o.Metrics, Observer: observer,
+		Transport: d.tr, Logger: o.Logger, Metrics: o.Metrics, Observer: observer, Policy: &policy,
 		Manager: DevManagerID, DiskRoot: filepath.Join(o.DataDir, "cache")})
 	if err != nil {
 		return nil, err

@@ -157,6 +157,10 @@ type Config struct {
 	// The caller reads it from the environment or a file.
 	AuthToken string
 
+	// TLSTrustCertsFile, if set, is the PEM file of the CAs trusted for
+	// pulsar+ssl:// and https:// connections (client and admin API).
+	TLSTrustCertsFile string
+
 	// SkipNamespaceSetup leaves the namespace and its policies alone (they are
 	// managed elsewhere); by default New creates the tenant and namespace if
 	// missing and sets the policies listed on setupNamespace.
@@ -228,6 +232,10 @@ func New(ctx context.Context, cfg Config) (*Log, error) {
 		Logger:            logger,
 	}
 	acfg := &pulsaradmin.Config{WebServiceURL: cfg.AdminURL}
+	if cfg.TLSTrustCertsFile != "" {
+		opts.TLSTrustCertsFilePath = cfg.TLSTrustCertsFile
+		acfg.TLSTrustCertsFilePath = cfg.TLSTrustCertsFile
+	}
 	if cfg.AuthToken != "" {
 		opts.Authentication = pulsar.NewAuthenticationToken(cfg.AuthToken)
 		acfg.Token = cfg.AuthToken
@@ -257,6 +265,25 @@ func defaultLogger() plog.Logger {
 	lr.SetOutput(os.Stderr)
 	lr.SetLevel(logrus.WarnLevel)
 	return plog.NewLoggerWithLogrus(lr)
+}
+
+// Ping checks that the broker answers on the binary protocol: a topic lookup
+// of stream 0 (which creates nothing), bounded by ctx.
+func (l *Log) Ping(ctx context.Context) error {
+	done := make(chan error, 1)
+	go func() {
+		_, err := l.client.TopicPartitions(l.Topic(0))
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			return fmt.Errorf("pulsarlog: broker %s: lookup of %s: %w", l.cfg.ServiceURL, l.Topic(0), err)
+		}
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("pulsarlog: broker %s: no answer to a topic lookup: %w", l.cfg.ServiceURL, ctx.Err())
+	}
 }
 
 // Namespace returns "tenant/namespace".

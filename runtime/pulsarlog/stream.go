@@ -505,6 +505,12 @@ func (s *stream) resolve(ctx context.Context, req model.LogRequest, sum [32]byte
 	releaseSem(s.op)
 	if L <= tail {
 		serr, err := s.compare(ctx, L, sum)
+		if serr == model.ErrLSNConflict && fenced {
+			// A newer epoch's entry holds L: the append lost to the newer
+			// writer. Fenced says so (as the simulated log does), where a
+			// conflict would send the writer to re-read a log it no longer owns.
+			serr = model.ErrFenced
+		}
 		return model.LogResponse{LSN: L, TailLSN: tail}, serr, err
 	}
 	if fenced {
