@@ -87,6 +87,11 @@ func DefaultPolicy() Policy {
 	return Policy{Epoch: 1, MaxOutDegree: 8, MaxInDegree: 8, DecayPerSecondPM: 1000, SupernodeDegree: 12, SnapshotEvery: 0}
 }
 
+// GenesisPolicy is the policy of a subgraph before its log adopts one (epoch
+// 0: nothing allowed, no decay). The first event a primary logs on a new
+// stream adopts the cluster's policy, so the state is a fold of the log alone.
+func GenesisPolicy() Policy { return Policy{} }
+
 // Validate reports a policy that no territory could apply.
 func (p Policy) Validate() error {
 	if p.Epoch == 0 {

@@ -159,6 +159,19 @@ func bootTerritory(t *testing.T) (*Territory, *Outbox) {
 	if ops := tr.Operational(); len(ops) != 1 {
 		t.Fatalf("not operational: %v", out.Effects)
 	}
+	// A new stream's first event adopts the cluster's policy.
+	adopt := effects[LogCall](out)
+	if len(adopt) != 1 || adopt[0].Req.Kind != LogAppend || adopt[0].Req.LSN != 1 {
+		t.Fatalf("the first append must adopt the policy: %v", out.Effects)
+	}
+	if ev, err := DecodeEvent(adopt[0].Req.Data); err != nil || ev.Type != EvAdoptPolicy || ev.Policy != tr.cfg.Policy {
+		t.Fatalf("policy adoption event: %+v %v", ev, err)
+	}
+	out.Reset()
+	tr.Step(3, LogResult{ReqID: adopt[0].ReqID, Resp: LogResponse{LSN: 1, TailLSN: 1}}, out)
+	if st, _ := tr.State(0); st.Policy != tr.cfg.Policy {
+		t.Fatalf("policy not adopted: %+v", st.Policy)
+	}
 	return tr, out
 }
 
@@ -171,7 +184,7 @@ func TestTerritoryAcksOnlyAfterCommitAndDedupsRetries(t *testing.T) {
 		t.Fatal("answered before the log committed")
 	}
 	appends := effects[LogCall](out)
-	if len(appends) != 1 || appends[0].Req.LSN != 1 || appends[0].Req.Epoch != 1 {
+	if len(appends) != 1 || appends[0].Req.LSN != 2 || appends[0].Req.Epoch != 1 {
 		t.Fatalf("append: %v", out.Effects)
 	}
 	// The append times out (ambiguous): the retry is the same LSN, same bytes.
@@ -181,7 +194,7 @@ func TestTerritoryAcksOnlyAfterCommitAndDedupsRetries(t *testing.T) {
 	out.Reset()
 	tr.Step(20, TimerFired{ID: timers[0].ID}, out)
 	retry := effects[LogCall](out)
-	if len(retry) != 1 || retry[0].Req.LSN != 1 || string(retry[0].Req.Data) != string(appends[0].Req.Data) {
+	if len(retry) != 1 || retry[0].Req.LSN != 2 || string(retry[0].Req.Data) != string(appends[0].Req.Data) {
 		t.Fatalf("retry must repeat the same append: %v", out.Effects)
 	}
 	// The client retries meanwhile: no second append, it waits for the first.
@@ -191,7 +204,7 @@ func TestTerritoryAcksOnlyAfterCommitAndDedupsRetries(t *testing.T) {
 		t.Fatalf("a duplicate request while in flight: %v", out.Effects)
 	}
 	out.Reset()
-	tr.Step(22, LogResult{ReqID: retry[0].ReqID, Resp: LogResponse{LSN: 1, TailLSN: 1}}, out)
+	tr.Step(22, LogResult{ReqID: retry[0].ReqID, Resp: LogResponse{LSN: 2, TailLSN: 2}}, out)
 	sends := effects[Send](out)
 	if len(sends) != 1 || sends[0].Msg.Reply.Result.Status != StatusOK {
 		t.Fatalf("ack after commit: %v", out.Effects)

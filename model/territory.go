@@ -81,6 +81,7 @@ type write struct {
 	req      Request
 	internal EventType // 0 for client requests
 	tsMs     int64     // internal events: their timestamp
+	policy   Policy    // EvAdoptPolicy: the policy adopted
 	waiters  []HostID
 	lsn      uint64 // set once appended
 	data     []byte
@@ -102,6 +103,7 @@ type primary struct {
 	attempts    int
 	byUUID      map[EventUUID]*write // queued or in flight
 	claimTries  int
+	freshAdopt  bool  // adopted by this incarnation and not yet operational
 	idleTicks   int64 // ticks since the last append: an idle subgraph logs heartbeats
 	// recovery: after a claim that replaced an epoch > 0, the control plane
 	// must commit TerritoryRecovered for this epoch.
@@ -210,7 +212,14 @@ type Territory struct {
 const (
 	uuidHeartbeat = 1<<63 | 1<<62
 	uuidRecovery  = 1<<63 | 1<<61
+	uuidPolicy    = 1<<63 | 1<<60
 )
+
+// PolicyUUID is the event_uuid of a subgraph's adoption of a policy epoch:
+// two territories adopting the same epoch log it once.
+func PolicyUUID(sg SubgraphID, epoch uint64) EventUUID {
+	return EventUUID{Hi: uuidPolicy | uint64(sg), Lo: epoch}
+}
 
 // RecoveryUUID is the event_uuid of the TerritoryRecovered event of a
 // subgraph's epoch: one recovery event per claim, however often announced.
@@ -385,8 +394,10 @@ func (t *Territory) adopt(r Route) {
 	if _, ok := t.subgraphs[r.Subgraph]; ok {
 		return
 	}
-	p := &primary{sg: r.Subgraph, route: r, byUUID: make(map[EventUUID]*write),
-		state: NewSubgraphState(r.Subgraph, t.cfg.Subgraphs, t.cfg.Policy)}
+	// The state starts from the genesis policy: the policy a subgraph runs
+	// under is itself a logged event, so every replay agrees on it.
+	p := &primary{sg: r.Subgraph, route: r, byUUID: make(map[EventUUID]*write), freshAdopt: true,
+		state: NewSubgraphState(r.Subgraph, t.cfg.Subgraphs, GenesisPolicy())}
 	t.subgraphs[r.Subgraph] = p
 	i, _ := slices.BinarySearch(t.owned, r.Subgraph)
 	t.owned = slices.Insert(t.owned, i, r.Subgraph)
@@ -518,13 +529,24 @@ func (t *Territory) operational(p *primary) {
 	p.attempts = 0
 	p.idleTicks = 0
 	t.out.Add(Observe{Fact: FactOperational{Territory: t.cfg.ID, Subgraph: p.sg, Epoch: p.epoch, AppliedLSN: p.state.AppliedLSN}})
-	if p.claimedFrom > 0 {
-		// A claim that replaced an earlier epoch is a recovery: the control
-		// plane commits TerritoryRecovered, and a snapshot follows.
+	if p.claimedFrom > 0 && p.freshAdopt {
+		// Taking over a subgraph that an earlier epoch served (a restart, a
+		// lost host) is a recovery: the control plane commits
+		// TerritoryRecovered, and a snapshot follows. A re-claim by this same
+		// incarnation (after append failures) kept its state and is not.
 		p.recoveryDue = true
 		p.recoveryWaitTks = 0
 		p.snapAfterRec = true
 		t.announceRecovery(p)
+	}
+	p.freshAdopt = false
+	if p.state.Policy.Epoch < t.cfg.Policy.Epoch {
+		// A new stream (or a newer configured policy): adopt it, first in line.
+		w := &write{req: Request{ID: PolicyUUID(p.sg, t.cfg.Policy.Epoch)}, internal: EvAdoptPolicy, policy: t.cfg.Policy}
+		if p.byUUID[w.req.ID] == nil {
+			p.queue = slices.Insert(p.queue, 0, w)
+			p.byUUID[w.req.ID] = w
+		}
 	}
 	// Writes that waited through the recovery may have landed before it: answer
 	// those from the dedup table, then append the rest.
@@ -622,7 +644,10 @@ func (t *Territory) eventOf(p *primary, w *write) (Event, error) {
 		if w.internal == EvHeartbeat {
 			ts = t.nowMs // a heartbeat re-queued by a re-claim must not carry a stale time
 		}
-		return Event{LSN: lsn, UUID: w.req.ID, Subgraph: p.sg, Type: w.internal, WriterEpoch: p.epoch, TimestampMs: ts}, nil
+		if w.internal == EvAdoptPolicy {
+			ts = t.nowMs
+		}
+		return Event{LSN: lsn, UUID: w.req.ID, Subgraph: p.sg, Type: w.internal, WriterEpoch: p.epoch, TimestampMs: ts, Policy: w.policy}, nil
 	}
 	ev, err := EventFromRequest(&w.req, p.sg, lsn, p.epoch)
 	ev.TimestampMs = t.nowMs

@@ -8,7 +8,7 @@
 # Prints one line per mutation and a table; writes out/mutants/mutants.json.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-max=${MUTANT_SEEDS:-60}
+max=${MUTANT_SEEDS:-100}
 out=$root/out/mutants
 mkdir -p "$out"
 tmp=$(mktemp -d)

@@ -131,7 +131,7 @@ func NewWorld(cfg Config, seed uint64) (*World, error) {
 	cfg.Schedule.Sort()
 	w := &World{cfg: cfg, seed: seed, k: kernel.New(seed, cfg.MaxSteps),
 		recorder: linearizability.NewRecorder(), opIDs: map[model.EventUUID]linearizability.OpID{},
-		writers: invariants.NewSingleWriter(), folds: invariants.NewFolds(cfg.Subgraphs, cfg.Policy),
+		writers: invariants.NewSingleWriter(), folds: invariants.NewFolds(cfg.Subgraphs, model.GenesisPolicy()),
 		appendHost: map[streamEpoch]model.HostID{}, firstAppendUs: map[appendKey]int64{},
 		trace: 14695981039346656037}
 	w.dur = newDurability(w)

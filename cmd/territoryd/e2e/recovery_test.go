@@ -12,7 +12,7 @@ import (
 
 // foldEvents is the state of a subgraph from its whole log.
 func foldEvents(c *cluster, sg model.SubgraphID, evs []model.Event) *model.SubgraphState {
-	st := model.NewSubgraphState(sg, c.opts.subgraphs, c.policy)
+	st := model.NewSubgraphState(sg, c.opts.subgraphs, model.GenesisPolicy()) // the log adopts the policy itself
 	for i := range evs {
 		st.Apply(&evs[i])
 	}
