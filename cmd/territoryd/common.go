@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"territory/runtime/driver"
+	"territory/runtime/telemetry"
 )
 
 func levelOf(level string) slog.Level {
@@ -39,6 +40,7 @@ func signalContext() (context.Context, context.CancelFunc) {
 // metrics and the address it listens on.
 type metricsServer struct {
 	Metrics *driver.Metrics
+	Facts   *telemetry.FactMetrics // protocol facts as metrics: fencing, recoveries, snapshots, replay
 	Addr    string
 	srv     *http.Server
 }
@@ -46,7 +48,7 @@ type metricsServer struct {
 func startMetrics(addr string, logger *slog.Logger) (*metricsServer, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	m := &metricsServer{Metrics: driver.NewMetrics(reg)}
+	m := &metricsServer{Metrics: driver.NewMetrics(reg), Facts: telemetry.NewFactMetrics(reg, nil)}
 	if addr == "" {
 		return m, nil
 	}
@@ -72,4 +74,18 @@ func (m *metricsServer) Close() {
 		defer cancel()
 		_ = m.srv.Shutdown(ctx)
 	}
+}
+
+// startTracing installs OpenTelemetry tracing when the standard OTLP
+// environment variables ask for it, and returns its shutdown (a no-op when off).
+func startTracing(ctx context.Context, name string) (func(), error) {
+	shutdown, err := telemetry.Setup(ctx, "territoryd-"+name)
+	if err != nil {
+		return nil, err
+	}
+	return func() {
+		c, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = shutdown(c)
+	}, nil
 }

@@ -29,9 +29,14 @@ func devCmd() *cobra.Command {
 			defer ms.Close()
 			ctx, stop := signalContext()
 			defer stop()
+			stopTracing, err := startTracing(ctx, "dev")
+			if err != nil {
+				return exitf(2, "tracing (OTEL_* environment): %v", err)
+			}
+			defer stopTracing()
 			startCtx, cancel := context.WithTimeout(ctx, 60*time.Second)
 			d, err := daemon.StartDev(startCtx, daemon.DevOptions{DataDir: data, Listen: listen,
-				Territories: territories, Subgraphs: subgraphs, Logger: logger, Metrics: ms.Metrics})
+				Territories: territories, Subgraphs: subgraphs, Logger: logger, Metrics: ms.Metrics, Observer: ms.Facts.Observe})
 			cancel()
 			if err != nil {
 				return exitf(1, "dev: %v", err)

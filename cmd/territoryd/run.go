@@ -16,6 +16,7 @@ import (
 	"territory/runtime/blob"
 	"territory/runtime/daemon"
 	"territory/runtime/driver"
+	"territory/runtime/election"
 	"territory/runtime/etcdcoord"
 	"territory/runtime/locallog"
 	"territory/runtime/pulsarlog"
@@ -148,6 +149,11 @@ func runCmd() *cobra.Command {
 			defer ms.Close()
 			ctx, stop := signalContext()
 			defer stop()
+			stopTracing, err := startTracing(ctx, "run")
+			if err != nil {
+				return exitf(2, "tracing (OTEL_* environment): %v", err)
+			}
+			defer stopTracing()
 			coord, err := dialEtcd(c, logger)
 			if err != nil {
 				return exitf(1, "%v", err)
@@ -204,7 +210,7 @@ func runCmd() *cobra.Command {
 			defer tr.Close()
 			ts, err := daemon.StartTerritories(daemon.TerritoryOptions{IDs: hostIDs(c.Territories), Subgraphs: c.Subgraphs,
 				Services: daemon.Services{Coord: coord, Log: logSvc, Blob: bs}, Transport: tr, Logger: logger, Metrics: ms.Metrics,
-				Manager: model.HostID(c.Manager), DiskRoot: c.CacheDir, Policy: &policy})
+				Observer: ms.Facts.Observe, Manager: model.HostID(c.Manager), DiskRoot: c.CacheDir, Policy: &policy})
 			if err != nil {
 				return exitf(1, "%v", err)
 			}
@@ -261,6 +267,11 @@ func managerCmd() *cobra.Command {
 			defer ms.Close()
 			ctx, stop := signalContext()
 			defer stop()
+			stopTracing, err := startTracing(ctx, "manager")
+			if err != nil {
+				return exitf(2, "tracing (OTEL_* environment): %v", err)
+			}
+			defer stopTracing()
 			coord, err := dialEtcd(c, logger)
 			if err != nil {
 				return exitf(1, "%v", err)
@@ -293,15 +304,28 @@ func managerCmd() *cobra.Command {
 			}
 			defer tr.Close()
 			mcfg := model.DefaultManagerConfig(model.HostID(c.Manager), c.Subgraphs, hostIDs(c.BootstrapTerritories))
-			done, err := daemon.StartManager(ctx, mcfg, daemon.Services{Coord: coord, Blob: bs}, tr, logger, ms.Metrics)
-			if err != nil {
+			if err := mcfg.Validate(); err != nil {
 				return exitf(2, "manager: %v", err)
 			}
-			logger.Info("territoryd manager: running", "bootstrapped", created, "subgraphs", c.Subgraphs, "addr", tr.Addr(), "metrics", ms.Addr,
+			logger.Info("territoryd manager: campaigning", "bootstrapped", created, "subgraphs", c.Subgraphs, "addr", tr.Addr(), "metrics", ms.Addr,
 				"policy", string(model.EncodePolicy(policy)))
 			fmt.Fprintf(cmd.OutOrStdout(), "territoryd manager: listening on %s (bootstrapped now: %v)\n", tr.Addr(), created)
-			if err := <-done; err != nil {
-				return exitf(1, "manager: shutdown: %v", err)
+			// Only the elected manager acts. Leadership by lease is not
+			// fencing, but every write the manager makes is a compare-and-swap
+			// or a transaction with compares, so a brief overlap of two
+			// leaders cannot corrupt anything (runtime/election).
+			err = election.Run(ctx, coord.Client(), election.Config{Prefix: "election/manager",
+				Identity: fmt.Sprintf("%d@%s", c.Manager, tr.Addr()), Logger: logger},
+				func(lctx context.Context) error {
+					logger.Info("territoryd manager: elected; running the control plane")
+					done, err := daemon.StartManager(lctx, mcfg, daemon.Services{Coord: coord, Blob: bs}, tr, logger, ms.Metrics)
+					if err != nil {
+						return err
+					}
+					return <-done
+				})
+			if err != nil {
+				return exitf(1, "manager: %v", err)
 			}
 			return nil
 		},

@@ -300,8 +300,11 @@ func StartManager(ctx context.Context, cfg model.ManagerConfig, svc Services, tr
 	tr.Register(cfg.ID, d.Deliver)
 	done := make(chan error, 1)
 	go func() {
-		defer tr.Unregister(cfg.ID)
-		done <- d.Run(ctx)
+		err := d.Run(ctx)
+		// Unregister before reporting: a re-elected manager in this process
+		// registers again as soon as it hears this one is done.
+		tr.Unregister(cfg.ID)
+		done <- err
 	}()
 	return done, nil
 }
