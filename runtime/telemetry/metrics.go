@@ -80,6 +80,7 @@ type FactMetrics struct {
 	rejected          prometheus.Counter
 	snapCommitted     prometheus.Counter
 	snapInterval      prometheus.Histogram
+	snapDuration      prometheus.Histogram
 	replayEvents      prometheus.Counter
 	replayPerRecovery prometheus.Histogram
 	replaySeconds     prometheus.Histogram
@@ -106,6 +107,8 @@ type subState struct {
 	loadedLSN   uint64
 	operational bool
 	snapFrom    time.Time // FactOperational or the last FactSnapshotCommitted
+	snapUUID    string    // the snapshot attempt in progress (FactSnapshotStarted)
+	snapStarted time.Time
 }
 
 // NewFactMetrics registers the series with reg. now is the clock (nil: time.Now).
@@ -129,6 +132,11 @@ func NewFactMetrics(reg prometheus.Registerer, now func() time.Time) *FactMetric
 		snapCommitted: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "territory_snapshots_committed_total",
 			Help: "Snapshots committed (each supersedes the previous committed one).",
+		}),
+		snapDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "territory_snapshot_duration_seconds",
+			Help:    "From the start of a snapshot attempt (encode, record UPLOADING) to its commit.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
 		}),
 		snapInterval: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "territory_snapshot_interval_seconds",
@@ -172,7 +180,7 @@ func NewFactMetrics(reg prometheus.Registerer, now func() time.Time) *FactMetric
 			Help: "Entries a proxy's cache of a subgraph is behind the primary's committed log (set by proxies; none yet).",
 		}, []string{"subgraph"}),
 	}
-	reg.MustRegister(m.fencing, m.recoveries, m.rejected, m.snapCommitted, m.snapInterval,
+	reg.MustRegister(m.fencing, m.recoveries, m.rejected, m.snapCommitted, m.snapInterval, m.snapDuration,
 		m.replayEvents, m.replayPerRecovery, m.replaySeconds, m.replayRate, m.recoverySeconds,
 		m.operational, m.replicaLag)
 	return m
@@ -249,9 +257,17 @@ func (m *FactMetrics) Observe(_ model.HostID, f model.Fact) {
 		}
 		s.snapFrom = now
 
+	case model.FactSnapshotStarted:
+		s := m.state(subKey{f.Territory, f.Subgraph})
+		s.snapUUID, s.snapStarted = f.UUID, now
+
 	case model.FactSnapshotCommitted:
 		m.snapCommitted.Inc()
 		s := m.state(subKey{f.Territory, f.Subgraph})
+		if s.snapUUID == f.UUID && !s.snapStarted.IsZero() {
+			m.snapDuration.Observe(now.Sub(s.snapStarted).Seconds())
+		}
+		s.snapUUID = ""
 		if !s.snapFrom.IsZero() {
 			m.snapInterval.Observe(now.Sub(s.snapFrom).Seconds())
 		}

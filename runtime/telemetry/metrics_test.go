@@ -65,6 +65,8 @@ func TestFactMetrics(t *testing.T) {
 	obs(9, model.FactOpDone{Client: 9})
 	clk.set(sec(13))
 	obs(1, model.FactSnapshotCommitted{Territory: 1, Subgraph: 3, UUID: "s2", LSN: 160, Superseded: "s1"})
+	clk.set(sec(17.5))
+	obs(1, model.FactSnapshotStarted{Territory: 1, Subgraph: 3, UUID: "s3", LSN: 170})
 	clk.set(sec(18))
 	obs(1, model.FactSnapshotCommitted{Territory: 1, Subgraph: 3, UUID: "s3", LSN: 170, Superseded: "s2"})
 
@@ -99,6 +101,7 @@ func TestFactMetrics(t *testing.T) {
 		sum   float64
 	}{
 		{"territory_snapshot_interval_seconds", 2, 15}, // 13-3, 18-13
+		{"territory_snapshot_duration_seconds", 1, 0.5}, // s3: started 17.5, committed 18 (s2 had no start)
 		{"territory_recovery_seconds", 3, 3 + 0.5 + 1}, // adopted -> operational
 		{"territory_replay_seconds", 3, 2 + 0.5 + 1},   // loaded -> operational
 		{"territory_replay_events", 3, 50 + 0 + 30},    // per recovery
