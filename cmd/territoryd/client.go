@@ -88,6 +88,7 @@ func clientCmd() *cobra.Command {
 	var (
 		addr, level string
 		timeout     time.Duration
+		tlsFiles    TLSFiles
 	)
 	cmd := &cobra.Command{
 		Use:   "client --addr ADDR (create-neuron N | stimulate N DELTA | read-neuron N | connect PRE POST W | adjust PRE POST D | prune PRE POST | read-synapse PRE POST)",
@@ -100,9 +101,20 @@ func clientCmd() *cobra.Command {
 			if addr == "" {
 				return exitf(2, "client: --addr is required")
 			}
+			var files *TLSFiles
+			if tlsFiles != (TLSFiles{}) {
+				if err := tlsFiles.validate("--tls"); err != nil {
+					return exitf(2, "client: %v", err)
+				}
+				files = &tlsFiles
+			}
+			tlsCfg, err := files.tlsConfig(false)
+			if err != nil {
+				return exitf(2, "client: --tls-*: %v", err)
+			}
 			ctx, cancel := context.WithTimeout(context.Background(), timeout)
 			defer cancel()
-			c, err := daemon.DialClient(ctx, addr, nil, newLogger(level), nil)
+			c, err := daemon.DialClient(ctx, addr, tlsCfg, newLogger(level), nil)
 			if err != nil {
 				return exitf(1, "client: %v", err)
 			}
@@ -129,5 +141,8 @@ func clientCmd() *cobra.Command {
 	cmd.Flags().StringVar(&addr, "addr", "127.0.0.1:7420", "address of a territoryd (dev or run)")
 	cmd.Flags().DurationVar(&timeout, "timeout", 15*time.Second, "give up after this long")
 	cmd.Flags().StringVar(&level, "log-level", "error", "log level: debug, info, warn, error")
+	cmd.Flags().StringVar(&tlsFiles.CAFile, "tls-ca", "", "PEM file of the CA that signed the daemon's transport certificate (enables TLS)")
+	cmd.Flags().StringVar(&tlsFiles.CertFile, "tls-cert", "", "PEM client certificate, when the daemon requires one")
+	cmd.Flags().StringVar(&tlsFiles.KeyFile, "tls-key", "", "PEM key of --tls-cert")
 	return cmd
 }

@@ -265,3 +265,20 @@ objstore: {config_file: %s}
 		}
 	}
 }
+
+func TestClientTLSFlagsAreValidated(t *testing.T) {
+	for _, args := range [][]string{
+		{"--tls-cert", "c.pem", "read-neuron", "1"},                                                   // a cert without its key
+		{"--tls-ca", filepath.Join(t.TempDir(), "missing-ca.pem"), "read-neuron", "1"},                // no such file
+		{"--tls-cert", "c.pem", "--tls-key", filepath.Join(t.TempDir(), "k.pem"), "read-neuron", "1"}, // no such files
+	} {
+		root := rootCmd()
+		root.SetOut(&bytes.Buffer{})
+		root.SetArgs(append([]string{"client", "--addr", "127.0.0.1:1"}, args...))
+		err := root.Execute()
+		var ee *exitError
+		if err == nil || !asExit(err, &ee) || ee.code != 2 || !strings.Contains(err.Error(), "tls") {
+			t.Errorf("client %v: %v", args, err)
+		}
+	}
+}
