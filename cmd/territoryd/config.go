@@ -70,25 +70,58 @@ import (
 //	  config_file: /etc/territory/objstore.yaml   # objstore's standard YAML
 //	tls: {ca_file: …, cert_file: …, key_file: …}  # transport TLS (optional)
 type Config struct {
-	Listen               string            `yaml:"listen"`
-	MetricsListen        string            `yaml:"metrics_listen"`
-	LogLevel             string            `yaml:"log_level"`
-	Subgraphs            uint32            `yaml:"subgraphs"`
-	Territories          []uint32          `yaml:"territories"`
-	BootstrapTerritories []uint32          `yaml:"bootstrap_territories"`
-	BootstrapWait        string            `yaml:"bootstrap_wait"`
-	Manager              uint32            `yaml:"manager"`
-	CacheDir             string            `yaml:"cache_dir"`
-	Hosts                map[uint32]string `yaml:"hosts"`
-	Policy               *PolicyConfig     `yaml:"policy"`
-	Etcd                 EtcdConfig        `yaml:"etcd"`
-	Log                  LogConfig         `yaml:"log"`
-	Objstore             ObjstoreConfig    `yaml:"objstore"`
-	TLS                  *TLSFiles         `yaml:"tls"`
+	Listen               string             `yaml:"listen"`
+	MetricsListen        string             `yaml:"metrics_listen"`
+	LogLevel             string             `yaml:"log_level"`
+	Subgraphs            uint32             `yaml:"subgraphs"`
+	Territories          []uint32           `yaml:"territories"`
+	BootstrapTerritories []uint32           `yaml:"bootstrap_territories"`
+	BootstrapWait        string             `yaml:"bootstrap_wait"`
+	Manager              uint32             `yaml:"manager"`
+	CacheDir             string             `yaml:"cache_dir"`
+	Hosts                map[uint32]string  `yaml:"hosts"`
+	Policy               *PolicyConfig      `yaml:"policy"`
+	Etcd                 EtcdConfig         `yaml:"etcd"`
+	Log                  LogConfig          `yaml:"log"`
+	Objstore             ObjstoreConfig     `yaml:"objstore"`
+	TLS                  *TLSFiles          `yaml:"tls"`
+	ControlPlane         ControlPlaneConfig `yaml:"control_plane"`
 
 	// Parsed by validate.
 	bootstrapWait time.Duration
 	policy        model.Policy
+}
+
+// ControlPlaneConfig sets the manager's periods (durations such as "30s").
+// The defaults suit production; the simulator uses shorter ones.
+type ControlPlaneConfig struct {
+	HostLoss      string `yaml:"host_loss"`      // a territory without its alive key this long is lost (default 10s)
+	SnapshotGrace string `yaml:"snapshot_grace"` // a superseded snapshot's blob is kept this long (default 10m)
+	StaleUpload   string `yaml:"stale_upload"`   // an unfinished snapshot record is expired after this long (default 5m)
+	Orphan        string `yaml:"orphan"`         // a blob without a record is deleted after this long (default 10m)
+	Reconcile     string `yaml:"reconcile"`      // period of the reconciliation controller (default 30s)
+}
+
+// apply parses the periods into a manager configuration; errors name the field.
+func (cp ControlPlaneConfig) apply(m *model.ManagerConfig) error {
+	var errs []error
+	set := func(field, v string, def time.Duration, dst *int64) {
+		d, err := parseDuration("control_plane."+field, v, def)
+		if err == nil && d < time.Duration(m.TickMs)*time.Millisecond {
+			err = fmt.Errorf("control_plane.%s: %s is shorter than the manager's tick (%dms)", field, d, m.TickMs)
+		}
+		if err != nil {
+			errs = append(errs, err)
+			return
+		}
+		*dst = d.Milliseconds()
+	}
+	set("host_loss", cp.HostLoss, 10*time.Second, &m.HostLossMs)
+	set("snapshot_grace", cp.SnapshotGrace, 10*time.Minute, &m.GraceMs)
+	set("stale_upload", cp.StaleUpload, 5*time.Minute, &m.StaleUploadMs)
+	set("orphan", cp.Orphan, 10*time.Minute, &m.OrphanMs)
+	set("reconcile", cp.Reconcile, 30*time.Second, &m.ReconcileMs)
+	return errors.Join(errs...)
 }
 
 // PolicyConfig overrides fields of model.DefaultPolicy for a new cluster.
@@ -349,6 +382,7 @@ func (c *Config) validate(role string) error {
 	}
 	c.policy, err = c.Policy.policy()
 	add(err)
+	add(c.ControlPlane.apply(&model.ManagerConfig{TickMs: 250})) // checked for every role, applied by the manager
 	switch role {
 	case "run":
 		add(checkAddr("listen", c.Listen, true))

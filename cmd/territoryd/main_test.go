@@ -255,6 +255,8 @@ objstore: {config_file: %s}
 		{"bootstrap_territories", good, "manager"},
 		{"manager:", good, "manager"},
 		{"hosts: the manager (1000)", good + "manager: 1000\n", "run"},
+		{"control_plane.snapshot_grace", good + "control_plane: {snapshot_grace: soon}\n", "run"},
+		{"control_plane.host_loss", good + "control_plane: {host_loss: 10ms}\n", "run"}, // shorter than a tick
 	} {
 		_, err := loadConfig(writeFile(t, dir, "bad.yaml", tc.body), tc.role)
 		if err == nil || !strings.Contains(err.Error(), tc.name) {

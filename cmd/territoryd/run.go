@@ -304,6 +304,9 @@ func managerCmd() *cobra.Command {
 			}
 			defer tr.Close()
 			mcfg := model.DefaultManagerConfig(model.HostID(c.Manager), c.Subgraphs, hostIDs(c.BootstrapTerritories))
+			if err := c.ControlPlane.apply(&mcfg); err != nil {
+				return exitf(2, "%v", err)
+			}
 			if err := mcfg.Validate(); err != nil {
 				return exitf(2, "manager: %v", err)
 			}

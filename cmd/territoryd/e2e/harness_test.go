@@ -540,7 +540,10 @@ func (c *cluster) managerConfig() string {
 			all = append(all, fmt.Sprint(id))
 		}
 	}
-	return writeFile(c.t, c.dir, "manager.yaml", c.common()+fmt.Sprintf("listen: %s\nbootstrap_territories: [%s]\n", c.mgrAddr, strings.Join(all, ", ")))
+	// The simulator's control-plane periods, far shorter than production's
+	// defaults, so failover and garbage collection happen within a test.
+	fast := "control_plane: {host_loss: 3s, snapshot_grace: 2s, stale_upload: 3s, orphan: 3s, reconcile: 500ms}\n"
+	return writeFile(c.t, c.dir, "manager.yaml", c.common()+fast+fmt.Sprintf("listen: %s\nbootstrap_territories: [%s]\n", c.mgrAddr, strings.Join(all, ", ")))
 }
 
 // pulsarSection is the log section of a run configuration.
