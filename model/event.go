@@ -32,8 +32,9 @@ func (t EventType) String() string {
 
 // Event is one state change of a subgraph, as stored in its log stream.
 // Neuron, Pre, Post and Value are the operation's arguments (Value: stimulate
-// delta, connect weight, adjust delta). TimestampMs is the recovery or
-// heartbeat time. Policy is set for EvAdoptPolicy only.
+// delta, connect weight, adjust delta; for EvTerritoryRecovered, the last
+// heartbeat before the recovery). TimestampMs is the writer's clock (the
+// control plane's for EvTerritoryRecovered). Policy is set for EvAdoptPolicy.
 type Event struct {
 	LSN         uint64
 	UUID        EventUUID

@@ -263,3 +263,94 @@ func TestClientWatchMovesTheRoute(t *testing.T) {
 		t.Fatalf("the watched route change was not used: %v", out.Effects)
 	}
 }
+
+// tickOnce fires the territory's periodic tick.
+func tickOnce(t *testing.T, tr *Territory, now int64, out *Outbox) {
+	t.Helper()
+	for id, tm := range tr.timers {
+		if tm.kind == timerTick {
+			out.Reset()
+			tr.Step(now, TimerFired{ID: id}, out)
+			return
+		}
+	}
+	t.Fatal("no tick timer set")
+}
+
+func TestStalePollDoesNotDeposeAndReadoptionIgnoresOldResults(t *testing.T) {
+	tr, out := bootTerritory(t)
+	// A write in flight at epoch 1.
+	out.Reset()
+	tr.Step(4, MessageIn{From: 50, Msg: &Message{Request: &Request{ID: EventUUID{9, 1}, Op: OpCreateNeuron, Neuron: 5}}}, out)
+	old := effects[LogCall](out)[0]
+	// A poll answered from before our claim (revision 1 < 5, epoch 0) must not depose us.
+	tr.syncRoutes(routesKVs(1, 7, 0))
+	if len(tr.Operational()) != 1 {
+		t.Fatal("a stale route poll deposed the primary")
+	}
+	// A newer route naming us at another epoch deposes and re-adopts ...
+	out.Reset()
+	tr.out = out
+	tr.syncRoutes([]KV{{Key: RouteKey(0), Value: EncodeRoute(7, 3), ModRevision: 9}})
+	tr.out = nil
+	if len(tr.Operational()) != 0 {
+		t.Fatal("a newer route did not depose the primary")
+	}
+	// ... and the old append's result, arriving now, belongs to nobody.
+	out.Reset()
+	tr.Step(5, LogResult{ReqID: old.ReqID, Resp: LogResponse{LSN: 2, TailLSN: 2}}, out)
+	if len(effects[Send](out)) != 0 {
+		t.Fatalf("a result of the previous claim was taken by the new one: %v", out.Effects)
+	}
+}
+
+func TestHeartbeatIDsAreUniquePerClaim(t *testing.T) {
+	tr, out := bootTerritory(t)
+	seen := map[EventUUID]bool{}
+	for i := 0; i < 12; i++ {
+		tickOnce(t, tr, int64(100+i*250), out)
+		for _, c := range effects[LogCall](out) {
+			if c.Req.Kind != LogAppend {
+				continue
+			}
+			ev, _ := DecodeEvent(c.Req.Data)
+			if ev.Type == EvHeartbeat {
+				if seen[ev.UUID] || ev.UUID.Lo>>32 != 1 {
+					t.Fatalf("heartbeat id %s reused or without the epoch", ev.UUID)
+				}
+				seen[ev.UUID] = true
+				out2 := &Outbox{}
+				tr.Step(int64(100+i*250), LogResult{ReqID: c.ReqID, Resp: LogResponse{LSN: ev.LSN, TailLSN: ev.LSN}}, out2)
+			}
+		}
+	}
+	if len(seen) == 0 {
+		t.Fatal("an idle subgraph logged no heartbeat")
+	}
+}
+
+func TestFailedAlivePutGrantsAgain(t *testing.T) {
+	tr, out := bootTerritory(t)
+	var grant uint64
+	for id, c := range tr.calls {
+		if c.kind == callLeaseGrant {
+			grant = id
+		}
+	}
+	out.Reset()
+	tr.Step(10, CoordResult{ReqID: grant, Resp: CoordResponse{Lease: 77}}, out)
+	put := effects[CoordCall](out)
+	if len(put) != 1 || put[0].Req.Then[0].Key != AliveKey(7) {
+		t.Fatalf("alive put: %v", out.Effects)
+	}
+	out.Reset()
+	tr.Step(11, CoordResult{ReqID: put[0].ReqID, Outcome: OutcomeTimeout}, out)
+	tickOnce(t, tr, 300, out)
+	regrant := false
+	for _, c := range effects[CoordCall](out) {
+		regrant = regrant || c.Req.Kind == CoordLeaseGrant
+	}
+	if !regrant {
+		t.Fatalf("a timed-out alive put was never retried: %v", out.Effects)
+	}
+}

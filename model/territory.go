@@ -82,6 +82,7 @@ type write struct {
 	internal EventType // 0 for client requests
 	tsMs     int64     // internal events: their timestamp
 	policy   Policy    // EvAdoptPolicy: the policy adopted
+	value    int64     // EvTerritoryRecovered: the last heartbeat before the recovery
 	waiters  []HostID
 	lsn      uint64 // set once appended
 	data     []byte
@@ -108,7 +109,10 @@ type primary struct {
 	// recovery: after a claim that replaced an epoch > 0, the control plane
 	// must commit TerritoryRecovered for this epoch.
 	recoveryDue     bool
+	recoveryEpoch   uint64 // the epoch whose claim was the recovery: the event's identity
+	recoveryBaseMs  int64  // the last heartbeat before the recovery: decay runs from it
 	recoveryWaitTks int64
+	hbSeq           uint64 // heartbeats of this claim
 	// snapshots
 	lastSnapLSN   uint64
 	snap          *snapJob
@@ -203,7 +207,7 @@ type Territory struct {
 	lease     int64 // the liveness lease, 0 while none is held
 	leaseBusy bool  // a grant, put or keepalive is in flight
 	pollBusy  bool
-	hbSeq     uint64 // heartbeat event_uuid sequence
+	genSeq    uint64 // claim generations, never reused: a re-adopted subgraph must not match its predecessor's calls
 	snapSeq   uint64 // snapshot uuid sequence
 }
 
@@ -377,7 +381,9 @@ func (t *Territory) syncRoutes(kvs []KV) {
 		switch {
 		case r.Primary == t.cfg.ID && p == nil:
 			t.adopt(r)
-		case p != nil && p.phase == phaseOperational && (r.Primary != t.cfg.ID || r.Epoch != p.epoch):
+		case p != nil && p.phase == phaseOperational && r.ModRevision > p.route.ModRevision && (r.Primary != t.cfg.ID || r.Epoch != p.epoch):
+			// Only a route newer than our own claim deposes us: a poll answered
+			// from before the claim must not.
 			t.stepDown(p, sprintf("route names territory %d at epoch %d", r.Primary, r.Epoch))
 			if r.Primary == t.cfg.ID {
 				t.adopt(r)
@@ -408,7 +414,8 @@ func (t *Territory) adopt(r Route) {
 // claim bumps the subgraph's epoch in its route by compare-and-swap. Only then
 // may the log stream be opened at that epoch, which fences every older writer.
 func (t *Territory) claim(p *primary) {
-	p.gen++
+	t.genSeq++
+	p.gen = t.genSeq
 	p.phase = phaseClaiming
 	p.snap = nil           // a snapshot in progress belongs to the old epoch
 	if p.inflight != nil { // it goes first again once we are operational
@@ -427,7 +434,6 @@ func (t *Territory) onClaim(p *primary, res CoordResult) {
 		p.route = Route{Subgraph: p.sg, Primary: t.cfg.ID, Epoch: p.route.Epoch + 1, ModRevision: res.Resp.Revision}
 		p.epoch = p.route.Epoch
 		p.routeValue = EncodeRoute(t.cfg.ID, p.epoch)
-		p.recoveryDue = false
 		if p.state.AppliedLSN == 0 {
 			p.phase = phaseLoading
 			p.loadTries = 0
@@ -532,14 +538,25 @@ func (t *Territory) operational(p *primary) {
 	if p.claimedFrom > 0 && p.freshAdopt {
 		// Taking over a subgraph that an earlier epoch served (a restart, a
 		// lost host) is a recovery: the control plane commits
-		// TerritoryRecovered, and a snapshot follows. A re-claim by this same
-		// incarnation (after append failures) kept its state and is not.
+		// TerritoryRecovered, and a snapshot follows. The downtime runs from
+		// the last heartbeat the log holds now, after the replay and before
+		// anything new is logged. A re-claim by this same incarnation (after
+		// append failures) kept its state and is not a recovery; a recovery
+		// still pending then stays pending, under the epoch it began in.
 		p.recoveryDue = true
-		p.recoveryWaitTks = 0
+		p.recoveryEpoch = p.epoch
+		p.recoveryBaseMs = p.state.LastHeartbeatMs
 		p.snapAfterRec = true
-		t.announceRecovery(p)
 	}
 	p.freshAdopt = false
+	if p.recoveryDue {
+		if _, done := p.state.Deduped(RecoveryUUID(p.sg, p.recoveryEpoch)); done {
+			p.recoveryDue = false // it committed before a re-claim: the replay applied it
+		} else {
+			p.recoveryWaitTks = 0
+			t.announceRecovery(p)
+		}
+	}
 	if p.state.Policy.Epoch < t.cfg.Policy.Epoch {
 		// A new stream (or a newer configured policy): adopt it, first in line.
 		w := &write{req: Request{ID: PolicyUUID(p.sg, t.cfg.Policy.Epoch)}, internal: EvAdoptPolicy, policy: t.cfg.Policy}
@@ -647,7 +664,7 @@ func (t *Territory) eventOf(p *primary, w *write) (Event, error) {
 		if w.internal == EvAdoptPolicy {
 			ts = t.nowMs
 		}
-		return Event{LSN: lsn, UUID: w.req.ID, Subgraph: p.sg, Type: w.internal, WriterEpoch: p.epoch, TimestampMs: ts, Policy: w.policy}, nil
+		return Event{LSN: lsn, UUID: w.req.ID, Subgraph: p.sg, Type: w.internal, WriterEpoch: p.epoch, TimestampMs: ts, Policy: w.policy, Value: w.value}, nil
 	}
 	ev, err := EventFromRequest(&w.req, p.sg, lsn, p.epoch)
 	ev.TimestampMs = t.nowMs
@@ -664,7 +681,7 @@ func (t *Territory) finish(p *primary, w *write, r Result) {
 	for _, c := range w.waiters {
 		t.reply(c, w.req.ID, r)
 	}
-	if w.internal == EvTerritoryRecovered && w.req.ID == RecoveryUUID(p.sg, p.epoch) {
+	if w.internal == EvTerritoryRecovered && w.req.ID == RecoveryUUID(p.sg, p.recoveryEpoch) {
 		p.recoveryDue = false
 	}
 }

@@ -44,8 +44,11 @@ func (t *Territory) onLease(kind callKind, res CoordResult) {
 		t.coord(call{kind: callAlivePut}, CoordRequest{Kind: CoordTxn,
 			Then: []TxnOp{{Kind: TxnPut, Key: AliveKey(t.cfg.ID), Value: []byte("alive"), Lease: t.lease}}})
 	case callAlivePut:
-		if res.Outcome == OutcomeFailed && res.Err == ErrLeaseExpired {
-			t.lease = 0 // the session expired during the transaction: start over
+		if res.Outcome != OutcomeOK {
+			// The session expired during the transaction, or the put failed or
+			// timed out: grant a new lease and put the key again on the next
+			// tick, or the control plane would think us lost for good.
+			t.lease = 0
 		}
 	case callKeepAlive:
 		if res.Outcome == OutcomeFailed && res.Err == ErrLeaseExpired {
@@ -81,8 +84,10 @@ func (t *Territory) tick() {
 		}
 		p.idleTicks++
 		if p.idleTicks*t.cfg.TickMs >= t.cfg.HeartbeatMs && p.inflight == nil && len(p.queue) == 0 {
-			t.hbSeq++
-			t.enqueue(p, &write{req: Request{ID: EventUUID{Hi: uuidHeartbeat | uint64(t.cfg.ID), Lo: t.hbSeq}},
+			// The epoch is unique to this claim, so a restarted territory's
+			// heartbeats never collide with its predecessor's in the dedup table.
+			p.hbSeq++
+			t.enqueue(p, &write{req: Request{ID: EventUUID{Hi: uuidHeartbeat | uint64(p.sg), Lo: p.epoch<<32 | p.hbSeq&(1<<32-1)}},
 				internal: EvHeartbeat, tsMs: t.nowMs})
 		}
 		if p.recoveryDue {
@@ -103,23 +108,25 @@ func (t *Territory) announceRecovery(p *primary) {
 		p.recoveryDue = false
 		return
 	}
-	t.out.Add(Send{To: t.cfg.Manager, Msg: &Message{Recovered: &Recovered{Territory: t.cfg.ID, Subgraph: p.sg, Epoch: p.epoch}}})
+	t.out.Add(Send{To: t.cfg.Manager, Msg: &Message{Recovered: &Recovered{Territory: t.cfg.ID, Subgraph: p.sg, Epoch: p.recoveryEpoch}}})
 }
 
 // onCommitRecovery appends the control plane's TerritoryRecovered event. Its
 // handler (the fold) applies decay for the downtime: the event's timestamp
-// minus the subgraph's last heartbeat, both logged, so a replay decays alike.
+// minus the last heartbeat before the recovery, both carried in the logged
+// event, so a replay decays alike (and writes that reached the new primary
+// before the event was logged do not shorten the downtime).
 func (t *Territory) onCommitRecovery(m *CommitRecovery) {
 	p := t.subgraphs[m.Subgraph]
-	if p == nil || p.phase != phaseOperational || p.epoch != m.Epoch || !p.recoveryDue {
-		return // stale: another epoch announces its own recovery
+	if p == nil || p.phase != phaseOperational || p.recoveryEpoch != m.Epoch || !p.recoveryDue {
+		return // stale: another recovery announces itself
 	}
-	id := RecoveryUUID(p.sg, p.epoch)
+	id := RecoveryUUID(p.sg, p.recoveryEpoch)
 	if _, done := p.state.Deduped(id); done || p.byUUID[id] != nil {
 		return
 	}
 	if len(p.queue) >= t.cfg.QueueLimit {
 		return // the next announcement tries again
 	}
-	t.enqueue(p, &write{req: Request{ID: id}, internal: EvTerritoryRecovered, tsMs: m.TimestampMs})
+	t.enqueue(p, &write{req: Request{ID: id}, internal: EvTerritoryRecovered, tsMs: m.TimestampMs, value: p.recoveryBaseMs})
 }

@@ -136,6 +136,10 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("config %s: clients %d not in 1..256", c.Scenario, c.Clients)
 	case c.Workload.Neurons <= 0 || c.Workload.InFlight <= 0:
 		return fmt.Errorf("config %s: workload neurons and in_flight must be positive", c.Scenario)
+	case c.Workload.InFlight > model.DefaultClientConfig(1, 1, 1).MaxInFlight:
+		// Past the client's own bound it refuses operations locally: they
+		// never reach the store and would only confuse the history.
+		return fmt.Errorf("config %s: workload in_flight %d exceeds the client's limit of %d", c.Scenario, c.Workload.InFlight, model.DefaultClientConfig(1, 1, 1).MaxInFlight)
 	case c.Workload.Mix.total() <= 0:
 		return fmt.Errorf("config %s: workload mix is empty", c.Scenario)
 	case c.Workload.ThinkMinUs < 0 || c.Workload.ThinkMaxUs < c.Workload.ThinkMinUs:

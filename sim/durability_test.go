@@ -139,3 +139,18 @@ func TestLivenessCatchesAnUnservedSubgraph(t *testing.T) {
 		t.Fatalf("unserved subgraphs not caught: %v", w.violations)
 	}
 }
+
+func TestSingleWriterCatchesASecondHostAtAnEpoch(t *testing.T) {
+	w := testWorld(t)
+	a, b := w.territories[0], w.territories[1]
+	a.up, b.up = true, true
+	w.logCall(a, model.LogCall{ReqID: 1, Req: model.LogRequest{Kind: model.LogOpen, Stream: 2, Epoch: 5}, TimeoutMs: 1})
+	if len(w.violations) != 0 {
+		t.Fatalf("an open flagged: %v", w.violations)
+	}
+	// Planted: host b appends at a's epoch without opening it.
+	w.logCall(b, model.LogCall{ReqID: 1, Req: model.LogRequest{Kind: model.LogAppend, Stream: 2, Epoch: 5, LSN: 1, Data: []byte("x")}, TimeoutMs: 1})
+	if !violated(w, invariants.SingleWriterEpoch, "but the epoch belongs to t1") {
+		t.Fatalf("a second writer at one epoch not caught: %v", w.violations)
+	}
+}

@@ -353,8 +353,14 @@ func (w *World) logCall(h *host, e model.LogCall) {
 		}
 	}
 	if req.Kind == model.LogAppend || req.Kind == model.LogOpen {
+		// One epoch, one writer: the host that opens (or first uses) an
+		// epoch owns it, and any other host using it is a broken claim, even
+		// if the log would refuse the append.
 		key := streamEpoch{req.Stream, req.Epoch}
-		if _, ok := w.appendHost[key]; !ok || req.Kind == model.LogOpen {
+		if owner, ok := w.appendHost[key]; ok && owner != h.id {
+			w.violations = append(w.violations, invariants.Violation{Invariant: invariants.SingleWriterEpoch, AtUs: w.k.NowUs(),
+				Detail: fmt.Sprintf("stream %d epoch %d: %s by %s, but the epoch belongs to %s", req.Stream, req.Epoch, logOpName(req.Kind), h.name, w.hosts[owner].name)})
+		} else if !ok {
 			w.appendHost[key] = h.id
 		}
 	}
@@ -370,6 +376,13 @@ func (w *World) logCall(h *host, e model.LogCall) {
 			reply(out)
 		})
 	})
+}
+
+func logOpName(k model.LogOpKind) string {
+	if k == model.LogOpen {
+		return "open"
+	}
+	return "append"
 }
 
 func (w *World) onLogCommit(stream uint32, lsn uint64, epoch uint64, data []byte) {

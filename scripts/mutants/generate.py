@@ -19,7 +19,7 @@ muts = {
    ('model/territory_snapshot.go', '			if r.LSN >= j.lsn {', '			if false && r.LSN >= j.lsn {'),
  ]),
  'decay-not-logged': ("crash-recovery clock-skew", "recovery decay is applied to the live state instead of being logged as an event", [
-   ('model/territory_liveness.go', '	t.enqueue(p, &write{req: Request{ID: id}, internal: EvTerritoryRecovered, tsMs: m.TimestampMs})', '	p.state.decay(DecayFactorPM(p.state.Policy.DecayPerSecondPM, m.TimestampMs-p.state.LastHeartbeatMs))\n	p.recoveryDue = false'),
+   ('model/territory_liveness.go', '	t.enqueue(p, &write{req: Request{ID: id}, internal: EvTerritoryRecovered, tsMs: m.TimestampMs, value: p.recoveryBaseMs})', '	p.state.decay(DecayFactorPM(p.state.Policy.DecayPerSecondPM, m.TimestampMs-p.recoveryBaseMs))\n	p.recoveryDue = false'),
  ]),
  'paused-primary-acks': ("pause-fencing", "a fenced (paused, then resumed) primary keeps acknowledging writes", [
    ('model/territory.go', '	case res.Err == ErrFenced:\n		t.stepDown(p, "fenced by a newer writer")', '	case res.Err == ErrFenced:\n		ev, _ := DecodeEvent(w.data)\n		r, _ := p.state.Apply(&ev)\n		p.inflight = nil\n		t.finish(p, w, r)\n		t.pump(p)'),
