@@ -50,7 +50,7 @@ func Base() sim.Config {
 	return sim.Config{
 		DurationMs: 60_000, DrainMs: 8_000,
 		Territories: 3, Subgraphs: 16, Clients: 4,
-		Policy:     model.DefaultPolicy(),
+		Policy:     tightDegrees(),
 		Net:        netsim.LinkConfig{LatencyMinUs: 100, LatencyMaxUs: 1_000},
 		Log:        replog.DefaultConfig(),
 		CoordMinUs: 200, CoordMaxUs: 1_000,
@@ -75,6 +75,14 @@ func faultSpec(cfg *sim.Config, kinds []faults.Kind, count int) faults.Spec {
 		Managers:   []string{sim.ManagerHostName},
 		MaxClockMs: 3_000, MaxDriftPM: 20_000, MaxLost: cfg.Territories - 2,
 	}
+}
+
+// tightDegrees is the default policy with degree limits the workload reaches
+// (three neurons a subgraph on average), so rejections are exercised.
+func tightDegrees() model.Policy {
+	p := model.DefaultPolicy()
+	p.MaxOutDegree, p.MaxInDegree = 2, 2
+	return p
 }
 
 // faultRand is the schedule's own stream: changing the world's components

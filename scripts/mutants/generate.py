@@ -32,6 +32,12 @@ muts = {
    ('model/territory.go', '		if r, ok := p.state.Deduped(w.req.ID); ok {\n			t.finish(p, w, r)\n			continue\n		}\n', ''),
    ('model/subgraph.go', '	s.AppliedLSN = ev.LSN\n	if !ev.UUID.IsZero() {\n		if r, ok := s.dedup.get(ev.UUID); ok {\n			return r, false\n		}\n	}', '	s.AppliedLSN = ev.LSN'),
  ]),
+ 'connect-off-by-one': ("basic services", "a connect is rejected one synapse before the out-degree limit", [
+   ('model/subgraph.go', '	if pre.OutDegree >= s.Policy.MaxOutDegree {', '	if pre.OutDegree+1 >= s.Policy.MaxOutDegree {'),
+ ]),
+ 'ignore-in-degree': ("basic services", "the in-degree limit of the policy is not enforced", [
+   ('model/subgraph.go', '	if post.InDegree >= s.Policy.MaxInDegree {', '	if false && post.InDegree >= s.Policy.MaxInDegree {'),
+ ]),
  'heartbeat-wrong-clock': ("crash-recovery clock-skew", "heartbeats are stamped with time since process start, not the host's wall clock", [
    ('model/territory.go', '			ts = t.nowMs // a heartbeat', '			ts = t.ticks * t.cfg.TickMs // a heartbeat'),
    ('model/territory.go', '	ev.TimestampMs = t.nowMs\n', '	ev.TimestampMs = t.ticks * t.cfg.TickMs\n'),

@@ -30,7 +30,8 @@ const (
 	OneCommitted      = "one-committed-snapshot" // at most one COMMITTED per subgraph; its blob exists and checks
 	BlobRetention     = "blob-retention"         // no committed blob deleted; no superseded one before its grace
 	NoOrphans         = "no-orphan-blobs"        // after reconciliation quiesces, every blob has a record
-	DecayBounded      = "decay-bounded"          // a recovery decays for no more than the true downtime plus clock error
+	DecayBounded      = "decay-bounded"          // logged timestamps (the base of decay) are within the clock error of true time
+	DegreePolicy      = "degree-policy"          // degrees stay within the policy, and a connect is rejected exactly when it must be
 )
 
 // ---- single writer per epoch ----
@@ -158,10 +159,55 @@ func (f *Folds) Committed(atUs int64, sg model.SubgraphID, e model.LogEntry) (mo
 	case e.LSN != s.AppliedLSN+1:
 		f.errs = append(f.errs, Violation{StateIsFoldOfLog, atUs, fmt.Sprintf("subgraph %d: log committed LSN %d after %d", sg, e.LSN, s.AppliedLSN)})
 	default:
+		want, check := expectConnect(s, &ev)
 		res, applied := s.Apply(&ev)
+		if check && applied && (res.Status != want.Status || res.Reason != want.Reason) {
+			f.errs = append(f.errs, Violation{DegreePolicy, atUs, fmt.Sprintf("subgraph %d LSN %d: connect n%d->n%d answered %s %s, the policy says %s %s",
+				sg, ev.LSN, ev.Pre, ev.Post, res.Status, res.Reason, want.Status, want.Reason)})
+		}
+		if applied && ev.Type == model.EvConnect {
+			for _, id := range []model.NeuronID{ev.Pre, ev.Post} {
+				if n, ok := s.Neuron(id); ok && (n.OutDegree > s.Policy.MaxOutDegree || n.InDegree > s.Policy.MaxInDegree) {
+					f.errs = append(f.errs, Violation{DegreePolicy, atUs, fmt.Sprintf("subgraph %d LSN %d: n%d has degree in %d out %d, policy allows %d/%d",
+						sg, ev.LSN, id, n.InDegree, n.OutDegree, s.Policy.MaxInDegree, s.Policy.MaxOutDegree)})
+				}
+			}
+		}
 		return ev, res, applied
 	}
 	return ev, model.Result{}, false
+}
+
+// expectConnect is an independent statement of the connect rule, to check the
+// fold's answer against (the fold is the code under test): check is false for
+// other events and for a duplicate the fold will not apply.
+func expectConnect(s *model.SubgraphState, ev *model.Event) (model.Result, bool) {
+	if ev.Type != model.EvConnect || ev.LSN != s.AppliedLSN+1 {
+		return model.Result{}, false
+	}
+	if _, dup := s.Deduped(ev.UUID); dup {
+		return model.Result{}, false
+	}
+	rejected := func(r model.Reason) (model.Result, bool) {
+		return model.Result{Status: model.StatusRejected, Reason: r}, true
+	}
+	if model.SubgraphOf(ev.Post, s.Count) != s.ID {
+		return rejected(model.ReasonCrossSubgraph)
+	}
+	if _, exists := s.Synapse(model.SynapseKey{Pre: ev.Pre, Post: ev.Post}); exists {
+		return model.Result{Status: model.StatusAlreadyExists}, true
+	}
+	pre, okPre := s.Neuron(ev.Pre)
+	post, okPost := s.Neuron(ev.Post)
+	switch {
+	case !okPre || !okPost:
+		return rejected(model.ReasonNoSuchNeuron)
+	case pre.OutDegree >= s.Policy.MaxOutDegree:
+		return rejected(model.ReasonMaxOutDegree)
+	case post.InDegree >= s.Policy.MaxInDegree:
+		return rejected(model.ReasonMaxInDegree)
+	}
+	return model.Result{Status: model.StatusOK}, true
 }
 
 func (f *Folds) state(sg model.SubgraphID) *model.SubgraphState {
