@@ -82,21 +82,24 @@ type clientTimer struct {
 // backoff and jitter, always with the same event_uuid, until the operation's
 // deadline; then it reports the outcome as unknown.
 type Client struct {
-	cfg        ClientConfig
-	rand       RandSource
-	nowMs      int64
-	out        *Outbox
-	seq        uint64
-	nextID     uint64
-	routes     []HostID // by subgraph; 0 = unknown
-	refreshing bool
-	refreshID  uint64 // the route read in flight
-	watchID    uint64 // the route watch registration in flight, 0 if none
-	watching   bool   // route changes arrive as WatchEvent inputs
-	refreshTry int
-	ops        map[EventUUID]*clientOp
-	timers     map[uint64]clientTimer
-	waiting    []EventUUID // ops waiting for a route, in arrival order
+	cfg          ClientConfig
+	rand         RandSource
+	nowMs        int64
+	out          *Outbox
+	seq          uint64
+	nextID       uint64
+	routes       []HostID // by subgraph; 0 = unknown
+	refreshing   bool
+	routesLoaded bool   // a route read succeeded at least once
+	refreshTimer bool   // a backoff before the next route read is set
+	missingTry   int    // route reads in a row that left an operation without a route
+	refreshID    uint64 // the route read in flight
+	watchID      uint64 // the route watch registration in flight, 0 if none
+	watching     bool   // route changes arrive as WatchEvent inputs
+	refreshTry   int
+	ops          map[EventUUID]*clientOp
+	timers       map[uint64]clientTimer
+	waiting      []EventUUID // ops waiting for a route, in arrival order
 }
 
 // NewClient returns a client; rand supplies the backoff jitter.
@@ -190,11 +193,23 @@ func (c *Client) send(op *clientOp) {
 	sg := SubgraphOf(op.req.RoutingNeuron(), c.cfg.Subgraphs)
 	to := c.routes[sg]
 	if to == 0 {
+		if c.nowMs >= op.deadlineMs {
+			c.done(op, Result{}, true) // unknown is always sound, even for an operation never sent
+			return
+		}
 		if !op.waiting {
 			op.waiting = true
 			c.waiting = append(c.waiting, op.req.ID)
 		}
-		c.refresh()
+		if !c.routesLoaded {
+			c.refresh()
+		} else if !c.refreshTimer {
+			// The routes were read and still name nobody: ask again after a
+			// backoff, not in a tight loop.
+			c.missingTry++
+			c.refreshTimer = true
+			c.timer(timerRefresh, EventUUID{}, 0, c.jitteredBackoffMs(c.missingTry))
+		}
 		return
 	}
 	op.tries++
@@ -287,6 +302,7 @@ func (c *Client) onRoutes(res CoordResult) {
 		return
 	}
 	c.refreshTry = 0
+	c.routesLoaded = true
 	for _, kv := range res.Resp.KVs {
 		r, err := ParseRoute(kv)
 		if err != nil || uint32(r.Subgraph) >= c.cfg.Subgraphs {
@@ -302,6 +318,9 @@ func (c *Client) onRoutes(res CoordResult) {
 			c.send(op)
 		}
 	}
+	if len(c.waiting) == 0 {
+		c.missingTry = 0
+	}
 }
 
 func (c *Client) onTimer(id uint64) {
@@ -311,6 +330,8 @@ func (c *Client) onTimer(id uint64) {
 	}
 	delete(c.timers, id)
 	if tm.kind == timerRefresh {
+		c.refreshTimer = false
+		c.expireWaiting()
 		if len(c.waiting) > 0 {
 			c.refresh()
 		}
@@ -340,7 +361,7 @@ func (c *Client) expireWaiting() {
 		switch {
 		case op == nil:
 		case c.nowMs >= op.deadlineMs:
-			c.done(op, Result{}, true)
+			c.done(op, Result{}, true) // unknown is always sound, even for an operation never sent
 		default:
 			kept = append(kept, id)
 		}

@@ -354,3 +354,39 @@ func TestFailedAlivePutGrantsAgain(t *testing.T) {
 		t.Fatalf("a timed-out alive put was never retried: %v", out.Effects)
 	}
 }
+
+func TestClientWithoutARouteBacksOffAndGivesUp(t *testing.T) {
+	c, err := NewClient(DefaultClientConfig(50, 9, 4), &seqRand{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := &Outbox{}
+	c.Step(0, Start{}, out)
+	read := effects[CoordCall](out)[0]
+	out.Reset()
+	c.Step(1, CoordResult{ReqID: read.ReqID, Resp: CoordResponse{}}, out) // routes read: none exist
+	req := Request{ID: c.NewID(), Op: OpReadNeuron, Neuron: 3}
+	out.Reset()
+	c.Step(2, Submit{Req: req}, out)
+	if len(effects[CoordCall](out)) != 0 || len(effects[SetTimer](out)) != 1 {
+		t.Fatalf("no route: expected a backoff timer, not an immediate re-read: %v", out.Effects)
+	}
+	now := int64(2)
+	for i := 0; i < 200 && c.InFlight() > 0; i++ {
+		timers := effects[SetTimer](out)
+		if len(timers) == 0 {
+			t.Fatalf("stuck without a timer: %v", out.Effects)
+		}
+		now += timers[0].AfterMs
+		out.Reset()
+		c.Step(now, TimerFired{ID: timers[0].ID}, out)
+		for _, call := range effects[CoordCall](out) {
+			o := &Outbox{}
+			c.Step(now, CoordResult{ReqID: call.ReqID, Resp: CoordResponse{}}, o)
+			out.Effects = append(out.Effects, o.Effects...)
+		}
+	}
+	if c.InFlight() != 0 || now < 5000 {
+		t.Fatalf("an operation without a route never finished (in flight %d at %dms)", c.InFlight(), now)
+	}
+}
