@@ -100,11 +100,11 @@ func TestFactMetrics(t *testing.T) {
 		count uint64
 		sum   float64
 	}{
-		{"territory_snapshot_interval_seconds", 2, 15}, // 13-3, 18-13
+		{"territory_snapshot_interval_seconds", 2, 15},  // 13-3, 18-13
 		{"territory_snapshot_duration_seconds", 1, 0.5}, // s3: started 17.5, committed 18 (s2 had no start)
-		{"territory_recovery_seconds", 3, 3 + 0.5 + 1}, // adopted -> operational
-		{"territory_replay_seconds", 3, 2 + 0.5 + 1},   // loaded -> operational
-		{"territory_replay_events", 3, 50 + 0 + 30},    // per recovery
+		{"territory_recovery_seconds", 3, 3 + 0.5 + 1},  // adopted -> operational
+		{"territory_replay_seconds", 3, 2 + 0.5 + 1},    // loaded -> operational
+		{"territory_replay_events", 3, 50 + 0 + 30},     // per recovery
 	} {
 		n, s := histogram(t, reg, h.name)
 		if n != h.count || s != h.sum {
