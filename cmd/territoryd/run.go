@@ -130,6 +130,57 @@ func openBlob(ctx context.Context, c *Config, logger *slog.Logger) (*blob.Store,
 	return bs, nil
 }
 
+// session is what run and manager share: the validated configuration, the
+// logger, metrics, tracing, the signal context and the etcd connection.
+type session struct {
+	c       *Config
+	logger  *slog.Logger
+	ms      *metricsServer
+	ctx     context.Context
+	coord   *etcdcoord.Coord
+	closers []func()
+}
+
+// openSession starts what a daemon role needs before its own work; on an
+// error it closes what it had opened and returns an exit error.
+func openSession(path, role string) (_ *session, err error) {
+	s := &session{}
+	defer func() {
+		if err != nil {
+			s.Close()
+		}
+	}()
+	if s.c, err = loadConfig(path, role); err != nil {
+		return nil, exitf(2, "%v", err)
+	}
+	s.logger = newLogger(s.c.LogLevel)
+	if s.ms, err = startMetrics(s.c.MetricsListen, s.logger); err != nil {
+		return nil, exitf(2, "metrics_listen: %v", err)
+	}
+	s.closers = append(s.closers, s.ms.Close)
+	ctx, stop := signalContext()
+	s.ctx = ctx
+	s.closers = append(s.closers, stop)
+	stopTracing, err := startTracing(ctx, role)
+	if err != nil {
+		return nil, exitf(2, "tracing (OTEL_* environment): %v", err)
+	}
+	s.closers = append(s.closers, stopTracing)
+	if s.coord, err = dialEtcd(s.c, s.logger); err != nil {
+		return nil, exitf(1, "%v", err)
+	}
+	s.closers = append(s.closers, func() { _ = s.coord.Close() })
+	return s, nil
+}
+
+// Close releases what openSession started, last first.
+func (s *session) Close() {
+	for i := len(s.closers) - 1; i >= 0; i-- {
+		s.closers[i]()
+	}
+	s.closers = nil
+}
+
 func runCmd() *cobra.Command {
 	var path string
 	cmd := &cobra.Command{
@@ -137,28 +188,12 @@ func runCmd() *cobra.Command {
 		Short: "run territories against external etcd, log and object store",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := loadConfig(path, "run")
+			sess, err := openSession(path, "run")
 			if err != nil {
-				return exitf(2, "%v", err)
+				return err
 			}
-			logger := newLogger(c.LogLevel)
-			ms, err := startMetrics(c.MetricsListen, logger)
-			if err != nil {
-				return exitf(2, "metrics_listen: %v", err)
-			}
-			defer ms.Close()
-			ctx, stop := signalContext()
-			defer stop()
-			stopTracing, err := startTracing(ctx, "run")
-			if err != nil {
-				return exitf(2, "tracing (OTEL_* environment): %v", err)
-			}
-			defer stopTracing()
-			coord, err := dialEtcd(c, logger)
-			if err != nil {
-				return exitf(1, "%v", err)
-			}
-			defer coord.Close()
+			defer sess.Close()
+			c, logger, ms, ctx, coord := sess.c, sess.logger, sess.ms, sess.ctx, sess.coord
 			policy, found, err := checkEtcd(ctx, c, coord)
 			if err != nil {
 				return exitf(1, "%v", err)
@@ -255,28 +290,12 @@ func managerCmd() *cobra.Command {
 		Short: "the control plane: bootstraps a new cluster, then runs model.Manager (failure detection, recovery events, snapshot GC)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := loadConfig(path, "manager")
+			sess, err := openSession(path, "manager")
 			if err != nil {
-				return exitf(2, "%v", err)
+				return err
 			}
-			logger := newLogger(c.LogLevel)
-			ms, err := startMetrics(c.MetricsListen, logger)
-			if err != nil {
-				return exitf(2, "metrics_listen: %v", err)
-			}
-			defer ms.Close()
-			ctx, stop := signalContext()
-			defer stop()
-			stopTracing, err := startTracing(ctx, "manager")
-			if err != nil {
-				return exitf(2, "tracing (OTEL_* environment): %v", err)
-			}
-			defer stopTracing()
-			coord, err := dialEtcd(c, logger)
-			if err != nil {
-				return exitf(1, "%v", err)
-			}
-			defer coord.Close()
+			defer sess.Close()
+			c, logger, ms, ctx, coord := sess.c, sess.logger, sess.ms, sess.ctx, sess.coord
 			if _, _, err := checkEtcd(ctx, c, coord); err != nil {
 				return exitf(1, "%v", err)
 			}
