@@ -35,15 +35,16 @@ type durability struct {
 	supersededUs map[string]int64 // record key -> virtual time it became SUPERSEDED
 	blobPutUs    map[string]int64 // blob key -> virtual time of its last put
 	recordGoneUs map[string]int64 // record key -> virtual time it was deleted
-	corrupted    map[string]bool  // blobs a fault damaged after they were written
-	clockErrMs   int64            // bound on any two hosts' clock difference, from the schedule
-	graceFloorUs int64            // the shortest grace a correct reconciler may give, in virtual time
+	epochHB      map[model.SubgraphID][]epochHeartbeat
+	corrupted    map[string]bool // blobs a fault damaged after they were written
+	clockErrMs   int64           // bound on any two hosts' clock difference, from the schedule
+	graceFloorUs int64           // the shortest grace a correct reconciler may give, in virtual time
 	mgr          model.ManagerConfig
 }
 
 func newDurability(w *World) *durability {
 	d := &durability{w: w, downSince: map[model.SubgraphID]int64{}, supersededUs: map[string]int64{},
-		blobPutUs: map[string]int64{}, recordGoneUs: map[string]int64{}, adoptedAt: map[model.SubgraphID]int64{}, corrupted: map[string]bool{}}
+		blobPutUs: map[string]int64{}, recordGoneUs: map[string]int64{}, epochHB: map[model.SubgraphID][]epochHeartbeat{}, adoptedAt: map[model.SubgraphID]int64{}, corrupted: map[string]bool{}}
 	d.mgr = model.DefaultManagerConfig(1, w.cfg.Subgraphs, []model.HostID{1})
 	w.cfg.Manager.apply(&d.mgr)
 	// Each host's clock error is at most the sum of its skews, jumps and
@@ -203,8 +204,19 @@ func (d *durability) onBlobOp(req model.BlobRequest) {
 // which is at most the first append. Then a recovery's decay, the recovery
 // timestamp minus the last heartbeat, exceeds the true downtime by at most
 // twice that bound.
-func (d *durability) onCommit(sg model.SubgraphID, ev model.Event, res model.Result, applied bool, firstAppendUs int64) {
+func (d *durability) onCommit(sg model.SubgraphID, ev model.Event, res model.Result, applied bool, firstAppendUs int64, heartbeatMs int64) {
 	now := d.w.k.NowUs()
+	if applied && ev.Type == model.EvTerritoryRecovered {
+		d.checkDecayBase(sg, &ev)
+	}
+	if applied {
+		hs := d.epochHB[sg]
+		if n := len(hs); n > 0 && hs[n-1].epoch == ev.WriterEpoch {
+			hs[n-1].hb = heartbeatMs
+		} else {
+			d.epochHB[sg] = append(hs, epochHeartbeat{epoch: ev.WriterEpoch, hb: heartbeatMs})
+		}
+	}
 	if firstAppendUs > 0 && ev.TimestampMs != 0 {
 		const slackMs = 2_000 // queueing and message latency between taking the time and appending
 		trueMs := firstAppendUs / 1000
@@ -230,6 +242,32 @@ func (d *durability) onCommit(sg model.SubgraphID, ev model.Event, res model.Res
 		}
 		id := d.w.recorder.Call(recorderManagerClient, linearizability.Input{Kind: linearizability.Decay, Neuron: uint64(n), Delta: res.Value}, now)
 		d.w.recorder.Return(id, linearizability.Output{Status: linearizability.StatusOK}, linearizability.Open)
+	}
+}
+
+// epochHeartbeat is the fold's last heartbeat after the last event of an epoch.
+type epochHeartbeat struct {
+	epoch uint64
+	hb    int64
+}
+
+// checkDecayBase: a recovery decays from the last heartbeat the log held when
+// the recovering claim began, that is after every event of the epochs before
+// it (a fenced open lets none of them commit later). A base that is later
+// (writes that reached the new primary first) loses decay; an earlier one
+// adds decay.
+func (d *durability) checkDecayBase(sg model.SubgraphID, ev *model.Event) {
+	recoveryEpoch := ev.UUID.Lo // RecoveryUUID: the epoch whose claim was the recovery
+	var want int64
+	for _, h := range d.epochHB[sg] {
+		if h.epoch >= recoveryEpoch {
+			break
+		}
+		want = h.hb
+	}
+	if ev.Value != want {
+		d.violate(invariants.DecayBounded, "subgraph %d: recovery of epoch %d at LSN %d decays from heartbeat %dms, but the last heartbeat before that epoch is %dms",
+			sg, recoveryEpoch, ev.LSN, ev.Value, want)
 	}
 }
 

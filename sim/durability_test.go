@@ -120,12 +120,12 @@ func TestDecayBoundCatchesAWrongClock(t *testing.T) {
 		t.Fatal(err)
 	}
 	ok := model.Event{LSN: 1, Subgraph: 0, Type: model.EvHeartbeat, TimestampMs: 30_000}
-	w.dur.onCommit(0, ok, model.Result{}, true, 29_999_000)
+	w.dur.onCommit(0, ok, model.Result{}, true, 29_999_000, 30_000)
 	if len(w.violations) != 0 {
 		t.Fatalf("a right clock flagged: %v", w.violations)
 	}
 	bad := model.Event{LSN: 2, Subgraph: 0, Type: model.EvHeartbeat, TimestampMs: 4_000} // planted: time since boot
-	w.dur.onCommit(0, bad, model.Result{}, true, 29_999_000)
+	w.dur.onCommit(0, bad, model.Result{}, true, 29_999_000, 30_000)
 	if !violated(w, invariants.DecayBounded, "stamped 4000ms") {
 		t.Fatalf("a heartbeat from the wrong clock not caught: %v", w.violations)
 	}
@@ -152,5 +152,26 @@ func TestSingleWriterCatchesASecondHostAtAnEpoch(t *testing.T) {
 	w.logCall(b, model.LogCall{ReqID: 1, Req: model.LogRequest{Kind: model.LogAppend, Stream: 2, Epoch: 5, LSN: 1, Data: []byte("x")}, TimeoutMs: 1})
 	if !violated(w, invariants.SingleWriterEpoch, "but the epoch belongs to t1") {
 		t.Fatalf("a second writer at one epoch not caught: %v", w.violations)
+	}
+}
+
+func TestDecayBaseMustBeTheLastHeartbeatBeforeTheRecovery(t *testing.T) {
+	w := testWorld(t)
+	hb := func(lsn uint64, epoch uint64, ts int64) {
+		w.dur.onCommit(0, model.Event{LSN: lsn, Type: model.EvHeartbeat, WriterEpoch: epoch, TimestampMs: ts}, model.Result{}, true, 0, ts)
+	}
+	hb(1, 1, 1_000)
+	hb(2, 1, 2_000) // epoch 1 ends with heartbeat 2000
+	hb(3, 2, 9_000) // the recovering claim (epoch 2) logged a write first
+	rec := func(base int64) model.Event {
+		return model.Event{LSN: 4, UUID: model.RecoveryUUID(0, 2), Type: model.EvTerritoryRecovered, WriterEpoch: 2, TimestampMs: 9_500, Value: base}
+	}
+	w.dur.onCommit(0, rec(2_000), model.Result{Value: 1}, true, 0, 9_500)
+	if len(w.violations) != 0 {
+		t.Fatalf("the right base flagged: %v", w.violations)
+	}
+	w.dur.onCommit(0, rec(9_000), model.Result{Value: 1}, true, 0, 9_500) // planted: decays from the new primary's write
+	if !violated(w, invariants.DecayBounded, "decays from heartbeat 9000ms, but the last heartbeat before that epoch is 2000ms") {
+		t.Fatalf("a shortened decay not caught: %v", w.violations)
 	}
 }

@@ -392,7 +392,7 @@ func (w *World) onLogCommit(stream uint32, lsn uint64, epoch uint64, data []byte
 	first := w.firstAppendUs[appendKey{stream, epoch, lsn}]
 	delete(w.firstAppendUs, appendKey{stream, epoch, lsn})
 	ev, res, applied := w.folds.Committed(now, sg, model.LogEntry{LSN: lsn, Data: data})
-	w.dur.onCommit(sg, ev, res, applied, first)
+	w.dur.onCommit(sg, ev, res, applied, first, w.folds.LastHeartbeatMs(sg))
 }
 
 func (w *World) blobCall(h *host, e model.BlobCall) {

@@ -38,6 +38,9 @@ muts = {
  'ignore-in-degree': ("basic services", "the in-degree limit of the policy is not enforced", [
    ('model/subgraph.go', '	if post.InDegree >= s.Policy.MaxInDegree {', '	if false && post.InDegree >= s.Policy.MaxInDegree {'),
  ]),
+ 'decay-base-after-writes': ("crash-recovery host-loss", "the recovery decays from the last heartbeat when the event is logged, after writes that reached the new primary first", [
+   ('model/territory_liveness.go', 'tsMs: m.TimestampMs, value: p.recoveryBaseMs})', 'tsMs: m.TimestampMs, value: p.state.LastHeartbeatMs})'),
+ ]),
  'heartbeat-wrong-clock': ("crash-recovery clock-skew", "heartbeats are stamped with time since process start, not the host's wall clock", [
    ('model/territory.go', '			ts = t.nowMs // a heartbeat', '			ts = t.ticks * t.cfg.TickMs // a heartbeat'),
    ('model/territory.go', '	ev.TimestampMs = t.nowMs\n', '	ev.TimestampMs = t.ticks * t.cfg.TickMs\n'),
