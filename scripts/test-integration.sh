@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Integration tests against real services: starts the Pulsar standalone
-# (3 bookies) and the S3 server, exports their environment, runs
+# (3 bookies), the S3 server and the GCS and Azure Blob emulators, exports their environment, runs
 #
 #   go test -tags integration -count=1 ./runtime/... ./cmd/territoryd/...
 #
-# and always stops both services on exit (success, failure or Ctrl-C). The exit
+# and always stops every service on exit (success, failure or Ctrl-C). The exit
 # code is the tests' (or the failing start's). ./cmd/territoryd/... includes the
 # end-to-end tests of cmd/territoryd/e2e: real `territoryd run` and `territoryd
 # manager` processes on embedded etcd, the Pulsar standalone and the S3 bucket.
@@ -18,6 +18,8 @@
 #   TERRITORY_IT_PACKAGES          packages to test (default ./runtime/... ./cmd/territoryd/...)
 #   TERRITORY_IT_TIMEOUT           go test -timeout (default 20m)
 #   TERRITORY_IT_NO_S3=1           do not start the S3 server (the e2e tests then skip)
+#   TERRITORY_IT_NO_GCS=1          do not start the GCS emulator (runtime/blob TestPortGCS then skips)
+#   TERRITORY_IT_NO_AZURE=1        do not start Azurite (runtime/blob TestPortAzure then skips)
 #   TERRITORY_IT_KEEP_SERVICES=1   leave the services running afterwards (to iterate)
 #   TERRITORY_PULSAR_RESTART_TEST=1  afterwards, run the tests that stop or freeze the
 #                                  shared Pulsar, each on its own (they would break the
@@ -26,20 +28,27 @@
 #                                  and the e2e test that freezes it under territoryd (~15 s)
 #   TERRITORY_E2E_LOGS=DIR         the e2e tests copy the whole log of every territoryd
 #                                  process of a failed test into DIR
-# plus every variable of scripts/pulsar-standalone.sh and scripts/s3-server.sh
-# (ports, run dirs, cache); see scripts/README.md. On a fresh machine the
-# service scripts download Pulsar from Maven Central (needs java 17+ and mvn)
-# and go-install versitygw (needs go) first.
+# plus every variable of scripts/pulsar-standalone.sh, s3-server.sh, gcs-server.sh
+# and azure-server.sh (ports, run dirs, cache); see scripts/README.md. On a fresh
+# machine the service scripts download Pulsar from Maven Central (needs java 17+
+# and mvn), go-install versitygw and fake-gcs-server (needs go) and npm-install
+# Azurite (needs node and npm) first.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "${ROOT}"
 PULSAR="${ROOT}/scripts/pulsar-standalone.sh"
 S3="${ROOT}/scripts/s3-server.sh"
+GCS="${ROOT}/scripts/gcs-server.sh"
+AZURE="${ROOT}/scripts/azure-server.sh"
 PACKAGES="${TERRITORY_IT_PACKAGES:-./runtime/... ./cmd/territoryd/...}"
 TIMEOUT="${TERRITORY_IT_TIMEOUT:-20m}"
 WITH_S3=1
 [[ "${TERRITORY_IT_NO_S3:-}" == 1 ]] && WITH_S3=0
+WITH_GCS=1
+[[ "${TERRITORY_IT_NO_GCS:-}" == 1 ]] && WITH_GCS=0
+WITH_AZURE=1
+[[ "${TERRITORY_IT_NO_AZURE:-}" == 1 ]] && WITH_AZURE=0
 
 log() { printf '[test-integration] %s\n' "$*" >&2; }
 
@@ -63,6 +72,14 @@ stop_services() {
     "${S3}" stop || log "WARNING: s3 stop failed" &
     pids+=($!)
   fi
+  if ((WITH_GCS)); then
+    "${GCS}" stop || log "WARNING: gcs stop failed" &
+    pids+=($!)
+  fi
+  if ((WITH_AZURE)); then
+    "${AZURE}" stop || log "WARNING: azure stop failed" &
+    pids+=($!)
+  fi
   wait "${pids[@]}" || true
   log "services stopped in $((SECONDS - t))s"
 }
@@ -79,20 +96,34 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# --- start (both at once; each script waits until its service answers) ------
+# --- start (all at once; each script waits until its service answers) -------
 started=1
 t=${SECONDS}
-log "starting Pulsar standalone$( ((WITH_S3)) && echo ' and the S3 server')"
+log "starting Pulsar standalone$( ((WITH_S3)) && echo ', the S3 server')$( ((WITH_GCS)) && echo ', the GCS emulator')$( ((WITH_AZURE)) && echo ', Azurite')"
 "${PULSAR}" start >/dev/null &
 pulsar_pid=$!
 if ((WITH_S3)); then
   "${S3}" start >/dev/null &
   s3_pid=$!
 fi
+if ((WITH_GCS)); then
+  "${GCS}" start >/dev/null &
+  gcs_pid=$!
+fi
+if ((WITH_AZURE)); then
+  "${AZURE}" start >/dev/null &
+  azure_pid=$!
+fi
 start_rc=0
 wait "${pulsar_pid}" || { start_rc=$?; log "ERROR: Pulsar did not start (exit ${start_rc})"; }
 if ((WITH_S3)); then
   wait "${s3_pid}" || { start_rc=$?; log "ERROR: the S3 server did not start (exit ${start_rc})"; }
+fi
+if ((WITH_GCS)); then
+  wait "${gcs_pid}" || { start_rc=$?; log "ERROR: the GCS emulator did not start (exit ${start_rc})"; }
+fi
+if ((WITH_AZURE)); then
+  wait "${azure_pid}" || { start_rc=$?; log "ERROR: Azurite did not start (exit ${start_rc})"; }
 fi
 ((start_rc == 0)) || exit "${start_rc}"
 log "services up in $((SECONDS - t))s"
@@ -100,6 +131,8 @@ log "services up in $((SECONDS - t))s"
 set -a
 eval "$("${PULSAR}" env)"
 ((WITH_S3)) && eval "$("${S3}" env)"
+((WITH_GCS)) && eval "$("${GCS}" env)"
+((WITH_AZURE)) && eval "$("${AZURE}" env)"
 set +a
 
 # --- tests ---------------------------------------------------------------------
