@@ -390,3 +390,42 @@ func TestClientWithoutARouteBacksOffAndGivesUp(t *testing.T) {
 		t.Fatalf("an operation without a route never finished (in flight %d at %dms)", c.InFlight(), now)
 	}
 }
+
+func TestAClaimCutOffFromTheStoreReleasesItsClients(t *testing.T) {
+	tr, out := bootTerritory(t)
+	out.Reset()
+	tr.Step(4, MessageIn{From: 50, Msg: &Message{Request: &Request{ID: EventUUID{9, 1}, Op: OpCreateNeuron, Neuron: 5}}}, out)
+	app := effects[LogCall](out)[0]
+	// The log reports a conflict: the territory re-claims, and the store never answers.
+	out.Reset()
+	tr.Step(5, LogResult{ReqID: app.ReqID, Outcome: OutcomeFailed, Err: ErrLSNConflict}, out)
+	now := int64(5)
+	released := false
+	for i := 0; i < 40 && !released; i++ {
+		for _, c := range effects[CoordCall](out) {
+			o := &Outbox{}
+			tr.Step(now, CoordResult{ReqID: c.ReqID, Outcome: OutcomeTimeout}, o)
+			out.Effects = append(out.Effects, o.Effects...)
+		}
+		for _, s := range effects[Send](out) {
+			if s.Msg.Reply != nil && s.Msg.Reply.Result.Status == StatusUnavailable {
+				released = true
+			}
+		}
+		var timer *SetTimer
+		for _, e := range effects[SetTimer](out) {
+			if tm := tr.timers[e.ID]; tm.kind == timerClaim {
+				timer = &e
+			}
+		}
+		if timer == nil {
+			break
+		}
+		now += timer.AfterMs
+		out.Reset()
+		tr.Step(now, TimerFired{ID: timer.ID}, out)
+	}
+	if !released {
+		t.Fatal("a client waited forever on a territory that cannot reach the store")
+	}
+}

@@ -449,15 +449,36 @@ func (t *Territory) onClaim(p *primary, res CoordResult) {
 	default:
 		// Failed, or a timeout after which the swap may or may not have landed:
 		// read the route again after a backoff and claim from what it says.
-		p.claimTries++
-		t.after(timerClaim, p.sg, p.gen, p.claimTries)
+		t.claimFailed(p)
 	}
+}
+
+// claimReleaseTries is how many failed claim attempts in a row a territory
+// makes before it releases the clients waiting on the subgraph: cut off from
+// the coordination store it cannot know whether it is still the primary.
+const claimReleaseTries = 8
+
+// claimFailed retries the claim after a backoff, and after claimReleaseTries
+// failures answers every queued client "unavailable" (not final: they retry,
+// with the same event_uuid, wherever the routes send them). Queued internal
+// events are dropped too; each is queued again when it is still due.
+func (t *Territory) claimFailed(p *primary) {
+	p.claimTries++
+	if p.claimTries == claimReleaseTries {
+		for _, w := range p.queue {
+			for _, c := range w.waiters {
+				t.reply(c, w.req.ID, Result{Status: StatusUnavailable})
+			}
+			delete(p.byUUID, w.req.ID)
+		}
+		p.queue = p.queue[:0]
+	}
+	t.after(timerClaim, p.sg, p.gen, p.claimTries)
 }
 
 func (t *Territory) onRouteGet(p *primary, res CoordResult) {
 	if res.Outcome != OutcomeOK {
-		p.claimTries++
-		t.after(timerClaim, p.sg, p.gen, p.claimTries)
+		t.claimFailed(p)
 		return
 	}
 	if len(res.Resp.KVs) == 0 {
