@@ -33,14 +33,14 @@ STOP_TIMEOUT="${TERRITORY_GCS_STOP_TIMEOUT:-20}"
 INSTALL_TIMEOUT="${TERRITORY_GCS_INSTALL_TIMEOUT:-900}"
 
 PID_FILE="${RUN_DIR}/fake-gcs-server.pid"
+SERVICE=gcs-server
+# shellcheck source=./lib/service.sh source-path=SCRIPTDIR
+source "$(dirname "${BASH_SOURCE[0]}")/lib/service.sh"
 LOG_FILE="${RUN_DIR}/fake-gcs-server.log"
 DATA_DIR="${RUN_DIR}/data"
 BASE_URL="http://${HOST}:${PORT}"
 ENDPOINT="${BASE_URL}/storage/v1/"
 
-log() { printf '[gcs-server] %s\n' "$*" >&2; }
-die() { printf '[gcs-server] ERROR: %s\n' "$*" >&2; exit 1; }
-need() { command -v "$1" >/dev/null 2>&1 || die "'$1' not found in PATH ($2)"; }
 
 validate_settings() {
   local v
@@ -92,13 +92,6 @@ install_fgs() {
 
 # --- run-state helpers --------------------------------------------------------
 
-read_pid() {
-  [[ -f "${PID_FILE}" ]] || return 1
-  local pid
-  pid="$(tr -dc '0-9' <"${PID_FILE}")"
-  [[ -n "${pid}" ]] || return 1
-  echo "${pid}"
-}
 
 # true iff the pid in the pid file is alive and is OUR fake-gcs-server (guards against pid reuse)
 is_running() {
@@ -109,7 +102,6 @@ is_running() {
   tr '\0' ' ' <"/proc/${pid}/cmdline" | grep -q -- "fake-gcs-server.*${DATA_DIR}"
 }
 
-port_in_use() { (exec 3<>"/dev/tcp/${HOST}/$1") 2>/dev/null; }
 
 # prints the HTTP status code of a JSON API request
 gcs_status() {
@@ -147,28 +139,7 @@ ensure_bucket() {
 
 # --- commands -----------------------------------------------------------------
 
-with_lock() {
-  mkdir -p "${RUN_DIR}"
-  if command -v flock >/dev/null 2>&1; then
-    exec 9>"${RUN_DIR}/.lock"
-    flock -w 300 9 || die "could not lock ${RUN_DIR}/.lock within 300s (another start/stop running?)"
-  fi
-}
 
-stop_pid() {
-  local pid="$1" deadline
-  kill -TERM "${pid}" 2>/dev/null || return 0
-  deadline=$((SECONDS + STOP_TIMEOUT))
-  while kill -0 "${pid}" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.2; done
-  if kill -0 "${pid}" 2>/dev/null; then
-    log "pid ${pid} still alive after ${STOP_TIMEOUT}s: SIGKILL"
-    kill -KILL "${pid}" 2>/dev/null || true
-    deadline=$((SECONDS + 30))
-    while kill -0 "${pid}" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.2; done
-    kill -0 "${pid}" 2>/dev/null && die "pid ${pid} survived SIGKILL"
-  fi
-  return 0
-}
 
 cmd_start() {
   validate_settings
@@ -211,21 +182,7 @@ cmd_start() {
   ) &
   local pid=$!
   echo "${pid}" >"${PID_FILE}"
-  local deadline=$((SECONDS + START_TIMEOUT))
-  until is_healthy; do
-    if ! kill -0 "${pid}" 2>/dev/null; then
-      tail -n 30 "${LOG_FILE}" >&2 || true
-      rm -f "${PID_FILE}"
-      die "fake-gcs-server exited during startup (log: ${LOG_FILE})"
-    fi
-    if ((SECONDS >= deadline)); then
-      tail -n 30 "${LOG_FILE}" >&2 || true
-      stop_pid "${pid}"
-      rm -f "${PID_FILE}"
-      die "fake-gcs-server not answering after ${START_TIMEOUT}s (log: ${LOG_FILE})"
-    fi
-    sleep 0.2
-  done
+  await_healthy "${pid}" fake-gcs-server
   ensure_bucket
   log "ready in $((SECONDS - t0))s (pid ${pid}, log ${LOG_FILE}), bucket ${BUCKET}"
   print_env
@@ -233,18 +190,7 @@ cmd_start() {
 
 cmd_stop() {
   validate_settings
-  with_lock
-  if ! is_running; then
-    rm -f "${PID_FILE}"
-    log "not running"
-    return 0
-  fi
-  local pid
-  pid="$(read_pid)"
-  log "stopping pid ${pid}"
-  stop_pid "${pid}"
-  rm -f "${PID_FILE}"
-  log "stopped"
+  stop_service
 }
 
 cmd_status() {

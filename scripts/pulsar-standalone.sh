@@ -36,6 +36,10 @@ FETCH_TIMEOUT="${TERRITORY_PULSAR_FETCH_TIMEOUT:-900}"
 JOURNAL_SYNC="${TERRITORY_PULSAR_JOURNAL_SYNC:-false}"
 
 PID_FILE="${RUN_DIR}/pulsar.pid"
+SERVICE=pulsar-standalone
+LOCK_WAIT=600 # a cold start downloads Pulsar first
+# shellcheck source=./lib/service.sh source-path=SCRIPTDIR
+source "$(dirname "${BASH_SOURCE[0]}")/lib/service.sh"
 LOG_FILE="${RUN_DIR}/pulsar.log"
 CONF_FILE="${RUN_DIR}/standalone.conf"
 LOG4J_FILE="${RUN_DIR}/log4j2.properties"
@@ -43,8 +47,6 @@ DATA_DIR="${RUN_DIR}/data"
 WEB_URL="http://${HOST}:${WEB_PORT}"
 BROKER_URL="pulsar://${HOST}:${BROKER_PORT}"
 
-log() { printf '[pulsar-standalone] %s\n' "$*" >&2; }
-die() { printf '[pulsar-standalone] ERROR: %s\n' "$*" >&2; exit 1; }
 
 validate_settings() {
   local v
@@ -59,7 +61,6 @@ validate_settings() {
     die "TERRITORY_PULSAR_JOURNAL_SYNC must be true or false"
 }
 
-need() { command -v "$1" >/dev/null 2>&1 || die "'$1' not found in PATH ($2)"; }
 
 java_bin() {
   if [[ -n "${JAVA_HOME:-}" && -x "${JAVA_HOME}/bin/java" ]]; then
@@ -79,13 +80,6 @@ check_java() {
 
 # --- run-state helpers --------------------------------------------------------
 
-read_pid() {
-  [[ -f "${PID_FILE}" ]] || return 1
-  local pid
-  pid="$(tr -dc '0-9' <"${PID_FILE}")"
-  [[ -n "${pid}" ]] || return 1
-  echo "${pid}"
-}
 
 # true iff the pid in the pid file is alive and is OUR standalone (guards against pid reuse)
 is_running() {
@@ -96,7 +90,6 @@ is_running() {
   tr '\0' ' ' <"/proc/${pid}/cmdline" | grep -q -- "PulsarStandaloneStarter.*${CONF_FILE}"
 }
 
-port_in_use() { (exec 3<>"/dev/tcp/${HOST}/$1") 2>/dev/null; }
 
 http_get() { curl -sf --connect-timeout 2 --max-time "${2:-10}" "${WEB_URL}$1"; }
 
@@ -267,13 +260,6 @@ EOF
 
 # --- commands -----------------------------------------------------------------
 
-with_lock() {
-  mkdir -p "${RUN_DIR}"
-  if command -v flock >/dev/null 2>&1; then
-    exec 9>"${RUN_DIR}/.lock"
-    flock -w 600 9 || die "could not lock ${RUN_DIR}/.lock within 600s (another start/stop running?)"
-  fi
-}
 
 wait_ready() {
   local pid="$1" deadline=$((SECONDS + START_TIMEOUT))
@@ -356,35 +342,10 @@ cmd_start() {
   print_env
 }
 
-stop_pid() {
-  local pid="$1" deadline
-  kill -TERM "${pid}" 2>/dev/null || return 0
-  deadline=$((SECONDS + STOP_TIMEOUT))
-  while kill -0 "${pid}" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.5; done
-  if kill -0 "${pid}" 2>/dev/null; then
-    log "pid ${pid} still alive after ${STOP_TIMEOUT}s: SIGKILL"
-    kill -KILL "${pid}" 2>/dev/null || true
-    deadline=$((SECONDS + 30))
-    while kill -0 "${pid}" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.5; done
-    kill -0 "${pid}" 2>/dev/null && die "pid ${pid} survived SIGKILL"
-  fi
-  return 0
-}
 
 cmd_stop() {
   validate_settings
-  with_lock
-  if ! is_running; then
-    rm -f "${PID_FILE}"
-    log "not running"
-    return 0
-  fi
-  local pid t0=${SECONDS}
-  pid="$(read_pid)"
-  log "stopping pid ${pid}"
-  stop_pid "${pid}"
-  rm -f "${PID_FILE}"
-  log "stopped in $((SECONDS - t0))s"
+  stop_service
 }
 
 cmd_status() {

@@ -35,14 +35,14 @@ STOP_TIMEOUT="${TERRITORY_S3_STOP_TIMEOUT:-20}"
 INSTALL_TIMEOUT="${TERRITORY_S3_INSTALL_TIMEOUT:-900}"
 
 PID_FILE="${RUN_DIR}/versitygw.pid"
+SERVICE=s3-server
+# shellcheck source=./lib/service.sh source-path=SCRIPTDIR
+source "$(dirname "${BASH_SOURCE[0]}")/lib/service.sh"
 LOG_FILE="${RUN_DIR}/versitygw.log"
 DATA_DIR="${RUN_DIR}/data"
 ENDPOINT="http://${HOST}:${PORT}"
 EMPTY_SHA256=e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855
 
-log() { printf '[s3-server] %s\n' "$*" >&2; }
-die() { printf '[s3-server] ERROR: %s\n' "$*" >&2; exit 1; }
-need() { command -v "$1" >/dev/null 2>&1 || die "'$1' not found in PATH ($2)"; }
 
 validate_settings() {
   local v
@@ -97,13 +97,6 @@ install_vgw() {
 
 # --- run-state helpers --------------------------------------------------------
 
-read_pid() {
-  [[ -f "${PID_FILE}" ]] || return 1
-  local pid
-  pid="$(tr -dc '0-9' <"${PID_FILE}")"
-  [[ -n "${pid}" ]] || return 1
-  echo "${pid}"
-}
 
 # true iff the pid in the pid file is alive and is OUR versitygw (guards against pid reuse)
 is_running() {
@@ -114,7 +107,6 @@ is_running() {
   tr '\0' ' ' <"/proc/${pid}/cmdline" | grep -q -- "versitygw.*${DATA_DIR}"
 }
 
-port_in_use() { (exec 3<>"/dev/tcp/${HOST}/$1") 2>/dev/null; }
 
 # signed S3 request; prints the HTTP status code
 s3_status() {
@@ -155,28 +147,7 @@ ensure_bucket() {
 
 # --- commands -----------------------------------------------------------------
 
-with_lock() {
-  mkdir -p "${RUN_DIR}"
-  if command -v flock >/dev/null 2>&1; then
-    exec 9>"${RUN_DIR}/.lock"
-    flock -w 300 9 || die "could not lock ${RUN_DIR}/.lock within 300s (another start/stop running?)"
-  fi
-}
 
-stop_pid() {
-  local pid="$1" deadline
-  kill -TERM "${pid}" 2>/dev/null || return 0
-  deadline=$((SECONDS + STOP_TIMEOUT))
-  while kill -0 "${pid}" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.2; done
-  if kill -0 "${pid}" 2>/dev/null; then
-    log "pid ${pid} still alive after ${STOP_TIMEOUT}s: SIGKILL"
-    kill -KILL "${pid}" 2>/dev/null || true
-    deadline=$((SECONDS + 30))
-    while kill -0 "${pid}" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.2; done
-    kill -0 "${pid}" 2>/dev/null && die "pid ${pid} survived SIGKILL"
-  fi
-  return 0
-}
 
 cmd_start() {
   validate_settings
@@ -216,21 +187,7 @@ cmd_start() {
   ) &
   local pid=$!
   echo "${pid}" >"${PID_FILE}"
-  local deadline=$((SECONDS + START_TIMEOUT))
-  until is_healthy; do
-    if ! kill -0 "${pid}" 2>/dev/null; then
-      tail -n 30 "${LOG_FILE}" >&2 || true
-      rm -f "${PID_FILE}"
-      die "versitygw exited during startup (log: ${LOG_FILE})"
-    fi
-    if ((SECONDS >= deadline)); then
-      tail -n 30 "${LOG_FILE}" >&2 || true
-      stop_pid "${pid}"
-      rm -f "${PID_FILE}"
-      die "versitygw not answering after ${START_TIMEOUT}s (log: ${LOG_FILE})"
-    fi
-    sleep 0.2
-  done
+  await_healthy "${pid}" versitygw
   ensure_bucket
   log "ready in $((SECONDS - t0))s (pid ${pid}, log ${LOG_FILE}), bucket ${BUCKET}"
   print_env
@@ -238,18 +195,7 @@ cmd_start() {
 
 cmd_stop() {
   validate_settings
-  with_lock
-  if ! is_running; then
-    rm -f "${PID_FILE}"
-    log "not running"
-    return 0
-  fi
-  local pid
-  pid="$(read_pid)"
-  log "stopping pid ${pid}"
-  stop_pid "${pid}"
-  rm -f "${PID_FILE}"
-  log "stopped"
+  stop_service
 }
 
 cmd_status() {

@@ -336,73 +336,34 @@ func (d *Driver) execute(e model.Effect) {
 			d.watch(e)
 			return
 		}
-		req := e.Req
-		d.call("coord", coordOp(req.Kind), e.TimeoutMs, func(ctx context.Context, notStarted bool) model.Input {
-			r := model.CoordResult{ReqID: e.ReqID}
-			if notStarted || d.cfg.Coord == nil {
-				r.Outcome, r.Err = model.OutcomeFailed, model.ErrUnavailable
-				return r
-			}
-			resp, se, err := d.cfg.Coord.Do(ctx, req)
-			r.Outcome, r.Err = outcome(se, err)
-			if r.Outcome == model.OutcomeOK {
-				r.Resp = resp
-			}
-			return r
+		d.call("coord", coordOp(e.Req.Kind), e.TimeoutMs, func(ctx context.Context, notStarted bool) model.Input {
+			resp, o, se := serve(ctx, notStarted, d.cfg.Coord, e.Req, false)
+			return model.CoordResult{ReqID: e.ReqID, Outcome: o, Err: se, Resp: resp}
 		})
 	case model.LogCall:
 		if stopping {
 			return
 		}
-		req := e.Req
-		d.call("log", logOp(req.Kind), e.TimeoutMs, func(ctx context.Context, notStarted bool) model.Input {
-			r := model.LogResult{ReqID: e.ReqID}
-			if notStarted || d.cfg.Log == nil {
-				r.Outcome, r.Err = model.OutcomeFailed, model.ErrUnavailable
-				return r
-			}
-			resp, se, err := d.cfg.Log.Do(ctx, req)
-			r.Outcome, r.Err = outcome(se, err)
-			if r.Outcome != model.OutcomeTimeout {
-				r.Resp = resp
-			}
-			return r
+		// A definite log failure keeps its response (the tail LSN it reports).
+		d.call("log", logOp(e.Req.Kind), e.TimeoutMs, func(ctx context.Context, notStarted bool) model.Input {
+			resp, o, se := serve(ctx, notStarted, d.cfg.Log, e.Req, true)
+			return model.LogResult{ReqID: e.ReqID, Outcome: o, Err: se, Resp: resp}
 		})
 	case model.BlobCall:
 		if stopping {
 			return
 		}
-		req := e.Req
-		d.call("blob", blobOp(req.Kind), e.TimeoutMs, func(ctx context.Context, notStarted bool) model.Input {
-			r := model.BlobResult{ReqID: e.ReqID}
-			if notStarted || d.cfg.Blob == nil {
-				r.Outcome, r.Err = model.OutcomeFailed, model.ErrUnavailable
-				return r
-			}
-			resp, se, err := d.cfg.Blob.Do(ctx, req)
-			r.Outcome, r.Err = outcome(se, err)
-			if r.Outcome == model.OutcomeOK {
-				r.Resp = resp
-			}
-			return r
+		d.call("blob", blobOp(e.Req.Kind), e.TimeoutMs, func(ctx context.Context, notStarted bool) model.Input {
+			resp, o, se := serve(ctx, notStarted, d.cfg.Blob, e.Req, false)
+			return model.BlobResult{ReqID: e.ReqID, Outcome: o, Err: se, Resp: resp}
 		})
 	case model.DiskCall:
 		if stopping {
 			return
 		}
-		req := e.Req
-		d.call("disk", diskOp(req.Kind), e.TimeoutMs, func(ctx context.Context, notStarted bool) model.Input {
-			r := model.DiskResult{ReqID: e.ReqID}
-			if notStarted || d.cfg.Disk == nil {
-				r.Outcome, r.Err = model.OutcomeFailed, model.ErrUnavailable
-				return r
-			}
-			resp, se, err := d.cfg.Disk.Do(ctx, req)
-			r.Outcome, r.Err = outcome(se, err)
-			if r.Outcome == model.OutcomeOK {
-				r.Resp = resp
-			}
-			return r
+		d.call("disk", diskOp(e.Req.Kind), e.TimeoutMs, func(ctx context.Context, notStarted bool) model.Input {
+			resp, o, se := serve(ctx, notStarted, d.cfg.Disk, e.Req, false)
+			return model.DiskResult{ReqID: e.ReqID, Outcome: o, Err: se, Resp: resp}
 		})
 	case model.SetTimer:
 		if stopping {
@@ -483,4 +444,26 @@ func (d *Driver) watch(e model.CoordCall) {
 		}
 		d.complete(r, true)
 	}()
+}
+
+// doer is any service executor: Coord, Log, Blob, Disk.
+type doer[Req, Resp any] interface {
+	Do(ctx context.Context, req Req) (Resp, model.ServiceErr, error)
+}
+
+// serve runs one service call for an effect: a call that never started (its
+// deadline passed waiting for a slot) or has no executor definitely failed; an
+// error means the outcome is unknown. The response is kept on success, and on
+// a definite failure too when keepFailed.
+func serve[Req, Resp any](ctx context.Context, notStarted bool, svc doer[Req, Resp], req Req, keepFailed bool) (Resp, model.Outcome, model.ServiceErr) {
+	var zero Resp
+	if notStarted || svc == nil {
+		return zero, model.OutcomeFailed, model.ErrUnavailable
+	}
+	resp, se, err := svc.Do(ctx, req)
+	o, se := outcome(se, err)
+	if o == model.OutcomeOK || (o == model.OutcomeFailed && keepFailed) {
+		return resp, o, se
+	}
+	return zero, o, se
 }

@@ -107,3 +107,32 @@ func TestFoldsCatchAGapInTheLog(t *testing.T) {
 		t.Fatalf("gap not caught: %v", f.Violations())
 	}
 }
+
+func TestFoldsCatchADegreeBeyondThePolicy(t *testing.T) {
+	f := NewFolds(1, model.Policy{Epoch: 1, MaxOutDegree: 1, MaxInDegree: 1})
+	evs := []model.Event{
+		{LSN: 1, UUID: model.EventUUID{Hi: 1, Lo: 1}, Type: model.EvCreateNeuron, Neuron: 1},
+		{LSN: 2, UUID: model.EventUUID{Hi: 1, Lo: 2}, Type: model.EvCreateNeuron, Neuron: 2},
+		{LSN: 3, UUID: model.EventUUID{Hi: 1, Lo: 3}, Type: model.EvConnect, Pre: 1, Post: 2, Value: 4},
+		{LSN: 4, UUID: model.EventUUID{Hi: 1, Lo: 4}, Type: model.EvConnect, Pre: 1, Post: 1, Value: 4}, // rejected: out-degree
+	}
+	for i := range evs {
+		f.Committed(1, 0, entry(t, evs[i]))
+	}
+	if len(f.Violations()) != 0 {
+		t.Fatalf("correct answers flagged: %v", f.Violations())
+	}
+	// Planted: the state's in-degree bound is lowered behind the fold's back,
+	// so neuron 2 (in-degree 1) now exceeds it when a connect touches it. (A
+	// wrong connect answer, the other half of the check, needs a wrong fold:
+	// the mutants connect-off-by-one and ignore-in-degree show it caught.)
+	f.state(0).Policy.MaxInDegree = 0
+	f.Committed(2, 0, entry(t, model.Event{LSN: 5, UUID: model.EventUUID{Hi: 1, Lo: 5}, Type: model.EvConnect, Pre: 2, Post: 2}))
+	found := false
+	for _, v := range f.Violations() {
+		found = found || (v.Invariant == DegreePolicy && strings.Contains(v.Detail, "n2 has degree in 1"))
+	}
+	if !found {
+		t.Fatalf("a degree beyond the policy not caught: %v", f.Violations())
+	}
+}
