@@ -85,8 +85,9 @@ func New() *Store {
 }
 
 // SetNotifier installs the watch callback. It is called synchronously, after
-// the change is fully applied, once per (watcher host, changed key) in the
-// order (watcher id, key). A host whose watched prefixes overlap gets one
+// the change is fully applied, once per (watcher host, changed key), by
+// watcher id and then in the order of the transaction's writes, as etcd
+// delivers them (a lease expiry: sorted by key). A host whose watched prefixes overlap gets one
 // event per key. The callback must not call back into the store's mutating
 // methods (Apply, Tick, Expire*, DropWatches): that panics. Reads
 // (Revision, Snapshot) are fine.
@@ -173,6 +174,14 @@ func (s *Store) txn(req model.CoordRequest) (model.CoordResponse, model.ServiceE
 			break
 		}
 	}
+	// As etcd: a branch that writes one key twice (two puts, or a put and a
+	// delete) is an invalid request, refused before anything is compared or
+	// written, whichever branch would run. etcd answers InvalidArgument
+	// ("duplicate key given in txn request"), which runtime/etcdcoord
+	// reports as a definite ErrUnavailable.
+	if dupKey(req.Then) || dupKey(req.Else) {
+		return model.CoordResponse{Revision: s.rev}, model.ErrUnavailable
+	}
 	ops := req.Then
 	if !ok {
 		ops = req.Else
@@ -208,6 +217,22 @@ func (s *Store) txn(req model.CoordRequest) (model.CoordResponse, model.ServiceE
 		s.notifyChanged()
 	}
 	return model.CoordResponse{Revision: s.rev, Succeeded: ok}, model.ErrNone
+}
+
+// dupKey reports whether ops put one key twice, or put a key they also
+// delete (etcd allows two deletes of one key).
+func dupKey(ops []model.TxnOp) bool {
+	for i := range ops {
+		if ops[i].Kind != model.TxnPut {
+			continue
+		}
+		for j := range ops {
+			if j != i && ops[j].Key == ops[i].Key && (j > i || ops[j].Kind != model.TxnPut) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // Tick expires every lease whose deadline is at or before nowUs, in deadline
@@ -436,13 +461,14 @@ func cmpWatch(a, b watch) int {
 }
 
 // notifyChanged reports the keys in s.changed (at revision s.rev) to every
-// watcher, in (watcher, key) order, once per watcher and key.
+// watcher, in watcher order, and for each watcher in the order of s.changed,
+// once per watcher and key. s.changed is in the order of the transaction's
+// writes (etcd delivers a transaction's events in that order) or sorted (a
+// lease expiry: etcd's lessor deletes a lease's keys sorted).
 func (s *Store) notifyChanged() {
 	if s.notify == nil || len(s.watches) == 0 {
 		return
 	}
-	slices.Sort(s.changed)
-	s.changed = slices.Compact(s.changed)
 	ws := s.watches
 	for i := 0; i < len(ws); {
 		j := i + 1

@@ -381,14 +381,15 @@ func TestWatchNotificationOrder(t *testing.T) {
 		{Kind: model.TxnDelete, Key: "b/1"},
 		{Kind: model.TxnPut, Key: "a/1", Value: []byte("y")},
 	}}) // rev 3
+	// By watcher, then in the transaction's order of writes (as etcd).
 	want := []note{
 		{2, "b/1", "", 3, true},
-		{5, "a/1", "y", 3, false},
 		{5, "a/2", "x", 3, false},
-		{9, "a/1", "y", 3, false},
+		{5, "a/1", "y", 3, false},
+		{9, "c", "c", 3, false},
 		{9, "a/2", "x", 3, false},
 		{9, "b/1", "", 3, true},
-		{9, "c", "c", 3, false},
+		{9, "a/1", "y", 3, false},
 	}
 	if !reflect.DeepEqual(*got, want) {
 		t.Fatalf("events\n got %v\nwant %v", *got, want)
