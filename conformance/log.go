@@ -418,20 +418,20 @@ func logLostAckRetry(svc LogService, _ string) error {
 	return wantLog(c, s, want)
 }
 
-// logStreams: streams have their own epochs and LSNs.
+// logStreams: streams have their own epochs and LSNs: a stream opens at an
+// epoch below another stream's, and fencing one stream fences no other.
 func logStreams(svc LogService, _ string) error {
 	a, b := svc.Client(), svc.Client()
-	if _, err := lopen(a, 31, 5); err != nil {
-		return err
-	}
-	if _, err := lopen(a, 32, 1); err != nil {
-		return err
-	}
-	if err := lappend(a, 31, 5, 1, entry(31, 5, 1)); err != nil {
-		return err
-	}
-	if err := lappend(a, 32, 1, 1, entry(32, 1, 1)); err != nil {
-		return err
+	for _, o := range []struct {
+		s uint32
+		e uint64
+	}{{31, 5}, {32, 1}, {33, 1}} {
+		if _, err := lopen(a, o.s, o.e); err != nil {
+			return err
+		}
+		if err := lappend(a, o.s, o.e, 1, entry(o.s, o.e, 1)); err != nil {
+			return err
+		}
 	}
 	if _, err := lopen(b, 32, 2); err != nil {
 		return err
@@ -439,7 +439,16 @@ func logStreams(svc LogService, _ string) error {
 	if err := lappend(a, 31, 5, 2, entry(31, 5, 2)); err != nil {
 		return errf("fencing stream 32 fenced stream 31: %v", err)
 	}
+	if err := lappend(a, 33, 1, 2, entry(33, 1, 2)); err != nil {
+		return errf("fencing stream 32 fenced stream 33: %v", err)
+	}
+	if _, err := ldo(a, appendReq(32, 1, 2, entry(32, 1, 2)), model.ErrFenced); err != nil {
+		return err
+	}
 	if err := wantLog(b, 31, [][]byte{entry(31, 5, 1), entry(31, 5, 2)}); err != nil {
+		return err
+	}
+	if err := wantLog(b, 33, [][]byte{entry(33, 1, 1), entry(33, 1, 2)}); err != nil {
 		return err
 	}
 	return wantLog(b, 32, [][]byte{entry(32, 1, 1)})

@@ -84,7 +84,7 @@ func runRemotePort(t *testing.T, conf string) {
 	}
 	defer s.Close()
 	root := fmt.Sprintf("run-%d/", time.Now().UnixNano())
-	t.Run("port", func(t *testing.T) { portSemantics(t, s, root+"port/") })
+	t.Run("port", func(t *testing.T) { runBlobSuite(t, s) })
 	t.Run("acceptance", func(t *testing.T) {
 		objstore.AcceptanceTest(t, objstore.NewPrefixedBucket(s.Bucket(), root+"acceptance"))
 	})
