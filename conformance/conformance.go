@@ -80,17 +80,8 @@ func Find[S any](cases []Case[S], name string) Case[S] {
 // hide a case).
 func Run[S any](t *testing.T, cases []Case[S], lacks Lacks, newSvc func(t *testing.T) S) {
 	t.Helper()
-	used := map[Capability]bool{}
-	for _, c := range cases {
-		used[c.Needs] = true
-	}
-	for capb, why := range lacks {
-		if !used[capb] {
-			t.Errorf("conformance: lacks names %q, which no case needs", capb)
-		}
-		if strings.TrimSpace(why) == "" {
-			t.Errorf("conformance: lacks %q gives no reason", capb)
-		}
+	if err := checkLacks(cases, lacks); err != nil {
+		t.Fatal(err)
 	}
 	prefix := uniquePrefix()
 	for _, c := range cases {
@@ -104,6 +95,29 @@ func Run[S any](t *testing.T, cases []Case[S], lacks Lacks, newSvc func(t *testi
 			}
 		})
 	}
+}
+
+// checkLacks rejects a lacks entry that names a capability no case needs (a
+// typo would hide a case) or gives no reason.
+func checkLacks[S any](cases []Case[S], lacks Lacks) error {
+	used := map[Capability]bool{}
+	for _, c := range cases {
+		used[c.Needs] = true
+	}
+	var bad []string
+	for capb, why := range lacks {
+		if capb == "" || !used[capb] {
+			bad = append(bad, fmt.Sprintf("%q is needed by no case", capb))
+		}
+		if strings.TrimSpace(why) == "" {
+			bad = append(bad, fmt.Sprintf("%q gives no reason", capb))
+		}
+	}
+	if len(bad) > 0 {
+		sort.Strings(bad)
+		return errf("conformance: lacks: %s", strings.Join(bad, "; "))
+	}
+	return nil
 }
 
 // uniquePrefix keeps keys and topics of one test process apart from those of

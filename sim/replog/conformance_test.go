@@ -84,12 +84,15 @@ func TestConformance(t *testing.T) {
 // brokenLog wraps the simulated log with one defect.
 type brokenLog struct {
 	*simLog
+	exceptions map[conformance.Exception]string
 	do   func(s *simLog, req model.LogRequest) (model.LogResponse, model.ServiceErr, error)
 	send func(b *brokenLog, req model.LogRequest)
 	held []model.LogRequest
 }
 
 func (b *brokenLog) Client() conformance.LogClient { return b }
+
+func (b *brokenLog) Exceptions() map[conformance.Exception]string { return b.exceptions }
 
 func (b *brokenLog) Do(req model.LogRequest) (model.LogResponse, model.ServiceErr, error) {
 	r, se, err := b.do(b.simLog, req)
@@ -113,6 +116,17 @@ func (b *brokenLog) Send(req model.LogRequest) {
 	b.simLog.Send(req)
 }
 
+// fencedRetryOK answers a fenced writer's retry of a committed entry with the
+// same data OK (what runtime/pulsarlog may do, declared there).
+func fencedRetryOK(s *simLog, req model.LogRequest) (model.LogResponse, model.ServiceErr, error) {
+	r, se, err := s.Do(req)
+	if c := s.l.Committed(req.Stream); req.Kind == model.LogAppend && se == model.ErrFenced &&
+		req.LSN <= uint64(len(c)) && string(c[req.LSN-1].Data) == string(req.Data) {
+		return model.LogResponse{LSN: req.LSN, TailLSN: uint64(len(c))}, model.ErrNone, err
+	}
+	return r, se, err
+}
+
 func plain(s *simLog, req model.LogRequest) (model.LogResponse, model.ServiceErr, error) {
 	return s.Do(req)
 }
@@ -123,7 +137,19 @@ func TestConformancePlanted(t *testing.T) {
 		cases []string
 		do    func(s *simLog, req model.LogRequest) (model.LogResponse, model.ServiceErr, error)
 		send  func(b *brokenLog, req model.LogRequest)
+		exc   conformance.Exception
 	}{
+		{name: "a fenced writer's retry answered OK, undeclared", cases: []string{"lost-ack-then-fence"},
+			do: fencedRetryOK},
+		{name: "a fenced writer's retry answered OK when it had not landed, though declared", cases: []string{"lost-ack-then-fence"},
+			exc: conformance.FencedRetryMayAnswerOK,
+			do: func(s *simLog, req model.LogRequest) (model.LogResponse, model.ServiceErr, error) {
+				r, se, err := s.Do(req)
+				if req.Kind == model.LogAppend && se == model.ErrFenced {
+					return model.LogResponse{LSN: req.LSN, TailLSN: req.LSN}, model.ErrNone, err
+				}
+				return r, se, err
+			}},
 		{name: "no fencing: appends take the stream's epoch", cases: []string{"fencing", "lost-ack-then-fence"},
 			do: func(s *simLog, req model.LogRequest) (model.LogResponse, model.ServiceErr, error) {
 				if req.Kind == model.LogAppend {
@@ -192,6 +218,9 @@ func TestConformancePlanted(t *testing.T) {
 					do = plain
 				}
 				svc := &brokenLog{simLog: newSimLog(t), do: do, send: tc.send}
+				if tc.exc != "" {
+					svc.exceptions = map[conformance.Exception]string{tc.exc: "planted"}
+				}
 				if err := conformance.Find(conformance.LogCases(), name).Run(svc, ""); err == nil {
 					t.Errorf("case %s passed a log whose %s", name, tc.name)
 				} else {
@@ -199,5 +228,17 @@ func TestConformancePlanted(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestFencedRetryException: a log that answers a fenced writer's retry of its
+// own landed entry OK passes lost-ack-then-fence when it declares
+// conformance.FencedRetryMayAnswerOK (as runtime/pulsarlog does), and only
+// then (TestConformancePlanted).
+func TestFencedRetryException(t *testing.T) {
+	svc := &brokenLog{simLog: newSimLog(t), do: fencedRetryOK,
+		exceptions: map[conformance.Exception]string{conformance.FencedRetryMayAnswerOK: "declared"}}
+	if err := conformance.Find(conformance.LogCases(), "lost-ack-then-fence").Run(svc, ""); err != nil {
+		t.Fatal(err)
 	}
 }
