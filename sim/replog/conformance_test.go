@@ -85,9 +85,9 @@ func TestConformance(t *testing.T) {
 type brokenLog struct {
 	*simLog
 	exceptions map[conformance.Exception]string
-	do   func(s *simLog, req model.LogRequest) (model.LogResponse, model.ServiceErr, error)
-	send func(b *brokenLog, req model.LogRequest)
-	held []model.LogRequest
+	do         func(s *simLog, req model.LogRequest) (model.LogResponse, model.ServiceErr, error)
+	send       func(b *brokenLog, req model.LogRequest)
+	held       []model.LogRequest
 }
 
 func (b *brokenLog) Client() conformance.LogClient { return b }
