@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"territory/replayfile"
 	"territory/sim"
 )
 
@@ -50,13 +51,13 @@ func WriteRun(dir string, r *sim.Result, history bool) (Written, error) {
 	}
 	if !r.Pass || history {
 		w.History = filepath.Join(dir, HistoryFile)
-		if err := r.WriteHistoryHTML(w.History); err != nil {
+		if err := r.Linearizability().WriteHTML(w.History); err != nil {
 			return w, fmt.Errorf("write %s: %w", w.History, err)
 		}
 	}
 	if !r.Pass {
 		w.Replay = filepath.Join(dir, ReplayFile)
-		if err := r.WriteReplay(w.Replay); err != nil {
+		if err := replayfile.WriteResult(w.Replay, r); err != nil {
 			return w, err
 		}
 	}

@@ -1,9 +1,7 @@
 package sim
 
 import (
-	"encoding/json"
 	"fmt"
-	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -111,52 +109,6 @@ func (r *Result) Line() string {
 		float64(r.SimMs)/1000, (r.WallMs+r.CheckMs)/1000)
 }
 
-// WriteHistoryHTML writes porcupine's picture of the checked history.
-func (r *Result) WriteHistoryHTML(path string) error { return r.lin.WriteHTML(path) }
-
-// Replay is the file that reproduces a run exactly: the seed and the whole
-// configuration, fault schedule included (so a hand-edited or shrunk schedule
-// replays as written).
-type Replay struct {
-	Version  int    `json:"version"`
-	Scenario string `json:"scenario"`
-	Seed     uint64 `json:"seed"`
-	Trace    string `json:"trace,omitempty"` // the trace of the recorded run, to confirm the replay
-	Config   Config `json:"config"`
-}
-
-// ReplayVersion is the replay file format version.
-const ReplayVersion = 1
-
-// WriteReplay writes a replay file for this run.
-func (r *Result) WriteReplay(path string) error {
-	data, err := json.MarshalIndent(Replay{Version: ReplayVersion, Scenario: r.Scenario, Seed: r.Seed, Trace: r.Trace, Config: r.Config}, "", "  ")
-	if err != nil {
-		return fmt.Errorf("encode replay: %w", err)
-	}
-	if err := os.WriteFile(path, append(data, '\n'), 0o644); err != nil {
-		return fmt.Errorf("write replay %s: %w", path, err)
-	}
-	return nil
-}
-
-// ReadReplay reads and validates a replay file.
-func ReadReplay(path string) (*Replay, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("read replay: %w", err)
-	}
-	var rp Replay
-	dec := json.NewDecoder(strings.NewReader(string(data)))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&rp); err != nil {
-		return nil, fmt.Errorf("replay %s: %w", path, err)
-	}
-	if rp.Version != ReplayVersion {
-		return nil, fmt.Errorf("replay %s: version %d, this binary reads %d", path, rp.Version, ReplayVersion)
-	}
-	if err := rp.Config.Validate(); err != nil {
-		return nil, fmt.Errorf("replay %s: %w", path, err)
-	}
-	return &rp, nil
-}
+// Linearizability is the linearizability checker's full result, for
+// porcupine's picture of the history (reports write it; sim does no file I/O).
+func (r *Result) Linearizability() linearizability.Result { return r.lin }

@@ -1,7 +1,6 @@
 package sim_test
 
 import (
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -52,26 +51,6 @@ func TestSameSeedSameTrace(t *testing.T) {
 				}
 			}
 		})
-	}
-}
-
-// TestReplayFileReproducesTheRun writes a replay file and runs it again.
-func TestReplayFileReproducesTheRun(t *testing.T) {
-	a := run(t, "network", 7, 15_000)
-	path := filepath.Join(t.TempDir(), "replay.json")
-	if err := a.WriteReplay(path); err != nil {
-		t.Fatal(err)
-	}
-	rp, err := sim.ReadReplay(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := sim.Run(rp.Config, rp.Seed, time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if a.Trace != b.Trace || rp.Trace != a.Trace {
-		t.Fatalf("replay trace %s, original %s, file %s", b.Trace, a.Trace, rp.Trace)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"territory/replayfile"
 	"territory/reports"
 	"territory/scenarios"
 	"territory/sim"
@@ -71,7 +72,7 @@ func replayCmd() *cobra.Command {
 		Short: "Re-run exactly the run a replay file describes",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			rp, err := sim.ReadReplay(args[0])
+			rp, err := replayfile.Read(args[0])
 			if err != nil {
 				return err
 			}
@@ -115,7 +116,7 @@ func execute(cmd *cobra.Command, cfg sim.Config, seed uint64, f *runFlags, wantT
 			return fmt.Errorf("replay dir: %w", err)
 		}
 		path := filepath.Join(f.replayDir, fmt.Sprintf("%s-%d.json", res.Scenario, res.Seed))
-		if err := res.WriteReplay(path); err != nil {
+		if err := replayfile.WriteResult(path, res); err != nil {
 			return err
 		}
 		fmt.Fprintf(out, "reproduce: sim replay %s\n", path)

@@ -9,8 +9,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"territory/sim"
-	"territory/sim/shrink"
+	"territory/replayfile"
+	"territory/shrink"
 )
 
 func shrinkCmd() *cobra.Command {
@@ -50,7 +50,7 @@ Exit status 0 when a shrunk replay was written, 2 when the input does not fail.`
 			if filepath.Clean(out) == filepath.Clean(in) {
 				return fmt.Errorf("shrink: --out %s would overwrite the input", out)
 			}
-			rp, err := sim.ReadReplay(in)
+			rp, err := replayfile.Read(in)
 			if err != nil {
 				return err
 			}

@@ -12,7 +12,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
-	"territory/sim/swarm"
+	"territory/swarm"
 )
 
 func swarmCmd() *cobra.Command {

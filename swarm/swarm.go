@@ -25,10 +25,11 @@ import (
 	"time"
 
 	"territory/linearizability"
+	"territory/replayfile"
 	"territory/reports"
 	"territory/scenarios"
+	"territory/shrink"
 	"territory/sim"
-	"territory/sim/shrink"
 )
 
 // Files written into the output directory.
@@ -468,7 +469,7 @@ func runSeed(sc scenarios.Scenario, seed uint64, o Options) (out SeedResult) {
 		r.Violations = append(r.Violations, "linearizability: "+string(res.Linearizable))
 	}
 	path := replayPath(o.OutDir, sc.Name, seed)
-	if err := res.WriteReplay(path); err != nil {
+	if err := replayfile.WriteResult(path, res); err != nil {
 		r.Violations = append(r.Violations, "replay not written: "+err.Error())
 	} else {
 		r.Replay = path
@@ -487,7 +488,7 @@ func internal(r *SeedResult, cfg *sim.Config, o Options, err error) {
 	}
 	path := replayPath(o.OutDir, r.Scenario, r.Seed)
 	res := &sim.Result{Scenario: r.Scenario, Seed: r.Seed, Config: *cfg}
-	if werr := res.WriteReplay(path); werr != nil {
+	if werr := replayfile.WriteResult(path, res); werr != nil {
 		r.Error += "\nreplay not written: " + werr.Error()
 	} else {
 		r.Replay = path

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"territory/linearizability"
+	"territory/replayfile"
 	"territory/reports"
 	"territory/scenarios"
 	"territory/sim"
@@ -339,7 +340,7 @@ func TestRunFailures(t *testing.T) {
 		if r.Replay != want {
 			t.Fatalf("seed %d replay %q, want %q", r.Seed, r.Replay, want)
 		}
-		rp, err := sim.ReadReplay(r.Replay)
+		rp, err := replayfile.Read(r.Replay)
 		if err != nil || rp.Seed != r.Seed || rp.Scenario != "basic" || rp.Config.DurationMs != 1_000 {
 			t.Fatalf("replay %s: %+v, %v", r.Replay, rp, err)
 		}

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"territory/replayfile"
 	"territory/sim"
 )
 
@@ -85,5 +86,5 @@ func (r *Runner) Lookup(cfg sim.Config) (Run, bool) {
 // trace of its run when it ran.
 func (r *Runner) WriteReplay(path string, cfg sim.Config) error {
 	res := &sim.Result{Scenario: cfg.Scenario, Seed: r.Seed, Config: cfg, Trace: r.runs[key(cfg)].Trace}
-	return res.WriteReplay(path)
+	return replayfile.WriteResult(path, res)
 }
