@@ -29,13 +29,14 @@ func newLinChecks(w *World) *linChecks {
 	return &linChecks{w: w, commitUs: map[uint32][]int64{}, decays: map[model.SubgraphID][]openDecay{}}
 }
 
-// linConfig is the porcupine model's configuration: the scenario's policy
+// LinConfig is the porcupine model's configuration: the scenario's policy
 // (every stream adopts it first), the domain's clamp bounds.
-func linConfig(cfg Config) linearizability.Config {
-	return linearizability.Config{Bounds: linBounds(), Policy: linPolicy(cfg.Policy)}
+func LinConfig(cfg Config) linearizability.Config {
+	return linearizability.Config{Bounds: LinBounds(), Policy: linPolicy(cfg.Policy)}
 }
 
-func linBounds() linearizability.Bounds {
+// LinBounds are the domain's clamp bounds in the checkers' form.
+func LinBounds() linearizability.Bounds {
 	return linearizability.Bounds{PotentialMin: model.PotentialMin, PotentialMax: model.PotentialMax, WeightMin: model.WeightMin, WeightMax: model.WeightMax}
 }
 

@@ -64,8 +64,8 @@ func Run(cfg Config, seed uint64, linTimeout time.Duration) (*Result, error) {
 	simWall := time.Since(start)
 	checkStart := time.Now()
 	ops := out.History.Operations()
-	lin := linearizability.Check(linConfig(cfg), ops, linTimeout)
-	logRes := linearizability.LogCheck(linBounds(), ops, out.Logs)
+	lin := linearizability.Check(LinConfig(cfg), ops, linTimeout)
+	logRes := linearizability.LogCheck(LinBounds(), ops, out.Logs)
 	r := &Result{
 		Scenario: cfg.Scenario, Seed: seed, Trace: fmt.Sprintf("%016x", out.TraceHash),
 		Linearizable: lin.Verdict, Ops: out.Ops, UnknownOps: out.UnknownOps, AckedWrites: out.AckedWrites,
