@@ -24,7 +24,7 @@ const (
 type Result struct {
 	Verdict       Verdict
 	Ops           int      // operations checked
-	Keys          int      // partitions (neurons and synapses touched)
+	Keys          int      // partitions (subgraphs touched)
 	MaxOpsPerKey  int      // length of the longest partition
 	MaxOpsKey     string   // its key (the smallest on a tie)
 	ViolatingKeys []string // sorted; set only for VerdictViolation
@@ -33,16 +33,11 @@ type Result struct {
 	info  porcupine.LinearizationInfo
 }
 
-// Check checks ops (normally [Recorder.Operations]) against [Model] with
-// [DefaultBounds]. A timeout of 0 means no limit; on timeout the verdict is
+// Check checks ops (normally [Recorder.Operations]) with porcupine against
+// [Model] of cfg. A timeout of 0 means no limit; on timeout the verdict is
 // VerdictUnknown unless a violation was already found.
-func Check(ops []porcupine.Operation, timeout time.Duration) Result {
-	return CheckBounds(DefaultBounds(), ops, timeout)
-}
-
-// CheckBounds is [Check] with explicit clamp bounds.
-func CheckBounds(b Bounds, ops []porcupine.Operation, timeout time.Duration) Result {
-	model := Model(b)
+func Check(cfg Config, ops []porcupine.Operation, timeout time.Duration) Result {
+	model := Model(cfg)
 	keys, parts := partitionBy(ops, operationKey)
 	res := Result{Ops: len(ops), Keys: len(keys), model: model}
 	for i, p := range parts { // keys are sorted: the first maximum is the smallest key
@@ -105,7 +100,7 @@ func (r Result) String() string {
 }
 
 // WriteHTML writes porcupine's interactive picture of the history and its
-// (partial) linearizations to path. Each key is one partition.
+// (partial) linearizations to path. Each subgraph is one partition.
 func (r Result) WriteHTML(path string) error {
 	if r.model.Step == nil {
 		return errors.New("linearizability: WriteHTML on a Result not produced by Check")

@@ -20,9 +20,11 @@ const Open int64 = math.MaxInt64
 // Misuse — an invalid kind or status, an unknown OpID, a second Return, a
 // return before the call — is a bug in the caller and panics.
 type Recorder struct {
-	ops      []porcupine.Operation
-	returned []bool
-	perKey   map[string]int
+	ops       []porcupine.Operation
+	returned  []bool
+	discarded []bool
+	perKey    map[string]int
+	dropped   int
 }
 
 // NewRecorder returns an empty recorder.
@@ -47,9 +49,28 @@ func (r *Recorder) Call(clientID int, in Input, callUs int64) OpID {
 		Metadata: id,
 	})
 	r.returned = append(r.returned, false)
+	r.discarded = append(r.discarded, false)
 	r.perKey[Key(in)]++
 	return id
 }
+
+// Discard removes operation id from the history: it was never an operation
+// (a client refused it before sending it: busy, bad request). Discarding an
+// operation that returned is a bug in the caller and panics.
+func (r *Recorder) Discard(id OpID) {
+	if id < 0 || int(id) >= len(r.ops) {
+		panic(fmt.Sprintf("linearizability: Discard of unknown op %d", id))
+	}
+	if r.returned[id] || r.discarded[id] {
+		panic(fmt.Sprintf("linearizability: Discard of op %d after its return", id))
+	}
+	r.discarded[id] = true
+	r.perKey[Key(r.ops[id].Input.(Input))]--
+	r.dropped++
+}
+
+// Discarded is the number of discarded operations.
+func (r *Recorder) Discarded() int { return r.dropped }
 
 // Return records the response of operation id at virtual time returnUs. If
 // out.Status is StatusUnknown the return stays open (returnUs is ignored):
@@ -58,8 +79,8 @@ func (r *Recorder) Return(id OpID, out Output, returnUs int64) {
 	if id < 0 || int(id) >= len(r.ops) {
 		panic(fmt.Sprintf("linearizability: Return of unknown op %d", id))
 	}
-	if r.returned[id] {
-		panic(fmt.Sprintf("linearizability: op %d returned twice", id))
+	if r.returned[id] || r.discarded[id] {
+		panic(fmt.Sprintf("linearizability: op %d returned twice or after its discard", id))
 	}
 	if !out.Status.Valid() {
 		panic(fmt.Sprintf("linearizability: op %d returned invalid status %d", id, out.Status))
@@ -76,13 +97,20 @@ func (r *Recorder) Return(id OpID, out Output, returnUs int64) {
 	op.Return = returnUs
 }
 
-// Len is the number of recorded operations, returned or not.
-func (r *Recorder) Len() int { return len(r.ops) }
+// Len is the number of recorded operations, returned or not, not discarded.
+func (r *Recorder) Len() int { return len(r.ops) - r.dropped }
 
-// Operations returns a copy of the history. Calls that never returned are
-// included with StatusUnknown and an open return.
+// Operations returns a copy of the history without discarded operations.
+// Calls that never returned are included with StatusUnknown and an open
+// return. Metadata is each operation's OpID.
 func (r *Recorder) Operations() []porcupine.Operation {
-	return append([]porcupine.Operation(nil), r.ops...)
+	out := make([]porcupine.Operation, 0, r.Len())
+	for i, op := range r.ops {
+		if !r.discarded[i] {
+			out = append(out, op)
+		}
+	}
+	return out
 }
 
 // MaxOpsPerKey returns the key with the most operations (the smallest such

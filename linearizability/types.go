@@ -16,10 +16,11 @@ const (
 	AdjustWeight
 	Prune
 	ReadSynapse
-	// Decay scales a neuron's potential by Delta parts per million (the
-	// TerritoryRecovered event's downtime decay). It is recorded by the
-	// simulator for each neuron of the recovered subgraph, from the moment
-	// the event committed, with an open return.
+	// Decay is a recovery's downtime decay (the TerritoryRecovered event):
+	// one atomic operation over its whole subgraph that scales every
+	// potential by a factor recomputed from RecoveryMs - HeartbeatMs at the
+	// policy's decay rate. The simulator records it from the entry's first
+	// append to the moment it became visible (applied by a primary).
 	Decay
 )
 
@@ -30,7 +31,7 @@ var kindNames = [...]string{
 	Connect:      "connect",
 	AdjustWeight: "adjust",
 	Prune:        "prune",
-	ReadSynapse:  "read",
+	ReadSynapse:  "read-synapse",
 	Decay:        "decay",
 }
 
@@ -48,9 +49,6 @@ func (k Kind) String() string {
 	if !k.Valid() {
 		return "kind(" + strconv.Itoa(int(k)) + ")"
 	}
-	if k == ReadSynapse {
-		return "read-synapse"
-	}
 	return kindNames[k]
 }
 
@@ -65,6 +63,10 @@ const (
 	// StatusUnknown: the client does not know whether the operation took
 	// effect (timeout, lost connection). Recorded with an open return.
 	StatusUnknown
+	// StatusBadRequest: the store called a request malformed. Every recorded
+	// input is well formed, so the model never allows it. (A bad request
+	// refused by the client itself was never sent and is not recorded.)
+	StatusBadRequest
 )
 
 var statusNames = [...]string{
@@ -73,10 +75,11 @@ var statusNames = [...]string{
 	StatusAlreadyExists: "already-exists",
 	StatusRejected:      "rejected",
 	StatusUnknown:       "unknown",
+	StatusBadRequest:    "bad-request",
 }
 
 // Valid reports whether s is one of the declared statuses.
-func (s Status) Valid() bool { return s >= StatusOK && s <= StatusUnknown }
+func (s Status) Valid() bool { return s >= StatusOK && s <= StatusBadRequest }
 
 func (s Status) String() string {
 	if !s.Valid() {
@@ -85,37 +88,73 @@ func (s Status) String() string {
 	return statusNames[s]
 }
 
-// Input is one client request. Neuron is used by the neuron kinds, Pre and
-// Post by the synapse kinds; Delta by Stimulate and AdjustWeight; Weight by
-// Connect.
-type Input struct {
-	Kind      Kind
-	Neuron    uint64
-	Pre, Post uint64
-	Delta     int64
-	Weight    int64
+// Reason qualifies an answer the way the domain does (the
+// mandate.fulfillment.failed reason codes): a rejected connect says why, and
+// a stimulate of a missing neuron answers not-found with ReasonNoSuchNeuron.
+type Reason uint8
+
+const (
+	ReasonNone Reason = iota
+	ReasonMaxOutDegree
+	ReasonMaxInDegree
+	ReasonNoSuchNeuron
+	ReasonCrossSubgraph
+)
+
+var reasonNames = [...]string{"", "max-out-degree", "max-in-degree", "no-such-neuron", "cross-subgraph"}
+
+func (r Reason) String() string {
+	if int(r) < len(reasonNames) {
+		return reasonNames[r]
+	}
+	return "reason(" + strconv.Itoa(int(r)) + ")"
 }
 
-// Output is the response the client saw. Value is the new potential/weight
-// for Stimulate/AdjustWeight and the current one for reads; Exists is set by
-// reads only.
+// UUID is a request's event_uuid (the idempotency key); the log checker
+// finds a write's log entry by it.
+type UUID struct{ Hi, Lo uint64 }
+
+// IsZero reports the zero UUID.
+func (u UUID) IsZero() bool { return u == UUID{} }
+
+func (u UUID) String() string { return fmt.Sprintf("%016x-%016x", u.Hi, u.Lo) }
+
+// Input is one request. Subgraph is the subgraph that owns it (of Neuron, or
+// of Pre for synapse kinds): the partition. PostSubgraph is Post's subgraph
+// (connects across subgraphs are rejected). Delta is used by Stimulate and
+// AdjustWeight, Weight by Connect, RecoveryMs and HeartbeatMs by Decay.
+type Input struct {
+	Kind         Kind
+	ID           UUID
+	Subgraph     uint32
+	PostSubgraph uint32
+	Neuron       uint64
+	Pre, Post    uint64
+	Delta        int64
+	Weight       int64
+	RecoveryMs   int64
+	HeartbeatMs  int64
+}
+
+// Output is the response the client saw, compared field by field with the
+// sequential specification: Value is the new potential or weight (stimulate,
+// adjust), the weight set (connect) or the value read; Exists is set by reads
+// of a present key and by successful stimulate, connect and adjust.
 type Output struct {
 	Status Status
+	Reason Reason
 	Value  int64
 	Exists bool
 }
 
-// Key is the partition key of an input: "n/<id>" for neuron kinds,
-// "s/<pre>/<post>" for synapse kinds, "?" for an invalid kind.
+// Key is the partition key of an input: its subgraph, "sg/<n>"; "?" for an
+// invalid kind. A connect reads and writes both of its neurons (degrees), so
+// the unit of order is the subgraph, which has one log.
 func Key(in Input) string {
-	switch {
-	case !in.Kind.Valid():
+	if !in.Kind.Valid() {
 		return "?"
-	case in.Kind.OnSynapse():
-		return "s/" + strconv.FormatUint(in.Pre, 10) + "/" + strconv.FormatUint(in.Post, 10)
-	default:
-		return "n/" + strconv.FormatUint(in.Neuron, 10)
 	}
+	return "sg/" + strconv.FormatUint(uint64(in.Subgraph), 10)
 }
 
 // String renders the input as in the HTML picture, e.g. "stimulate(n7, +3)".
@@ -132,7 +171,7 @@ func (in Input) String() string {
 	case Prune, ReadSynapse:
 		return fmt.Sprintf("%s(n%d->n%d)", in.Kind, in.Pre, in.Post)
 	case Decay:
-		return fmt.Sprintf("decay(n%d, keep %d ppm)", in.Neuron, in.Delta)
+		return fmt.Sprintf("decay(sg%d, down %dms)", in.Subgraph, in.RecoveryMs-in.HeartbeatMs)
 	}
 	return fmt.Sprintf("%s(neuron=%d, pre=%d, post=%d)", in.Kind, in.Neuron, in.Pre, in.Post)
 }
@@ -144,10 +183,13 @@ func describe(in Input, out Output) string {
 
 func describeOutput(k Kind, out Output) string {
 	if out.Status != StatusOK {
+		if out.Reason != ReasonNone {
+			return out.Status.String() + " (" + out.Reason.String() + ")"
+		}
 		return out.Status.String()
 	}
 	switch k {
-	case Stimulate, AdjustWeight:
+	case Stimulate, AdjustWeight, Connect:
 		return strconv.FormatInt(out.Value, 10)
 	case ReadNeuron, ReadSynapse:
 		if !out.Exists {

@@ -73,7 +73,7 @@ func Markdown(r *sim.Result) string {
 	}
 	fmt.Fprintf(&b, "# %s: scenario `%s`, seed %d\n\n", verdict, r.Scenario, r.Seed)
 	fmt.Fprintf(&b, "| | |\n|---|---|\n")
-	fmt.Fprintf(&b, "| trace | `%s` |\n| linearizable | %s |\n| invariants | %s |\n", r.Trace, r.Linearizable, r.Invariants)
+	fmt.Fprintf(&b, "| trace | `%s` |\n| linearizable | %s |\n| invariants | %s |\n| logcheck | %s |\n", r.Trace, r.Linearizable, r.Invariants, r.LogCheck)
 	fmt.Fprintf(&b, "| operations | %d (%d with unknown outcome) |\n| acknowledged writes | %d |\n", r.Ops, r.UnknownOps, r.AckedWrites)
 	fmt.Fprintf(&b, "| kernel events | %d |\n| committed log entries | %d |\n", r.Events, r.LogEntries)
 	fmt.Fprintf(&b, "| simulated | %.1f s |\n| wall (sim + check) | %.0f ms + %.0f ms |\n", float64(r.SimMs)/1000, r.WallMs, r.CheckMs)

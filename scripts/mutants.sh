@@ -42,7 +42,7 @@ for patch in "${patches[@]}"; do
       if [ "$rc" -ne 0 ]; then
         caught="$scenario/$seed"
         if [ "$rc" -eq 1 ]; then
-          by=$(tail -n 1 "$work/last.txt" | sed -E 's/.*linearizable=([a-z]+) invariants=([^ ]+).*/linearizable=\1 invariants=\2/')
+          by=$(tail -n 1 "$work/last.txt" | sed -E 's/.*linearizable=([a-z]+) invariants=([^ ]+)( logcheck=[^ ]+)?.*/linearizable=\1 invariants=\2\3/')
         elif grep -q '^panic' "$work/last.txt"; then
           by="assertion: $(grep -m1 '^panic' "$work/last.txt" | cut -c1-80)"
         else

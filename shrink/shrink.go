@@ -61,7 +61,9 @@ import (
 const (
 	CheckLinearizability = "linearizability"
 	CheckLinUnknown      = "linearizability-unknown"
-	CheckInternalError   = "internal-error"
+	// CheckLogCheck: the log checker (linearizability.LogCheck) found a violation.
+	CheckLogCheck      = "logcheck"
+	CheckInternalError = "internal-error"
 )
 
 // DefaultBudget bounds the number of trial runs.
@@ -82,6 +84,9 @@ func Signature(r *sim.Result) []string {
 		sig = append(sig, CheckLinearizability)
 	default:
 		sig = append(sig, CheckLinUnknown)
+	}
+	if r.LogCheck != "" && r.LogCheck != "ok" {
+		sig = append(sig, CheckLogCheck)
 	}
 	for _, v := range r.Violations {
 		sig = append(sig, v.Invariant)

@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"territory/faults"
-	"territory/linearizability"
 	"territory/model"
 	"territory/sim/invariants"
 )
@@ -234,15 +233,7 @@ func (d *durability) onCommit(sg model.SubgraphID, ev model.Event, res model.Res
 		return
 	}
 	d.recoveries++
-	// The decay is part of every neuron's history: recorded from the commit,
-	// with an open return (it takes effect at some point after).
-	for n := 1; n <= d.w.cfg.Workload.Neurons; n++ {
-		if model.SubgraphOf(model.NeuronID(n), d.w.cfg.Subgraphs) != sg {
-			continue
-		}
-		id := d.w.recorder.Call(recorderManagerClient, linearizability.Input{Kind: linearizability.Decay, Neuron: uint64(n), Delta: res.Value}, now)
-		d.w.recorder.Return(id, linearizability.Output{Status: linearizability.StatusOK}, linearizability.Open)
-	}
+	d.w.lin.recordDecay(sg, &ev, firstAppendUs, now) // one operation over the subgraph
 }
 
 // epochHeartbeat is the fold's last heartbeat after the last event of an epoch.

@@ -13,30 +13,36 @@ import (
 
 // Result is one run, checked.
 type Result struct {
-	Scenario      string                  `json:"scenario"`
-	Seed          uint64                  `json:"seed"`
-	Pass          bool                    `json:"pass"`
-	Trace         string                  `json:"trace"`
-	Linearizable  linearizability.Verdict `json:"linearizable"`
-	Invariants    string                  `json:"invariants"`
-	Ops           int                     `json:"ops"`
-	UnknownOps    int                     `json:"unknown_ops"`
-	AckedWrites   int                     `json:"acked_writes"`
-	Events        uint64                  `json:"events"`
-	LogEntries    int                     `json:"log_entries"`
-	SimMs         int64                   `json:"sim_ms"`
-	WallMs        float64                 `json:"wall_ms"`
-	CheckMs       float64                 `json:"check_ms"`
-	MaxOpsPerKey  int                     `json:"max_ops_per_key"`
-	ViolatingKeys []string                `json:"violating_keys,omitempty"`
-	Violations    []invariants.Violation  `json:"violations"`
-	RTOMs         []float64               `json:"rto_ms,omitempty"`
-	RTOP50Ms      float64                 `json:"rto_p50_ms"`
-	RTOMaxMs      float64                 `json:"rto_max_ms"`
-	OutageP50Ms   float64                 `json:"outage_p50_ms"`
-	OutageMaxMs   float64                 `json:"outage_max_ms"`
-	Durability    DurabilityStats         `json:"durability"`
-	Config        Config                  `json:"config"`
+	Scenario     string                  `json:"scenario"`
+	Seed         uint64                  `json:"seed"`
+	Pass         bool                    `json:"pass"`
+	Trace        string                  `json:"trace"`
+	Linearizable linearizability.Verdict `json:"linearizable"`
+	Invariants   string                  `json:"invariants"`
+	// LogCheck is the log checker's verdict: "ok", or the failed checks
+	// (e.g. "log-answer,log-read"); LogViolations are its first findings.
+	LogCheck      string                 `json:"logcheck"`
+	LogViolations []string               `json:"log_violations,omitempty"`
+	LogResolved   int                    `json:"log_resolved_unknown"`
+	LogVanished   int                    `json:"log_vanished_unknown"`
+	Ops           int                    `json:"ops"`
+	UnknownOps    int                    `json:"unknown_ops"`
+	AckedWrites   int                    `json:"acked_writes"`
+	Events        uint64                 `json:"events"`
+	LogEntries    int                    `json:"log_entries"`
+	SimMs         int64                  `json:"sim_ms"`
+	WallMs        float64                `json:"wall_ms"`
+	CheckMs       float64                `json:"check_ms"`
+	MaxOpsPerKey  int                    `json:"max_ops_per_key"`
+	ViolatingKeys []string               `json:"violating_keys,omitempty"`
+	Violations    []invariants.Violation `json:"violations"`
+	RTOMs         []float64              `json:"rto_ms,omitempty"`
+	RTOP50Ms      float64                `json:"rto_p50_ms"`
+	RTOMaxMs      float64                `json:"rto_max_ms"`
+	OutageP50Ms   float64                `json:"outage_p50_ms"`
+	OutageMaxMs   float64                `json:"outage_max_ms"`
+	Durability    DurabilityStats        `json:"durability"`
+	Config        Config                 `json:"config"`
 
 	lin linearizability.Result
 }
@@ -55,7 +61,9 @@ func Run(cfg Config, seed uint64, linTimeout time.Duration) (*Result, error) {
 	}
 	simWall := time.Since(start)
 	checkStart := time.Now()
-	lin := linearizability.Check(out.History.Operations(), linTimeout)
+	ops := out.History.Operations()
+	lin := linearizability.Check(LinConfig(cfg), ops, linTimeout)
+	logRes := linearizability.LogCheck(LinBounds(), ops, out.Logs)
 	r := &Result{
 		Scenario: cfg.Scenario, Seed: seed, Trace: fmt.Sprintf("%016x", out.TraceHash),
 		Linearizable: lin.Verdict, Ops: out.Ops, UnknownOps: out.UnknownOps, AckedWrites: out.AckedWrites,
@@ -63,6 +71,14 @@ func Run(cfg Config, seed uint64, linTimeout time.Duration) (*Result, error) {
 		WallMs: float64(simWall.Microseconds()) / 1000, CheckMs: float64(time.Since(checkStart).Microseconds()) / 1000,
 		MaxOpsPerKey: out.MaxOpsPerKey, ViolatingKeys: lin.ViolatingKeys, Violations: out.Violations,
 		Config: cfg, lin: lin,
+		LogCheck: logRes.LogSummary(), LogResolved: logRes.Resolved, LogVanished: logRes.Vanished,
+	}
+	for i, v := range logRes.Violations {
+		if i == maxLogViolations {
+			r.LogViolations = append(r.LogViolations, fmt.Sprintf("... and %d more", len(logRes.Violations)-i))
+			break
+		}
+		r.LogViolations = append(r.LogViolations, v.String())
 	}
 	if r.Violations == nil {
 		r.Violations = []invariants.Violation{}
@@ -94,9 +110,12 @@ func Run(cfg Config, seed uint64, linTimeout time.Duration) (*Result, error) {
 		sort.Strings(list)
 		r.Invariants = strings.Join(list, ",")
 	}
-	r.Pass = r.Linearizable == linearizability.VerdictOK && len(r.Violations) == 0
+	r.Pass = r.Linearizable == linearizability.VerdictOK && logRes.Verdict == linearizability.VerdictOK && len(r.Violations) == 0
 	return r, nil
 }
+
+// maxLogViolations bounds the log checker's findings kept in a Result.
+const maxLogViolations = 20
 
 // Line is the machine-readable summary line that ends run and replay.
 func (r *Result) Line() string {
@@ -104,8 +123,8 @@ func (r *Result) Line() string {
 	if !r.Pass {
 		verdict = "FAIL"
 	}
-	return fmt.Sprintf("%s scenario=%s seed=%d trace=%s linearizable=%s invariants=%s ops=%d events=%d sim=%gs wall=%.2fs",
-		verdict, r.Scenario, r.Seed, r.Trace, r.Linearizable, r.Invariants, r.Ops, r.Events,
+	return fmt.Sprintf("%s scenario=%s seed=%d trace=%s linearizable=%s invariants=%s logcheck=%s ops=%d events=%d sim=%gs wall=%.2fs",
+		verdict, r.Scenario, r.Seed, r.Trace, r.Linearizable, r.Invariants, r.LogCheck, r.Ops, r.Events,
 		float64(r.SimMs)/1000, (r.WallMs+r.CheckMs)/1000)
 }
 

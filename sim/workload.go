@@ -65,23 +65,44 @@ var linKinds = [...]linearizability.Kind{
 	model.OpReadSynapse:  linearizability.ReadSynapse,
 }
 
-func toLinInput(req *model.Request) linearizability.Input {
-	in := linearizability.Input{Kind: linKinds[req.Op], Neuron: uint64(req.Neuron), Pre: uint64(req.Pre), Post: uint64(req.Post)}
+// toLinInput is the checkers' view of a request: its subgraph (the
+// partition), Post's subgraph for synapses, and its event_uuid.
+func (w *World) toLinInput(req *model.Request) linearizability.Input {
+	n := w.cfg.Subgraphs
+	in := linearizability.Input{Kind: linKinds[req.Op], ID: linUUID(req.ID), Neuron: uint64(req.Neuron), Pre: uint64(req.Pre), Post: uint64(req.Post),
+		Subgraph: uint32(model.SubgraphOf(req.RoutingNeuron(), n))}
 	switch req.Op {
 	case model.OpConnect:
 		in.Weight = req.Value
 	default:
 		in.Delta = req.Value
 	}
+	if req.Op != model.OpCreateNeuron && req.Op != model.OpStimulate && req.Op != model.OpReadNeuron {
+		in.PostSubgraph = uint32(model.SubgraphOf(req.Post, n))
+	}
 	return in
 }
 
-func toLinOutput(f model.FactOpDone) linearizability.Output {
+var linReasons = [...]linearizability.Reason{
+	model.ReasonNone:          linearizability.ReasonNone,
+	model.ReasonMaxOutDegree:  linearizability.ReasonMaxOutDegree,
+	model.ReasonMaxInDegree:   linearizability.ReasonMaxInDegree,
+	model.ReasonNoSuchNeuron:  linearizability.ReasonNoSuchNeuron,
+	model.ReasonCrossSubgraph: linearizability.ReasonCrossSubgraph,
+}
+
+// toLinOutput is the checkers' view of a client's final answer, its reason
+// included. sent is false for an answer the client gave itself without
+// sending the request (busy, bad request): that is no operation at all.
+func toLinOutput(f model.FactOpDone) (out linearizability.Output, sent bool) {
 	if f.Unknown {
-		return linearizability.Output{Status: linearizability.StatusUnknown}
+		return linearizability.Output{Status: linearizability.StatusUnknown}, true
 	}
 	r := f.Result
-	out := linearizability.Output{Value: r.Value, Exists: r.Exists}
+	out = linearizability.Output{Value: r.Value, Exists: r.Exists, Reason: linearizability.Reason(255)}
+	if int(r.Reason) < len(linReasons) {
+		out.Reason = linReasons[r.Reason]
+	}
 	switch r.Status {
 	case model.StatusOK:
 		out.Status = linearizability.StatusOK
@@ -92,9 +113,12 @@ func toLinOutput(f model.FactOpDone) linearizability.Output {
 	case model.StatusRejected:
 		out.Status = linearizability.StatusRejected
 	default:
-		// Busy or bad request: the client never sent it, so it certainly did
-		// not happen; a rejection is the closest the model has (no effect).
-		out.Status = linearizability.StatusRejected
+		if f.Tries == 0 {
+			return out, false // refused by the client itself: never sent
+		}
+		// A store's bad-request answer to a well-formed request (busy and
+		// the others are not final, the client retries them).
+		out.Status = linearizability.StatusBadRequest
 	}
-	return out
+	return out, true
 }

@@ -110,6 +110,7 @@ type World struct {
 	stopIssuing   bool
 	trace         uint64
 	dur           *durability
+	lin           *linChecks
 }
 
 type streamEpoch struct {
@@ -135,6 +136,7 @@ func NewWorld(cfg Config, seed uint64) (*World, error) {
 		appendHost: map[streamEpoch]model.HostID{}, firstAppendUs: map[appendKey]int64{},
 		trace: 14695981039346656037}
 	w.dur = newDurability(w)
+	w.lin = newLinChecks(w)
 	w.rndWorkload = w.k.Stream("workload")
 	w.rndFaults = w.k.Stream("faults")
 	w.rndServices = w.k.Stream("services")
@@ -388,6 +390,7 @@ func logOpName(k model.LogOpKind) string {
 func (w *World) onLogCommit(stream uint32, lsn uint64, epoch uint64, data []byte) {
 	now := w.k.NowUs()
 	sg := model.SubgraphID(stream)
+	w.lin.committed(stream, lsn, now)
 	w.writers.Committed(now, stream, lsn, epoch, w.appendHost[streamEpoch{stream, epoch}])
 	first := w.firstAppendUs[appendKey{stream, epoch, lsn}]
 	delete(w.firstAppendUs, appendKey{stream, epoch, lsn})
@@ -475,6 +478,7 @@ func (w *World) crash(h *host) {
 // ---- observation and workload ----
 
 func (w *World) observe(h *host, f model.Fact) {
+	w.lin.observe(f)
 	switch f := f.(type) {
 	case model.FactOpDone:
 		w.opDone(h, f)
@@ -503,11 +507,18 @@ func (w *World) opDone(h *host, f model.FactOpDone) {
 		panic(fmt.Sprintf("sim: client %s finished an operation never submitted: %s", h.name, f.Request.ID))
 	}
 	delete(w.opIDs, f.Request.ID)
-	out := toLinOutput(f)
-	w.recorder.Return(id, out, w.k.NowUs())
-	if f.Unknown {
+	out, sent := toLinOutput(f)
+	switch {
+	case !sent:
+		w.recorder.Discard(id) // never sent: not an operation, not an acknowledged write
+	case f.Unknown:
+		w.recorder.Return(id, out, w.k.NowUs())
 		w.unknownOps++
-	} else if !f.Request.Op.IsRead() {
+	default:
+		w.recorder.Return(id, out, w.k.NowUs())
+		if f.Request.Op.IsRead() {
+			break
+		}
 		sg := model.SubgraphOf(f.Request.RoutingNeuron(), w.cfg.Subgraphs)
 		w.acked.Acked(w.k.NowUs(), sg, f.Request.ID, f.Request.Op)
 	}
@@ -534,7 +545,7 @@ func (w *World) submit(c *host) {
 	req := w.nextOp()
 	req.ID = c.client.NewID()
 	w.ops++
-	w.opIDs[req.ID] = w.recorder.Call(c.index, toLinInput(&req), w.k.NowUs())
+	w.opIDs[req.ID] = w.recorder.Call(c.index, w.toLinInput(&req), w.k.NowUs())
 	w.step(c, model.Submit{Req: req})
 }
 
@@ -663,6 +674,7 @@ type Outcome struct {
 	NetStats      netsim.Stats
 	MaxOpsPerKey  int
 	MaxOpsKeyName string
+	Logs          []linearizability.SubgraphLog // the committed logs, for the log checker
 }
 
 func (w *World) finish() *Outcome {
@@ -678,6 +690,11 @@ func (w *World) finish() *Outcome {
 		})...)
 	w.checkLiveness((now - w.cfg.Schedule.LastEndMs()*1000) / 1000)
 	w.dur.finish()
+	w.lin.finish()
+	logs, err := w.lin.logs()
+	if err != nil {
+		panic(fmt.Sprintf("sim: committed log: %v", err)) // the fold read the same entries
+	}
 	invariants.Sort(w.violations)
 	entries := 0
 	for _, s := range w.log.Streams() {
@@ -687,5 +704,5 @@ func (w *World) finish() *Outcome {
 	key, n := w.recorder.MaxOpsPerKey()
 	return &Outcome{TraceHash: w.trace, Ops: w.ops, UnknownOps: w.unknownOps, AckedWrites: w.acked.Count(),
 		Events: w.k.Steps(), SimMs: now / 1000, Violations: w.violations, History: w.recorder,
-		RTOUs: w.dur.rtoUs, OutageUs: w.dur.outageUs, Durability: w.dur.stats(), LogEntries: entries, NetStats: w.net.Stats(), MaxOpsPerKey: n, MaxOpsKeyName: key}
+		RTOUs: w.dur.rtoUs, OutageUs: w.dur.outageUs, Durability: w.dur.stats(), LogEntries: entries, NetStats: w.net.Stats(), MaxOpsPerKey: n, MaxOpsKeyName: key, Logs: logs}
 }

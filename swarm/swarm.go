@@ -465,6 +465,9 @@ func runSeed(sc scenarios.Scenario, seed uint64, o Options) (out SeedResult) {
 	for _, k := range res.ViolatingKeys {
 		r.Violations = append(r.Violations, "linearizability on key "+k)
 	}
+	for _, v := range res.LogViolations {
+		r.Violations = append(r.Violations, "logcheck: "+v)
+	}
 	if res.Linearizable != linearizability.VerdictOK && len(res.ViolatingKeys) == 0 {
 		r.Violations = append(r.Violations, "linearizability: "+string(res.Linearizable))
 	}

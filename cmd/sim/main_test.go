@@ -20,7 +20,7 @@ func runSim(t *testing.T, args ...string) (string, int) {
 	return out.String(), exitCode(err)
 }
 
-var summaryLine = regexp.MustCompile(`^(PASS|FAIL) scenario=\S+ seed=\d+ trace=[0-9a-f]{16} linearizable=(ok|violation|unknown) invariants=\S+ ops=\d+ events=\d+ sim=\S+s wall=\S+s$`)
+var summaryLine = regexp.MustCompile(`^(PASS|FAIL) scenario=\S+ seed=\d+ trace=[0-9a-f]{16} linearizable=(ok|violation|unknown) invariants=\S+ logcheck=\S+ ops=\d+ events=\d+ sim=\S+s wall=\S+s$`)
 
 func TestRunWritesAReportAndEndsWithTheSummaryLine(t *testing.T) {
 	dir := t.TempDir()

@@ -45,6 +45,29 @@ muts = {
    ('model/territory.go', '			ts = t.nowMs // a heartbeat', '			ts = t.ticks * t.cfg.TickMs // a heartbeat'),
    ('model/territory.go', '	ev.TimestampMs = t.nowMs\n', '	ev.TimestampMs = t.ticks * t.cfg.TickMs\n'),
  ]),
+ 'reject-some-stimulates': ("basic services", "the territory answers about 30% of stimulates 'rejected' without logging them", [
+   ('model/territory.go', '	sg := SubgraphOf(req.RoutingNeuron(), t.cfg.Subgraphs)\n	p := t.subgraphs[sg]\n	if p == nil {\n		t.reply(from, req.ID, Result{Status: StatusWrongTerritory})', '	if req.Op == OpStimulate && req.ID.Lo%10 < 3 {\n		t.reply(from, req.ID, Result{Status: StatusRejected})\n		return\n	}\n	sg := SubgraphOf(req.RoutingNeuron(), t.cfg.Subgraphs)\n	p := t.subgraphs[sg]\n	if p == nil {\n		t.reply(from, req.ID, Result{Status: StatusWrongTerritory})'),
+ ]),
+ 'reply-rejects-not-found': ("basic services", "the reply path turns already-exists and not-found into 'rejected'", [
+   ('model/territory.go', 'func (t *Territory) reply(to HostID, id EventUUID, r Result) {\n', 'func (t *Territory) reply(to HostID, id EventUUID, r Result) {\n	if r.Status == StatusNotFound || r.Status == StatusAlreadyExists {\n		r.Status = StatusRejected\n	}\n'),
+ ]),
+ 'reply-relabels-degree-rejection': ("basic services", "the reply path relabels a degree rejection as 'no such neuron'", [
+   ('model/territory.go', 'func (t *Territory) reply(to HostID, id EventUUID, r Result) {\n', 'func (t *Territory) reply(to HostID, id EventUUID, r Result) {\n	if r.Reason == ReasonMaxOutDegree || r.Reason == ReasonMaxInDegree {\n		r.Reason = ReasonNoSuchNeuron\n	}\n'),
+ ]),
+ 'prune-keeps-out-degree': ("basic services", "a prune forgets to decrement the pre neuron's out-degree", [
+   ('model/subgraph.go', '		s.setDegree(ev.Pre, 0, -1)\n', ''),
+ ]),
+ 'decay-misapplied': ("crash-recovery host-loss", "a recovery's decay is logged correctly (and its result reports the right factor) but the fold applies the factor squared", [
+   ('model/subgraph.go', '		s.decay(keep)\n', '		s.decay(keep * keep / decayScale)\n'),
+ ]),
+}
+# expect: the check that must catch each mutation (as named on the summary line).
+expect = {
+ 'reject-some-stimulates': 'linearizable',
+ 'reply-rejects-not-found': 'linearizable',
+ 'reply-relabels-degree-rejection': 'linearizable',
+ 'prune-keeps-out-degree': 'linearizable',
+ 'decay-misapplied': 'logcheck',
 }
 outdir = root + '/scripts/mutants'
 for name, (scen, desc, edits) in muts.items():
@@ -68,6 +91,9 @@ for name, (scen, desc, edits) in muts.items():
     for f in files:
         r = subprocess.run(['diff', '-u', '--label', 'a/' + f, '--label', 'b/' + f, tmp + '/a/' + f, tmp + '/b/' + f], capture_output=True, text=True)
         patch += r.stdout
-    header = '# mutation: %s\n# scenarios: %s\n# %s\n' % (name, scen, desc)
+    header = '# mutation: %s\n# scenarios: %s\n' % (name, scen)
+    if name in expect:
+        header += '# expect: %s\n' % expect[name]
+    header += '# %s\n' % desc
     open(outdir + '/' + name + '.patch', 'w').write(header + patch)
     print('wrote', name)

@@ -1,0 +1,149 @@
+package sim
+
+import (
+	"fmt"
+
+	"territory/linearizability"
+	"territory/model"
+)
+
+// linChecks is the recording glue of the two linearizability checkers: it
+// records each recovery's decay as one operation over its subgraph, from its
+// first append to the moment a primary's state holds it, and the commit time
+// of every log entry, and converts the committed log into the log checker's
+// neutral form.
+type linChecks struct {
+	w        *World
+	commitUs map[uint32][]int64 // by stream, LSN-1
+	decays   map[model.SubgraphID][]openDecay
+}
+
+// openDecay is a recorded decay not yet visible at any primary.
+type openDecay struct {
+	id   linearizability.OpID
+	lsn  uint64
+	uuid model.EventUUID
+}
+
+func newLinChecks(w *World) *linChecks {
+	return &linChecks{w: w, commitUs: map[uint32][]int64{}, decays: map[model.SubgraphID][]openDecay{}}
+}
+
+// LinConfig is the porcupine model's configuration: the scenario's policy
+// (every stream adopts it first), the domain's clamp bounds.
+func LinConfig(cfg Config) linearizability.Config {
+	return linearizability.Config{Bounds: LinBounds(), Policy: linPolicy(cfg.Policy)}
+}
+
+// LinBounds are the domain's clamp bounds in the checkers' form.
+func LinBounds() linearizability.Bounds {
+	return linearizability.Bounds{PotentialMin: model.PotentialMin, PotentialMax: model.PotentialMax, WeightMin: model.WeightMin, WeightMax: model.WeightMax}
+}
+
+func linPolicy(p model.Policy) linearizability.Policy {
+	return linearizability.Policy{Epoch: p.Epoch, MaxOutDegree: p.MaxOutDegree, MaxInDegree: p.MaxInDegree, DecayPerSecondPM: p.DecayPerSecondPM}
+}
+
+// committed is the log's commit hook: entries commit in LSN order per stream.
+func (l *linChecks) committed(stream uint32, lsn uint64, nowUs int64) {
+	ts := l.commitUs[stream]
+	if uint64(len(ts))+1 != lsn {
+		panic(fmt.Sprintf("sim: stream %d commits LSN %d after %d entries", stream, lsn, len(ts)))
+	}
+	l.commitUs[stream] = append(ts, nowUs)
+}
+
+// recordDecay records a committed TerritoryRecovered event as one Decay
+// operation of its subgraph. Its input is the logged timestamps; the checkers
+// recompute the factor. It was called when first appended (the commit time
+// if unknown) and returns when a primary holds it.
+func (l *linChecks) recordDecay(sg model.SubgraphID, ev *model.Event, firstAppendUs, nowUs int64) {
+	call := nowUs
+	if firstAppendUs > 0 {
+		call = firstAppendUs
+	}
+	in := linearizability.Input{Kind: linearizability.Decay, ID: linUUID(ev.UUID), Subgraph: uint32(sg), RecoveryMs: ev.TimestampMs, HeartbeatMs: ev.Value}
+	id := l.w.recorder.Call(recorderManagerClient, in, call)
+	l.decays[sg] = append(l.decays[sg], openDecay{id: id, lsn: ev.LSN, uuid: ev.UUID})
+}
+
+// visible closes the decays of sg that a primary's state holds: its state is
+// at appliedLSN, or it applied the decay itself.
+func (l *linChecks) visible(sg model.SubgraphID, appliedLSN uint64, uuid model.EventUUID) {
+	open := l.decays[sg]
+	kept := open[:0]
+	for _, d := range open {
+		if d.lsn <= appliedLSN || d.uuid == uuid {
+			l.w.recorder.Return(d.id, linearizability.Output{Status: linearizability.StatusOK}, l.w.k.NowUs())
+			continue
+		}
+		kept = append(kept, d)
+	}
+	l.decays[sg] = kept
+}
+
+func (l *linChecks) observe(f model.Fact) {
+	switch f := f.(type) {
+	case model.FactCommitted:
+		if f.Type == model.EvTerritoryRecovered {
+			l.visible(f.Subgraph, 0, f.UUID)
+		}
+	case model.FactOperational:
+		l.visible(f.Subgraph, f.AppliedLSN, model.EventUUID{})
+	}
+}
+
+// finish closes the decays no primary ever held at the end of the run.
+func (l *linChecks) finish() {
+	for sg := model.SubgraphID(0); uint32(sg) < l.w.cfg.Subgraphs; sg++ {
+		l.visible(sg, ^uint64(0), model.EventUUID{})
+	}
+}
+
+// logs converts every committed stream into the log checker's form.
+func (l *linChecks) logs() ([]linearizability.SubgraphLog, error) {
+	var out []linearizability.SubgraphLog
+	for _, s := range l.w.log.Streams() {
+		committed := l.w.log.Committed(s)
+		sl := linearizability.SubgraphLog{Subgraph: s, Entries: make([]linearizability.Entry, 0, len(committed))}
+		for i, e := range committed {
+			ev, err := model.DecodeEvent(e.Data)
+			if err != nil {
+				return nil, fmt.Errorf("stream %d LSN %d: %w", s, e.LSN, err)
+			}
+			le := linearizability.Entry{LSN: e.LSN, ID: linUUID(ev.UUID)}
+			if i < len(l.commitUs[s]) {
+				le.CommitUs = l.commitUs[s][i]
+			}
+			switch ev.Type {
+			case model.EvHeartbeat:
+				le.Kind = linearizability.EntryHeartbeat
+			case model.EvAdoptPolicy:
+				le.Kind, le.Policy = linearizability.EntryAdoptPolicy, linPolicy(ev.Policy)
+			case model.EvTerritoryRecovered:
+				le.Kind = linearizability.EntryDecay
+				le.Op = linearizability.Input{Kind: linearizability.Decay, ID: le.ID, Subgraph: uint32(ev.Subgraph), RecoveryMs: ev.TimestampMs, HeartbeatMs: ev.Value}
+			default:
+				op, ok := writeOps[ev.Type]
+				if !ok {
+					return nil, fmt.Errorf("stream %d LSN %d: event type %s", s, e.LSN, ev.Type)
+				}
+				req := model.Request{ID: ev.UUID, Op: op, Neuron: ev.Neuron, Pre: ev.Pre, Post: ev.Post, Value: ev.Value}
+				le.Kind, le.Op = linearizability.EntryWrite, l.w.toLinInput(&req)
+			}
+			sl.Entries = append(sl.Entries, le)
+		}
+		out = append(out, sl)
+	}
+	return out, nil
+}
+
+var writeOps = map[model.EventType]model.OpKind{
+	model.EvCreateNeuron: model.OpCreateNeuron,
+	model.EvStimulate:    model.OpStimulate,
+	model.EvConnect:      model.OpConnect,
+	model.EvAdjustWeight: model.OpAdjustWeight,
+	model.EvPrune:        model.OpPrune,
+}
+
+func linUUID(u model.EventUUID) linearizability.UUID { return linearizability.UUID{Hi: u.Hi, Lo: u.Lo} }
