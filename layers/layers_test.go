@@ -31,6 +31,8 @@ var layers = []layer{
 	{"swarm", []string{"swarm/..."}, []string{"shrink", "reports", "scenarios", "replayfile", "simulator", "core"}},
 	{"runtime", []string{"runtime/..."}, []string{"core"}},
 	{"commands", []string{"cmd/..."}, []string{"swarm", "shrink", "reports", "replayfile", "scenarios", "simulator", "runtime", "core"}},
+	{"conformance", []string{"conformance/..."}, []string{"core"}},
+	{"tools", []string{"tools/..."}, nil},
 	{"layers", []string{"layers"}, nil},
 }
 
