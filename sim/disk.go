@@ -52,7 +52,7 @@ func (w *World) diskCall(h *host, e model.DiskCall) {
 				data := f.pending
 				if w.rndFaults.Chance(w.diskTornPM) && len(data) > 0 {
 					data = data[:w.rndFaults.Intn(len(data))] // torn: the device kept a prefix
-					w.dur.diskFaults++
+					w.diskFaults++
 				}
 				f.durable, f.hasDurable = data, true
 				f.pending, f.hasPending = nil, false
@@ -72,7 +72,7 @@ func (w *World) diskCall(h *host, e model.DiskCall) {
 			data = slices.Clone(data)
 			if len(data) > 0 && w.rndFaults.Chance(w.diskCorruptPM) {
 				data[w.rndFaults.Intn(len(data))] ^= 0x20
-				w.dur.diskFaults++
+				w.diskFaults++
 			}
 			res.Resp.Data = data
 		case model.DiskDelete:

@@ -1,7 +1,6 @@
 package sim
 
 import (
-	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -14,9 +13,11 @@ import (
 // durability watches the snapshot, recovery and garbage-collection protocols
 // from the services' side, where the truth is: the coordination store's
 // records, the object store's blobs, the committed log. It records RTO and
-// checks the durability invariants.
+// checks the durability invariants: one-committed-snapshot, blob-retention,
+// no-orphan-blobs and decay-bounded (the recovered state is the fold's, which
+// the fold checker compares when a primary becomes operational).
 type durability struct {
-	w *World
+	v *View
 
 	snapshotsCommitted int
 	loadedSnapshot     int
@@ -24,7 +25,6 @@ type durability struct {
 	rejected           int
 	recoveries         int
 	corruptions        int
-	diskFaults         int
 	fromCache          int
 
 	rtoUs        []int64 // adoption (restart or reassignment) to operational
@@ -41,16 +41,17 @@ type durability struct {
 	mgr          model.ManagerConfig
 }
 
-func newDurability(w *World) *durability {
-	d := &durability{w: w, downSince: map[model.SubgraphID]int64{}, supersededUs: map[string]int64{},
+func newDurability(v *View) Checker {
+	w := v.Config()
+	d := &durability{v: v, downSince: map[model.SubgraphID]int64{}, supersededUs: map[string]int64{},
 		blobPutUs: map[string]int64{}, recordGoneUs: map[string]int64{}, epochHB: map[model.SubgraphID][]epochHeartbeat{}, adoptedAt: map[model.SubgraphID]int64{}, corrupted: map[string]bool{}}
-	d.mgr = model.DefaultManagerConfig(1, w.cfg.Subgraphs, []model.HostID{1})
-	w.cfg.Manager.apply(&d.mgr)
+	d.mgr = model.DefaultManagerConfig(1, w.Subgraphs, []model.HostID{1})
+	w.Manager.apply(&d.mgr)
 	// Each host's clock error is at most the sum of its skews, jumps and
 	// drifts; two hosts differ by at most twice the worst.
 	perHost := map[string]int64{}
 	var maxDriftPM int64
-	for _, f := range w.cfg.Schedule.Faults {
+	for _, f := range w.Schedule.Faults {
 		for _, h := range f.Hosts {
 			switch f.Kind {
 			case faults.ClockSkew, faults.ClockJump:
@@ -78,28 +79,69 @@ func abs(v int64) int64 {
 	return v
 }
 
-func (d *durability) violate(name, format string, args ...any) {
-	d.w.violations = append(d.w.violations, invariants.Violation{Invariant: name, AtUs: d.w.k.NowUs(), Detail: fmt.Sprintf(format, args...)})
+func (d *durability) violate(name, format string, args ...any) { d.v.Violate(name, format, args...) }
+
+func (*durability) Name() string { return "durability" }
+
+func (d *durability) Observe(v *View, e BusEvent) {
+	switch e := e.(type) {
+	case CoordApplied:
+		if e.Req.Kind == model.CoordTxn && e.Err == model.ErrNone {
+			d.onTxn(e.Req, e.Resp.Succeeded)
+		}
+	case BlobApplied:
+		d.onBlobOp(e.Req)
+	case BlobCorrupted:
+		d.corrupted[e.Key] = true
+		d.corruptions++
+	case EntryFolded:
+		d.onCommit(e.Subgraph, e.Event, e.Applied, e.Entry.FirstSentUs, e.LastHeartbeatMs)
+	case FactObserved:
+		switch f := e.Fact.(type) {
+		case model.FactOperational:
+			d.operational(f)
+		case model.FactSnapshotCommitted:
+			d.snapshotsCommitted++
+		case model.FactSnapshotLoaded:
+			d.loaded(f)
+		case model.FactAdopted:
+			d.adopted(f)
+		}
+	case HostChanged:
+		if e.Change == HostCrashed || e.Change == HostLost || e.Change == HostPaused {
+			d.down(e.Host)
+		}
+	case Tick:
+		if e.Kind == TickPeriodic {
+			d.checkSnapshots()
+		}
+	}
+}
+
+func (d *durability) Final(*View) []invariants.Violation {
+	d.finish()
+	return nil
+}
+
+func (d *durability) Report(o *Outcome) {
+	o.RTOUs, o.OutageUs, o.Durability = d.rtoUs, d.outageUs, d.stats()
 }
 
 // ---- RTO ----
 
 // down marks every subgraph a host serves as down from now (crash, loss, pause).
-func (d *durability) down(h *host) {
-	if h.territory == nil {
-		return
-	}
-	for _, sg := range h.territory.Operational() {
+func (d *durability) down(h model.HostID) {
+	for _, sg := range d.v.Operational(h) {
 		if _, ok := d.downSince[sg]; !ok {
-			d.downSince[sg] = d.w.k.NowUs()
+			d.downSince[sg] = d.v.NowUs()
 		}
 	}
 }
 
-func (d *durability) adopted(f model.FactAdopted) { d.adoptedAt[f.Subgraph] = d.w.k.NowUs() }
+func (d *durability) adopted(f model.FactAdopted) { d.adoptedAt[f.Subgraph] = d.v.NowUs() }
 
 func (d *durability) operational(f model.FactOperational) {
-	now := d.w.k.NowUs()
+	now := d.v.NowUs()
 	if at, ok := d.downSince[f.Subgraph]; ok {
 		d.outageUs = append(d.outageUs, now-at)
 		delete(d.downSince, f.Subgraph)
@@ -136,7 +178,7 @@ func (d *durability) onTxn(req model.CoordRequest, succeeded bool) {
 			continue
 		}
 		if op.Kind == model.TxnDelete {
-			d.recordGoneUs[op.Key] = d.w.k.NowUs()
+			d.recordGoneUs[op.Key] = d.v.NowUs()
 			continue
 		}
 		r, err := model.ParseSnapshotRecord(model.KV{Key: op.Key, Value: op.Value})
@@ -145,7 +187,7 @@ func (d *durability) onTxn(req model.CoordRequest, succeeded bool) {
 			continue
 		}
 		if _, seen := d.supersededUs[op.Key]; r.State == model.SnapSuperseded && !seen {
-			d.supersededUs[op.Key] = d.w.k.NowUs()
+			d.supersededUs[op.Key] = d.v.NowUs()
 		}
 	}
 }
@@ -167,7 +209,7 @@ func parseBlobKey(key string) (model.SubgraphID, string, bool) {
 
 // onBlobOp sees every object-store operation as it is applied.
 func (d *durability) onBlobOp(req model.BlobRequest) {
-	now := d.w.k.NowUs()
+	now := d.v.NowUs()
 	switch req.Kind {
 	case model.BlobPut:
 		d.blobPutUs[req.Key] = now
@@ -178,12 +220,12 @@ func (d *durability) onBlobOp(req model.BlobRequest) {
 			return
 		}
 		recKey := model.SnapshotKey(sg, uuid)
-		if kv, ok := d.w.coord.Peek(recKey); ok {
+		if kv, ok := d.v.CoordPeek(recKey); ok {
 			if r, err := model.ParseSnapshotRecord(kv); err == nil && r.State == model.SnapCommitted {
 				d.violate(invariants.BlobRetention, "blob %s deleted while its record is COMMITTED", req.Key)
 			}
 		}
-		if head, ok := d.w.coord.Peek(model.SnapshotHeadKey(sg)); ok {
+		if head, ok := d.v.CoordPeek(model.SnapshotHeadKey(sg)); ok {
 			if r, err := model.ParseHead(sg, head); err == nil && r.UUID == uuid {
 				d.violate(invariants.BlobRetention, "blob %s deleted while the subgraph's head names it", req.Key)
 			}
@@ -203,8 +245,7 @@ func (d *durability) onBlobOp(req model.BlobRequest) {
 // which is at most the first append. Then a recovery's decay, the recovery
 // timestamp minus the last heartbeat, exceeds the true downtime by at most
 // twice that bound.
-func (d *durability) onCommit(sg model.SubgraphID, ev model.Event, res model.Result, applied bool, firstAppendUs int64, heartbeatMs int64) {
-	now := d.w.k.NowUs()
+func (d *durability) onCommit(sg model.SubgraphID, ev model.Event, applied bool, firstAppendUs int64, heartbeatMs int64) {
 	if applied && ev.Type == model.EvTerritoryRecovered {
 		d.checkDecayBase(sg, &ev)
 	}
@@ -229,11 +270,9 @@ func (d *durability) onCommit(sg model.SubgraphID, ev model.Event, res model.Res
 				sg, ev.Type, ev.LSN, ev.TimestampMs, trueMs, d.clockErrMs)
 		}
 	}
-	if !applied || ev.Type != model.EvTerritoryRecovered {
-		return
+	if applied && ev.Type == model.EvTerritoryRecovered {
+		d.recoveries++
 	}
-	d.recoveries++
-	d.w.lin.recordDecay(sg, &ev, firstAppendUs, now) // one operation over the subgraph
 }
 
 // epochHeartbeat is the fold's last heartbeat after the last event of an epoch.
@@ -262,9 +301,6 @@ func (d *durability) checkDecayBase(sg model.SubgraphID, ev *model.Event) {
 	}
 }
 
-// recorderManagerClient is the client id decay operations are recorded under.
-const recorderManagerClient = 1 << 20
-
 // ---- snapshot invariants ----
 
 // checkSnapshots: at most one COMMITTED snapshot per subgraph, the head names
@@ -272,9 +308,9 @@ const recorderManagerClient = 1 << 20
 // the blob after it was written: then recovery must skip it, which the fold
 // check covers).
 func (d *durability) checkSnapshots() {
-	for sg := model.SubgraphID(0); uint32(sg) < d.w.cfg.Subgraphs; sg++ {
+	for sg := model.SubgraphID(0); uint32(sg) < d.v.Config().Subgraphs; sg++ {
 		var committed []model.SnapshotRecord
-		for _, kv := range d.w.coord.PeekPrefix(model.SnapshotPrefix(sg)) {
+		for _, kv := range d.v.CoordPeekPrefix(model.SnapshotPrefix(sg)) {
 			r, err := model.ParseSnapshotRecord(kv)
 			if err != nil {
 				d.violate(invariants.OneCommitted, "subgraph %d: %v", sg, err)
@@ -292,12 +328,12 @@ func (d *durability) checkSnapshots() {
 			continue
 		}
 		r := committed[0]
-		if head, ok := d.w.coord.Peek(model.SnapshotHeadKey(sg)); !ok {
+		if head, ok := d.v.CoordPeek(model.SnapshotHeadKey(sg)); !ok {
 			d.violate(invariants.OneCommitted, "subgraph %d: snapshot %s COMMITTED but no head", sg, r.UUID)
 		} else if h, err := model.ParseHead(sg, head); err != nil || h.UUID != r.UUID {
 			d.violate(invariants.OneCommitted, "subgraph %d: snapshot %s COMMITTED but the head names %s (%v)", sg, r.UUID, h.UUID, err)
 		}
-		data, ok := d.w.blob.Object(r.Location)
+		data, ok := d.v.Blob(r.Location)
 		switch {
 		case !ok:
 			d.violate(invariants.OneCommitted, "subgraph %d: COMMITTED snapshot %s has no blob at %s", sg, r.UUID, r.Location)
@@ -312,9 +348,9 @@ func (d *durability) checkSnapshots() {
 // reconciler has had several passes with no faults.
 func (d *durability) finish() {
 	d.checkSnapshots()
-	now := d.w.k.NowUs()
+	now := d.v.NowUs()
 	quiet := (max(d.mgr.OrphanMs, d.mgr.StaleUploadMs) + 3*d.mgr.ReconcileMs + d.mgr.BlobTimeoutMs) * 1000
-	for _, key := range d.w.blob.Keys(model.SnapshotBlobPrefix) {
+	for _, key := range d.v.BlobKeys(model.SnapshotBlobPrefix) {
 		sg, uuid, ok := parseBlobKey(key)
 		if !ok {
 			continue
@@ -322,7 +358,7 @@ func (d *durability) finish() {
 		// An orphan since the later of its upload and its record's deletion.
 		recKey := model.SnapshotKey(sg, uuid)
 		since := max(d.blobPutUs[key], d.recordGoneUs[recKey])
-		if _, has := d.w.coord.Peek(recKey); !has && now-since > quiet {
+		if _, has := d.v.CoordPeek(recKey); !has && now-since > quiet {
 			d.violate(invariants.NoOrphans, "blob %s has had no record for %dms", key, (now-since)/1000)
 		}
 	}
@@ -333,54 +369,13 @@ func (d *durability) finish() {
 	slices.Sort(keys)
 	graceDone := (d.mgr.GraceMs + 3*d.mgr.ReconcileMs + d.mgr.BlobTimeoutMs) * 1000
 	for _, k := range keys {
-		kv, ok := d.w.coord.Peek(k)
+		kv, ok := d.v.CoordPeek(k)
 		if !ok || now-d.supersededUs[k] <= graceDone {
 			continue
 		}
 		if r, err := model.ParseSnapshotRecord(kv); err == nil && r.State == model.SnapSuperseded {
 			d.violate(invariants.NoOrphans, "snapshot %s SUPERSEDED %dms ago is still kept (grace %dms)", k, (now-d.supersededUs[k])/1000, d.mgr.GraceMs)
 		}
-	}
-}
-
-// corrupt damages stored snapshot blobs (a fault): the committed snapshot of
-// every subgraph of one random territory, the ones its recovery will try
-// first, or, when none is committed yet, one random blob.
-func (d *durability) corrupt() {
-	var keys []string
-	t := d.w.territories[d.w.rndFaults.Intn(len(d.w.territories))]
-	if t.territory != nil {
-		for _, sg := range t.territory.Operational() {
-			if head, ok := d.w.coord.Peek(model.SnapshotHeadKey(sg)); ok {
-				if r, err := model.ParseHead(sg, head); err == nil {
-					keys = append(keys, r.Location)
-				}
-			}
-		}
-	}
-	if len(keys) == 0 {
-		all := d.w.blob.Keys(model.SnapshotBlobPrefix)
-		if len(all) == 0 {
-			return
-		}
-		keys = []string{all[d.w.rndFaults.Intn(len(all))]}
-	}
-	for _, key := range keys {
-		d.corruptOne(key)
-	}
-}
-
-func (d *durability) corruptOne(key string) {
-	var ok bool
-	if d.w.rndFaults.Chance(750_000) { // a flipped byte often still parses: the checksum must catch it
-		ok = d.w.blob.Corrupt(key, d.w.rndFaults.Intn(1<<20))
-	} else {
-		data, _ := d.w.blob.Object(key)
-		ok = d.w.blob.Truncate(key, d.w.rndFaults.Intn(max(1, len(data))))
-	}
-	if ok {
-		d.corrupted[key] = true
-		d.corruptions++
 	}
 }
 
@@ -399,5 +394,5 @@ type DurabilityStats struct {
 func (d *durability) stats() DurabilityStats {
 	return DurabilityStats{SnapshotsCommitted: d.snapshotsCommitted, LoadedFromSnapshot: d.loadedSnapshot, LoadedFromLog: d.loadedLog,
 		RejectedSnapshots: d.rejected, RecoveryEvents: d.recoveries, BlobsCorrupted: d.corruptions,
-		LoadedFromCache: d.fromCache, DiskFaults: d.diskFaults}
+		LoadedFromCache: d.fromCache}
 }

@@ -43,6 +43,19 @@ func commit(t *testing.T, w *World, r model.SnapshotRecord, data []byte) {
 	w.blob.Apply(model.BlobRequest{Kind: model.BlobPut, Key: r.Location, Data: data})
 }
 
+// checker returns the world's checker of type T.
+func checker[T Checker](t *testing.T, w *World) T {
+	t.Helper()
+	for _, c := range w.checkers {
+		if c, ok := c.(T); ok {
+			return c
+		}
+	}
+	var zero T
+	t.Fatalf("no checker %T registered", zero)
+	return zero
+}
+
 func violated(w *World, name, detail string) bool {
 	for _, v := range w.violations {
 		if v.Invariant == name && strings.Contains(v.Detail, detail) {
@@ -56,13 +69,13 @@ func TestOneCommittedSnapshotCatchesTwo(t *testing.T) {
 	w := testWorld(t)
 	data := []byte("snapshot-a")
 	commit(t, w, record(1, "a", model.SnapCommitted, data), data)
-	w.dur.checkSnapshots()
+	w.publish(Tick{Kind: TickPeriodic})
 	if len(w.violations) != 0 {
 		t.Fatalf("a clean snapshot flagged: %v", w.violations)
 	}
 	b := record(1, "b", model.SnapCommitted, data) // planted: a second COMMITTED record
 	put(t, w, model.TxnOp{Kind: model.TxnPut, Key: model.SnapshotKey(1, "b"), Value: b.Encode()})
-	w.dur.checkSnapshots()
+	w.publish(Tick{Kind: TickPeriodic})
 	if !violated(w, invariants.OneCommitted, "2 COMMITTED") {
 		t.Fatalf("two committed snapshots not caught: %v", w.violations)
 	}
@@ -74,7 +87,7 @@ func TestOneCommittedSnapshotCatchesABadBlob(t *testing.T) {
 	r := record(2, "a", model.SnapCommitted, data)
 	commit(t, w, r, data)
 	w.blob.Apply(model.BlobRequest{Kind: model.BlobPut, Key: r.Location, Data: []byte("snapshot-X")}) // planted: a wrong blob committed
-	w.dur.checkSnapshots()
+	w.publish(Tick{Kind: TickPeriodic})
 	if !violated(w, invariants.OneCommitted, "does not match") {
 		t.Fatalf("a committed blob with the wrong checksum not caught: %v", w.violations)
 	}
@@ -85,15 +98,15 @@ func TestBlobRetentionCatchesCommittedAndEarlyDeletes(t *testing.T) {
 	data := []byte("x")
 	r := record(0, "a", model.SnapCommitted, data)
 	commit(t, w, r, data)
-	w.dur.onBlobOp(model.BlobRequest{Kind: model.BlobDelete, Key: r.Location}) // planted
+	w.publish(BlobApplied{Req: model.BlobRequest{Kind: model.BlobDelete, Key: r.Location}}) // planted
 	if !violated(w, invariants.BlobRetention, "COMMITTED") {
 		t.Fatalf("deleting a committed blob not caught: %v", w.violations)
 	}
 	sup := record(0, "old", model.SnapSuperseded, data)
 	req := model.CoordRequest{Kind: model.CoordTxn, Then: []model.TxnOp{{Kind: model.TxnPut, Key: model.SnapshotKey(0, "old"), Value: sup.Encode()}}}
-	w.coord.Apply(0, 0, req)
-	w.dur.onTxn(req, true)
-	w.dur.onBlobOp(model.BlobRequest{Kind: model.BlobDelete, Key: sup.Location}) // planted: no grace at all
+	resp, _ := w.coord.Apply(0, 0, req)
+	w.publish(CoordApplied{Req: req, Resp: resp})
+	w.publish(BlobApplied{Req: model.BlobRequest{Kind: model.BlobDelete, Key: sup.Location}}) // planted: no grace at all
 	if !violated(w, invariants.BlobRetention, "after it was superseded") {
 		t.Fatalf("deleting within the grace period not caught: %v", w.violations)
 	}
@@ -102,12 +115,13 @@ func TestBlobRetentionCatchesCommittedAndEarlyDeletes(t *testing.T) {
 func TestNoOrphansCatchesABlobWithoutRecord(t *testing.T) {
 	w := testWorld(t)
 	key := model.SnapshotBlobKey(3, "lost")
-	w.dur.onBlobOp(model.BlobRequest{Kind: model.BlobPut, Key: key})
-	w.blob.Apply(model.BlobRequest{Kind: model.BlobPut, Key: key, Data: []byte("x")}) // planted: never recorded
+	req := model.BlobRequest{Kind: model.BlobPut, Key: key, Data: []byte("x")}
+	w.blob.Apply(req) // planted: never recorded
+	w.publish(BlobApplied{Req: req})
 	if err := w.k.Run(60_000_000); err != nil {
 		t.Fatal(err)
 	}
-	w.dur.finish()
+	w.violations = append(w.violations, checker[*durability](t, w).Final(w.view)...)
 	if !violated(w, invariants.NoOrphans, key) {
 		t.Fatalf("orphan not caught: %v", w.violations)
 	}
@@ -120,12 +134,12 @@ func TestDecayBoundCatchesAWrongClock(t *testing.T) {
 		t.Fatal(err)
 	}
 	ok := model.Event{LSN: 1, Subgraph: 0, Type: model.EvHeartbeat, TimestampMs: 30_000}
-	w.dur.onCommit(0, ok, model.Result{}, true, 29_999_000, 30_000)
+	w.publish(folded(ok, 29_999_000, 30_000))
 	if len(w.violations) != 0 {
 		t.Fatalf("a right clock flagged: %v", w.violations)
 	}
 	bad := model.Event{LSN: 2, Subgraph: 0, Type: model.EvHeartbeat, TimestampMs: 4_000} // planted: time since boot
-	w.dur.onCommit(0, bad, model.Result{}, true, 29_999_000, 30_000)
+	w.publish(folded(bad, 29_999_000, 30_000))
 	if !violated(w, invariants.DecayBounded, "stamped 4000ms") {
 		t.Fatalf("a heartbeat from the wrong clock not caught: %v", w.violations)
 	}
@@ -134,7 +148,7 @@ func TestDecayBoundCatchesAWrongClock(t *testing.T) {
 func TestLivenessCatchesAnUnservedSubgraph(t *testing.T) {
 	w := testWorld(t) // nothing booted: no subgraph has a primary
 	put(t, w, model.TxnOp{Kind: model.TxnPut, Key: model.RouteKey(0), Value: model.EncodeRoute(1, 1)})
-	w.checkLiveness(1_000)
+	w.publish(Tick{Kind: TickHealed})
 	if !violated(w, invariants.Liveness, "4 subgraph(s) without an operational primary") {
 		t.Fatalf("unserved subgraphs not caught: %v", w.violations)
 	}
@@ -158,7 +172,7 @@ func TestSingleWriterCatchesASecondHostAtAnEpoch(t *testing.T) {
 func TestDecayBaseMustBeTheLastHeartbeatBeforeTheRecovery(t *testing.T) {
 	w := testWorld(t)
 	hb := func(lsn uint64, epoch uint64, ts int64) {
-		w.dur.onCommit(0, model.Event{LSN: lsn, Type: model.EvHeartbeat, WriterEpoch: epoch, TimestampMs: ts}, model.Result{}, true, 0, ts)
+		w.publish(folded(model.Event{LSN: lsn, Type: model.EvHeartbeat, WriterEpoch: epoch, TimestampMs: ts}, 0, ts))
 	}
 	hb(1, 1, 1_000)
 	hb(2, 1, 2_000) // epoch 1 ends with heartbeat 2000
@@ -166,12 +180,18 @@ func TestDecayBaseMustBeTheLastHeartbeatBeforeTheRecovery(t *testing.T) {
 	rec := func(base int64) model.Event {
 		return model.Event{LSN: 4, UUID: model.RecoveryUUID(0, 2), Type: model.EvTerritoryRecovered, WriterEpoch: 2, TimestampMs: 9_500, Value: base}
 	}
-	w.dur.onCommit(0, rec(2_000), model.Result{Value: 1}, true, 0, 9_500)
+	w.publish(folded(rec(2_000), 0, 9_500))
 	if len(w.violations) != 0 {
 		t.Fatalf("the right base flagged: %v", w.violations)
 	}
-	w.dur.onCommit(0, rec(9_000), model.Result{Value: 1}, true, 0, 9_500) // planted: decays from the new primary's write
+	w.publish(folded(rec(9_000), 0, 9_500)) // planted: decays from the new primary's write
 	if !violated(w, invariants.DecayBounded, "decays from heartbeat 9000ms, but the last heartbeat before that epoch is 2000ms") {
 		t.Fatalf("a shortened decay not caught: %v", w.violations)
 	}
+}
+
+// folded is the fold's report of an applied entry of subgraph 0.
+func folded(ev model.Event, firstSentUs, heartbeatMs int64) EntryFolded {
+	return EntryFolded{Entry: EntryCommitted{LSN: ev.LSN, Epoch: ev.WriterEpoch, FirstSentUs: firstSentUs},
+		Subgraph: ev.Subgraph, Event: ev, Applied: true, LastHeartbeatMs: heartbeatMs}
 }

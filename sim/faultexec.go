@@ -25,6 +25,7 @@ func (w *World) ids(names []string) []model.HostID {
 
 func (w *World) startFault(f faults.Fault) {
 	w.mix(uint64(f.AtMs) ^ 0xfa17)
+	w.publish(FaultChanged{Fault: f, Started: true})
 	switch f.Kind {
 	case faults.NetPartition, faults.NetPartitionOneWay, faults.CoordUnreachable:
 		w.activePartitions = append(w.activePartitions, f)
@@ -49,10 +50,7 @@ func (w *World) startFault(f faults.Fault) {
 		}
 	case faults.HostPause:
 		for _, n := range f.Hosts {
-			if h := w.hostByName(n); h.up && !h.paused {
-				w.dur.down(h)
-				h.paused = true
-			}
+			w.pause(w.hostByName(n))
 		}
 	case faults.ClockSkew, faults.ClockJump:
 		for _, n := range f.Hosts {
@@ -64,7 +62,7 @@ func (w *World) startFault(f faults.Fault) {
 			h.offsetUs, h.driftFromUs, h.driftPM = h.clockErrUs(w.k.NowUs()), w.k.NowUs(), f.RatePM
 		}
 	case faults.BlobCorrupt:
-		w.dur.corrupt()
+		w.corruptBlobs()
 	case faults.DiskTornWrite:
 		w.diskTornPM = f.RatePM
 	case faults.DiskCorruptRead:
@@ -92,6 +90,7 @@ func (w *World) startFault(f faults.Fault) {
 
 func (w *World) endFault(f faults.Fault) {
 	w.mix(uint64(f.EndMs()) ^ 0x4ea1)
+	w.publish(FaultChanged{Fault: f})
 	switch f.Kind {
 	case faults.NetPartition, faults.NetPartitionOneWay, faults.CoordUnreachable:
 		for i := range w.activePartitions {
@@ -116,6 +115,7 @@ func (w *World) endFault(f faults.Fault) {
 				continue
 			}
 			h.paused = false
+			w.publish(HostChanged{Host: h.id, Change: HostResumed})
 			held := h.held
 			h.held = nil
 			inc := h.incarnation

@@ -14,6 +14,7 @@ import (
 // neutral form.
 type linChecks struct {
 	w        *World
+	rec      *linearizability.Recorder
 	commitUs map[uint32][]int64 // by stream, LSN-1
 	decays   map[model.SubgraphID][]openDecay
 }
@@ -25,8 +26,8 @@ type openDecay struct {
 	uuid model.EventUUID
 }
 
-func newLinChecks(w *World) *linChecks {
-	return &linChecks{w: w, commitUs: map[uint32][]int64{}, decays: map[model.SubgraphID][]openDecay{}}
+func newLinChecks(w *World, rec *linearizability.Recorder) *linChecks {
+	return &linChecks{w: w, rec: rec, commitUs: map[uint32][]int64{}, decays: map[model.SubgraphID][]openDecay{}}
 }
 
 // LinConfig is the porcupine model's configuration: the scenario's policy
@@ -63,7 +64,7 @@ func (l *linChecks) recordDecay(sg model.SubgraphID, ev *model.Event, firstAppen
 		call = firstAppendUs
 	}
 	in := linearizability.Input{Kind: linearizability.Decay, ID: linUUID(ev.UUID), Subgraph: uint32(sg), RecoveryMs: ev.TimestampMs, HeartbeatMs: ev.Value}
-	id := l.w.recorder.Call(recorderManagerClient, in, call)
+	id := l.rec.Call(recorderManagerClient, in, call)
 	l.decays[sg] = append(l.decays[sg], openDecay{id: id, lsn: ev.LSN, uuid: ev.UUID})
 }
 
@@ -74,7 +75,7 @@ func (l *linChecks) visible(sg model.SubgraphID, appliedLSN uint64, uuid model.E
 	kept := open[:0]
 	for _, d := range open {
 		if d.lsn <= appliedLSN || d.uuid == uuid {
-			l.w.recorder.Return(d.id, linearizability.Output{Status: linearizability.StatusOK}, l.w.k.NowUs())
+			l.rec.Return(d.id, linearizability.Output{Status: linearizability.StatusOK}, l.w.k.NowUs())
 			continue
 		}
 		kept = append(kept, d)

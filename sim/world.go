@@ -2,10 +2,8 @@ package sim
 
 import (
 	"fmt"
-	"slices"
 
 	"territory/faults"
-	"territory/linearizability"
 	"territory/model"
 	"territory/sim/blobstore"
 	"territory/sim/coordstore"
@@ -66,7 +64,9 @@ func (h *host) timerUs(afterMs int64) int64 {
 	return us
 }
 
-// World is one simulated cluster and its checkers.
+// World is one simulated cluster: hosts, services, the network, the fault
+// state and the trace. What happens is published on the checker bus (bus.go);
+// the checkers (checkers.go, durability.go) judge it.
 type World struct {
 	cfg   Config
 	seed  uint64
@@ -96,26 +96,20 @@ type World struct {
 	coordTickAt      int64 // when the pending lease tick runs, 0 if none
 
 	// checking
-	recorder   *linearizability.Recorder
-	opIDs      map[model.EventUUID]linearizability.OpID
-	acked      invariants.AckedWrites
-	writers    *invariants.SingleWriter
-	folds      *invariants.Folds
+	checkers   []Checker
+	view       *View
 	violations []invariants.Violation
-	appendHost map[streamEpoch]model.HostID
-	// firstAppendUs: when an entry was first sent to the log, until it commits
-	firstAppendUs map[appendKey]int64
-	ops           int
-	unknownOps    int
-	stopIssuing   bool
-	trace         uint64
-	dur           *durability
-	lin           *linChecks
+	// firstSent: who first sent an entry to the log and when, until it commits
+	firstSent   map[appendKey]sentBy
+	ops         int
+	diskFaults  int
+	stopIssuing bool
+	trace       uint64
 }
 
-type streamEpoch struct {
-	stream uint32
-	epoch  uint64
+type sentBy struct {
+	host model.HostID
+	atUs int64
 }
 
 type appendKey struct {
@@ -131,12 +125,8 @@ func NewWorld(cfg Config, seed uint64) (*World, error) {
 	}
 	cfg.Schedule.Sort()
 	w := &World{cfg: cfg, seed: seed, k: kernel.New(seed, cfg.MaxSteps),
-		recorder: linearizability.NewRecorder(), opIDs: map[model.EventUUID]linearizability.OpID{},
-		writers: invariants.NewSingleWriter(), folds: invariants.NewFolds(cfg.Subgraphs, model.GenesisPolicy()),
-		appendHost: map[streamEpoch]model.HostID{}, firstAppendUs: map[appendKey]int64{},
-		trace: 14695981039346656037}
-	w.dur = newDurability(w)
-	w.lin = newLinChecks(w)
+		firstSent: map[appendKey]sentBy{}, trace: 14695981039346656037}
+	w.view = &View{w: w}
 	w.rndWorkload = w.k.Stream("workload")
 	w.rndFaults = w.k.Stream("faults")
 	w.rndServices = w.k.Stream("services")
@@ -166,6 +156,9 @@ func NewWorld(cfg Config, seed uint64) (*World, error) {
 	w.blobID = add(BlobHostName, kindService, 2).id
 	w.coord.SetNotifier(w.notifyWatch)
 	w.log.SetCommitHook(w.onLogCommit)
+	for _, mk := range checkerRegistry {
+		w.AddChecker(mk(w.view))
+	}
 	return w, nil
 }
 
@@ -277,7 +270,12 @@ func (w *World) send(h *host, e model.Send) {
 		panic(fmt.Sprintf("sim: host %s sends to unknown host %d", h.name, e.To))
 	}
 	to, from, msg := w.hosts[e.To], h.id, e.Msg
-	w.net.Send(from, to.id, func() { w.step(to, model.MessageIn{From: from, Msg: msg}) })
+	w.net.Send(from, to.id, func() {
+		if msg.Reply != nil && to.kind == kindClient && to.up {
+			w.publish(ReplySeen{Client: to.id, From: from, Reply: *msg.Reply})
+		}
+		w.step(to, model.MessageIn{From: from, Msg: msg})
+	})
 }
 
 // call runs one service call: request over the network to the service host,
@@ -313,9 +311,7 @@ func (w *World) coordCall(h *host, e model.CoordCall) {
 		lat := w.rndServices.Between(w.cfg.CoordMinUs, w.cfg.CoordMaxUs) + w.coordExtraUs
 		w.k.After(lat, func() {
 			resp, err := w.coord.Apply(w.k.NowUs(), caller, req)
-			if req.Kind == model.CoordTxn && err == model.ErrNone {
-				w.dur.onTxn(req, resp.Succeeded)
-			}
+			w.publish(CoordApplied{Caller: caller, Req: req, Resp: resp, Err: err})
 			w.scheduleCoordTick()
 			out := model.CoordResult{ReqID: e.ReqID, Resp: resp, Err: err}
 			if err != model.ErrNone {
@@ -348,28 +344,22 @@ func (w *World) notifyWatch(watcher model.HostID, ev model.WatchEvent) {
 }
 
 func (w *World) logCall(h *host, e model.LogCall) {
-	req := e.Req
+	req, caller := e.Req, h.id
 	if req.Kind == model.LogAppend {
-		if k := (appendKey{req.Stream, req.Epoch, req.LSN}); w.firstAppendUs[k] == 0 {
-			w.firstAppendUs[k] = w.k.NowUs()
+		if k := (appendKey{req.Stream, req.Epoch, req.LSN}); w.firstSent[k].atUs == 0 {
+			w.firstSent[k] = sentBy{h.id, w.k.NowUs()}
 		}
 	}
 	if req.Kind == model.LogAppend || req.Kind == model.LogOpen {
-		// One epoch, one writer: the host that opens (or first uses) an
-		// epoch owns it, and any other host using it is a broken claim, even
-		// if the log would refuse the append.
-		key := streamEpoch{req.Stream, req.Epoch}
-		if owner, ok := w.appendHost[key]; ok && owner != h.id {
-			w.violations = append(w.violations, invariants.Violation{Invariant: invariants.SingleWriterEpoch, AtUs: w.k.NowUs(),
-				Detail: fmt.Sprintf("stream %d epoch %d: %s by %s, but the epoch belongs to %s", req.Stream, req.Epoch, logOpName(req.Kind), h.name, w.hosts[owner].name)})
-		} else if !ok {
-			w.appendHost[key] = h.id
-		}
+		w.publish(LogSent{Host: h.id, Req: req})
 	}
 	w.call(h, w.logID, e.ReqID, e.TimeoutMs, model.LogResult{ReqID: e.ReqID, Outcome: model.OutcomeTimeout}, func(reply func(model.Input)) {
 		w.log.Do(req, func(resp model.LogResponse, err model.ServiceErr) {
-			if req.Kind == model.LogAppend && err == model.ErrNone && w.rndServices.Chance(w.ackLossPM) {
-				return // committed, but the acknowledgement is lost: an ambiguous append
+			// committed, but the acknowledgement is lost: an ambiguous append
+			lost := req.Kind == model.LogAppend && err == model.ErrNone && w.rndServices.Chance(w.ackLossPM)
+			w.publish(LogAnswered{Host: caller, Req: req, Resp: resp, Err: err, Lost: lost})
+			if lost {
+				return
 			}
 			out := model.LogResult{ReqID: e.ReqID, Resp: resp, Err: err}
 			if err != model.ErrNone {
@@ -380,22 +370,11 @@ func (w *World) logCall(h *host, e model.LogCall) {
 	})
 }
 
-func logOpName(k model.LogOpKind) string {
-	if k == model.LogOpen {
-		return "open"
-	}
-	return "append"
-}
-
 func (w *World) onLogCommit(stream uint32, lsn uint64, epoch uint64, data []byte) {
-	now := w.k.NowUs()
-	sg := model.SubgraphID(stream)
-	w.lin.committed(stream, lsn, now)
-	w.writers.Committed(now, stream, lsn, epoch, w.appendHost[streamEpoch{stream, epoch}])
-	first := w.firstAppendUs[appendKey{stream, epoch, lsn}]
-	delete(w.firstAppendUs, appendKey{stream, epoch, lsn})
-	ev, res, applied := w.folds.Committed(now, sg, model.LogEntry{LSN: lsn, Data: data})
-	w.dur.onCommit(sg, ev, res, applied, first, w.folds.LastHeartbeatMs(sg))
+	k := appendKey{stream, epoch, lsn}
+	first := w.firstSent[k]
+	delete(w.firstSent, k)
+	w.publish(EntryCommitted{Stream: stream, LSN: lsn, Epoch: epoch, Data: data, Writer: first.host, FirstSentUs: first.atUs})
 }
 
 func (w *World) blobCall(h *host, e model.BlobCall) {
@@ -407,8 +386,8 @@ func (w *World) blobCall(h *host, e model.BlobCall) {
 				reply(model.BlobResult{ReqID: e.ReqID, Outcome: model.OutcomeFailed, Err: model.ErrUnavailable})
 				return
 			}
-			w.dur.onBlobOp(req)
 			resp, err := w.blob.Apply(req)
+			w.publish(BlobApplied{Req: req, Resp: resp, Err: err})
 			if req.Kind == model.BlobPut && err == model.ErrNone && w.rndServices.Chance(w.blobAmbigPM) {
 				return // stored, but the answer is lost
 			}
@@ -456,16 +435,20 @@ func (w *World) boot(h *host) {
 		}
 		h.node, h.manager = m, m
 	}
+	w.publish(HostChanged{Host: h.id, Change: HostBooted})
 	w.step(h, model.Start{})
 }
 
+// crash stops a host (a lost host is marked lost first).
 func (w *World) crash(h *host) {
 	if !h.up {
 		return
 	}
-	if h.territory != nil {
-		w.dur.down(h)
+	change := HostCrashed
+	if h.lost {
+		change = HostLost
 	}
+	w.publish(HostChanged{Host: h.id, Change: change})
 	h.up = false
 	h.paused, h.held = false, nil
 	h.disk.crash()
@@ -478,51 +461,20 @@ func (w *World) crash(h *host) {
 // ---- observation and workload ----
 
 func (w *World) observe(h *host, f model.Fact) {
-	w.lin.observe(f)
-	switch f := f.(type) {
-	case model.FactOpDone:
-		w.opDone(h, f)
-	case model.FactOperational:
-		w.dur.operational(f)
-		if st, _ := h.territory.State(f.Subgraph); st != nil {
-			if v, _ := w.folds.Compare(w.k.NowUs(), h.name, st); v != nil {
-				w.violations = append(w.violations, *v)
-			}
-		}
-	case model.FactSnapshotCommitted:
-		w.dur.snapshotsCommitted++
-	case model.FactSnapshotLoaded:
-		w.dur.loaded(f)
-	case model.FactAdopted:
-		w.dur.adopted(f)
-	case model.FactCommitted, model.FactSteppedDown, model.FactSnapshotStarted:
-	default:
-		panic(fmt.Sprintf("sim: unknown fact %T", f))
+	if f, ok := f.(model.FactOpDone); ok {
+		w.publish(OpReturned{Client: h.id, ClientIndex: h.index, Done: f})
+		w.scheduleNext(h)
+		return
 	}
+	w.publish(FactObserved{Host: h.id, Fact: f})
 }
 
-func (w *World) opDone(h *host, f model.FactOpDone) {
-	id, ok := w.opIDs[f.Request.ID]
-	if !ok {
-		panic(fmt.Sprintf("sim: client %s finished an operation never submitted: %s", h.name, f.Request.ID))
+// pause freezes a host: inputs wait until resume.
+func (w *World) pause(h *host) {
+	if h.up && !h.paused {
+		w.publish(HostChanged{Host: h.id, Change: HostPaused})
+		h.paused = true
 	}
-	delete(w.opIDs, f.Request.ID)
-	out, sent := toLinOutput(f)
-	switch {
-	case !sent:
-		w.recorder.Discard(id) // never sent: not an operation, not an acknowledged write
-	case f.Unknown:
-		w.recorder.Return(id, out, w.k.NowUs())
-		w.unknownOps++
-	default:
-		w.recorder.Return(id, out, w.k.NowUs())
-		if f.Request.Op.IsRead() {
-			break
-		}
-		sg := model.SubgraphOf(f.Request.RoutingNeuron(), w.cfg.Subgraphs)
-		w.acked.Acked(w.k.NowUs(), sg, f.Request.ID, f.Request.Op)
-	}
-	w.scheduleNext(h)
 }
 
 func (w *World) scheduleNext(c *host) {
@@ -545,7 +497,7 @@ func (w *World) submit(c *host) {
 	req := w.nextOp()
 	req.ID = c.client.NewID()
 	w.ops++
-	w.opIDs[req.ID] = w.recorder.Call(c.index, w.toLinInput(&req), w.k.NowUs())
+	w.publish(OpCalled{Client: c.id, ClientIndex: c.index, Req: req})
 	w.step(c, model.Submit{Req: req})
 }
 
@@ -576,10 +528,9 @@ func (w *World) Run() (*Outcome, error) {
 	}
 	end := w.cfg.DurationMs * 1000
 	w.k.At(end, func() { w.stopIssuing = true })
-	// Liveness: once the last fault healed, every subgraph must have an
-	// operational primary within the scenario's bound.
+	// The healed check: the scenario's bound after the last fault healed.
 	livenessAt := (w.cfg.Schedule.LastEndMs() + w.cfg.LivenessMs) * 1000
-	w.k.At(livenessAt, func() { w.checkLiveness(w.cfg.LivenessMs) })
+	w.k.At(livenessAt, func() { w.publish(Tick{Kind: TickHealed}) })
 	if err := w.k.Run(max(end+w.cfg.DrainMs*1000, livenessAt)); err != nil {
 		return nil, err
 	}
@@ -597,8 +548,7 @@ func (w *World) territoryIDs() []model.HostID {
 func (w *World) scheduleChecks() {
 	var tick func()
 	tick = func() {
-		w.checkStates()
-		w.dur.checkSnapshots()
+		w.publish(Tick{Kind: TickPeriodic})
 		if w.k.NowUs() < w.cfg.DurationMs*1000 {
 			w.k.After(w.cfg.CheckEvery*1000, tick)
 		}
@@ -606,103 +556,42 @@ func (w *World) scheduleChecks() {
 	w.k.After(w.cfg.CheckEvery*1000, tick)
 }
 
-// checkStates compares every served subgraph with the fold of its log.
-func (w *World) checkStates() {
-	for _, h := range w.territories {
-		if !h.up {
-			continue
-		}
-		for _, sg := range h.territory.Operational() {
-			st, _ := h.territory.State(sg)
-			if v, _ := w.folds.Compare(w.k.NowUs(), h.name, st); v != nil {
-				w.violations = append(w.violations, *v)
+// corruptBlobs damages stored snapshot blobs (a fault): the committed snapshot of
+// every subgraph of one random territory, the ones its recovery will try
+// first, or, when none is committed yet, one random blob.
+func (w *World) corruptBlobs() {
+	var keys []string
+	t := w.territories[w.rndFaults.Intn(len(w.territories))]
+	if t.territory != nil {
+		for _, sg := range t.territory.Operational() {
+			if head, ok := w.coord.Peek(model.SnapshotHeadKey(sg)); ok {
+				if r, err := model.ParseHead(sg, head); err == nil {
+					keys = append(keys, r.Location)
+				}
 			}
 		}
 	}
-}
-
-// primaryOf returns the territory serving sg as operational primary at the
-// route's epoch, if any.
-func (w *World) primaryOf(sg model.SubgraphID) (*host, uint64) {
-	kv, ok := w.coord.Peek(model.RouteKey(sg))
-	if !ok {
-		return nil, 0
-	}
-	r, err := model.ParseRoute(kv)
-	if err != nil || int(r.Primary) >= len(w.hosts) {
-		return nil, 0
-	}
-	h := w.hosts[r.Primary]
-	if !h.up || h.territory == nil {
-		return nil, 0
-	}
-	st, epoch := h.territory.State(sg)
-	if st == nil || epoch != r.Epoch || !slices.Contains(h.territory.Operational(), sg) {
-		return nil, 0
-	}
-	return h, st.AppliedLSN
-}
-
-// checkLiveness records every subgraph without an operational primary.
-func (w *World) checkLiveness(sinceHealMs int64) {
-	var unserved []model.SubgraphID
-	for sg := model.SubgraphID(0); uint32(sg) < w.cfg.Subgraphs; sg++ {
-		if h, _ := w.primaryOf(sg); h == nil {
-			unserved = append(unserved, sg)
+	if len(keys) == 0 {
+		all := w.blob.Keys(model.SnapshotBlobPrefix)
+		if len(all) == 0 {
+			return
 		}
+		keys = []string{all[w.rndFaults.Intn(len(all))]}
 	}
-	if len(unserved) > 0 {
-		w.violations = append(w.violations, invariants.Violation{Invariant: invariants.Liveness, AtUs: w.k.NowUs(),
-			Detail: fmt.Sprintf("%d subgraph(s) without an operational primary %dms after the last fault healed: %v", len(unserved), sinceHealMs, unserved)})
+	for _, key := range keys {
+		w.corruptBlob(key)
 	}
 }
 
-// Outcome is what one run found.
-type Outcome struct {
-	TraceHash     uint64
-	Ops           int
-	UnknownOps    int
-	AckedWrites   int
-	Events        uint64
-	SimMs         int64
-	Violations    []invariants.Violation
-	History       *linearizability.Recorder
-	RTOUs         []int64
-	OutageUs      []int64
-	Durability    DurabilityStats
-	LogEntries    int
-	NetStats      netsim.Stats
-	MaxOpsPerKey  int
-	MaxOpsKeyName string
-	Logs          []linearizability.SubgraphLog // the committed logs, for the log checker
-}
-
-func (w *World) finish() *Outcome {
-	now := w.k.NowUs()
-	w.checkStates()
-	w.violations = append(w.violations, w.writers.Violations()...)
-	w.violations = append(w.violations, w.folds.Violations()...)
-	w.violations = append(w.violations, w.acked.Check(now,
-		func(sg model.SubgraphID) []model.LogEntry { return w.log.Committed(uint32(sg)) },
-		func(sg model.SubgraphID) (uint64, bool) {
-			h, applied := w.primaryOf(sg)
-			return applied, h != nil
-		})...)
-	w.checkLiveness((now - w.cfg.Schedule.LastEndMs()*1000) / 1000)
-	w.dur.finish()
-	w.lin.finish()
-	logs, err := w.lin.logs()
-	if err != nil {
-		panic(fmt.Sprintf("sim: committed log: %v", err)) // the fold read the same entries
+func (w *World) corruptBlob(key string) {
+	var ok bool
+	if w.rndFaults.Chance(750_000) { // a flipped byte often still parses: the checksum must catch it
+		ok = w.blob.Corrupt(key, w.rndFaults.Intn(1<<20))
+	} else {
+		data, _ := w.blob.Object(key)
+		ok = w.blob.Truncate(key, w.rndFaults.Intn(max(1, len(data))))
 	}
-	invariants.Sort(w.violations)
-	entries := 0
-	for _, s := range w.log.Streams() {
-		entries += len(w.log.Committed(s))
+	if ok {
+		w.publish(BlobCorrupted{Key: key})
 	}
-	w.mix(uint64(len(w.violations)))
-	key, n := w.recorder.MaxOpsPerKey()
-	return &Outcome{TraceHash: w.trace, Ops: w.ops, UnknownOps: w.unknownOps, AckedWrites: w.acked.Count(),
-		Events: w.k.Steps(), SimMs: now / 1000, Violations: w.violations, History: w.recorder,
-		RTOUs: w.dur.rtoUs, OutageUs: w.dur.outageUs, Durability: w.dur.stats(), LogEntries: entries, NetStats: w.net.Stats(), MaxOpsPerKey: n, MaxOpsKeyName: key, Logs: logs}
 }
