@@ -30,9 +30,6 @@ var layers = []layer{
 	{"shrink", []string{"shrink/..."}, []string{"replayfile", "simulator", "core"}},
 	{"swarm", []string{"swarm/..."}, []string{"shrink", "reports", "scenarios", "replayfile", "simulator", "core"}},
 	{"runtime", []string{"runtime/..."}, []string{"core"}},
-	// The port conformance suites: imported only by tests (of sim/ and
-	// runtime/ packages), which go list's Imports does not show.
-	{"conformance", []string{"conformance/..."}, []string{"core"}},
 	{"commands", []string{"cmd/..."}, []string{"swarm", "shrink", "reports", "replayfile", "scenarios", "simulator", "runtime", "core"}},
 	{"conformance", []string{"conformance/..."}, []string{"core"}},
 	{"tools", []string{"tools/..."}, nil},
