@@ -49,7 +49,7 @@ const (
 	watchWaitMs   = 5000
 	watchQuietMs  = 300
 	leasePollMs   = 100
-	leaseMarginMs = 700
+	leaseMarginMs = 1000
 )
 
 // CoordCases is the coordination suite.

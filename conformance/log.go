@@ -211,7 +211,7 @@ func logOpenEmpty(svc LogService, _ string) error {
 
 // logAppendRead: appends at tail+1 are acknowledged with their LSN; a read
 // from an LSN returns the entries from there, at most MaxEntries, with the
-// committed tail.
+// committed tail; FromLSN 0 reads from 1.
 func logAppendRead(svc LogService, _ string) error {
 	c := svc.Client()
 	const s = 1
@@ -248,6 +248,13 @@ func logAppendRead(svc LogService, _ string) error {
 	}
 	if r.TailLSN != 5 {
 		return errf("read from 2, max 2: tail %d, want 5", r.TailLSN)
+	}
+	r, err = ldo(c, model.LogRequest{Kind: model.LogRead, Stream: s, FromLSN: 0, MaxEntries: 2}, model.ErrNone)
+	if err != nil {
+		return err
+	}
+	if err := sameEntries("read from 0 (LSNs start at 1)", r.Entries, 1, want[:2]); err != nil {
+		return err
 	}
 	r, err = ldo(c, model.LogRequest{Kind: model.LogRead, Stream: s, FromLSN: 6}, model.ErrNone)
 	if err != nil {
