@@ -22,10 +22,14 @@ t "violation is a catch" "$(checks_of_line 'FAIL scenario=basic seed=1 trace=ab 
 t "invariants are catches" "$(checks_of_line 'FAIL scenario=basic seed=1 linearizable=ok invariants=blob-retention,degree-policy ops=3')" "blob-retention degree-policy"
 t "unknown is not a catch" "$(checks_of_line 'FAIL scenario=basic seed=1 linearizable=unknown invariants=ok ops=3')" ""
 t "unknown beside an invariant" "$(checks_of_line 'FAIL scenario=basic seed=1 linearizable=unknown invariants=liveness ops=3')" liveness
+t "the log checker's parts" "$(checks_of_line 'FAIL scenario=basic seed=1 linearizable=ok invariants=ok logcheck=log-answer,log-read ops=3')" "logcheck:log-answer logcheck:log-read"
+t "logcheck ok" "$(checks_of_line 'PASS scenario=basic seed=1 linearizable=ok invariants=ok logcheck=ok ops=3')" ""
 t "a new check field" "$(checks_of_line 'FAIL scenario=basic seed=1 linearizable=ok logcheck=violation invariants=ok')" logcheck
 t "a pass names nothing" "$(checks_of_line 'PASS scenario=basic seed=1 linearizable=ok invariants=ok')" ""
 expected_in "a,b" "c b" && ok "expected among several" || bad "expected among several"
 expected_in "TestX" "TestX/case" && ok "a subtest matches its test" || bad "a subtest matches its test"
+expected_in "logcheck" "logcheck:log-answer" && ok "a checker matches its parts" || bad "a checker matches its parts"
+expected_in "logcheck:log-read" "logcheck:log-answer" && bad "one part matched another" || ok "one part does not match another"
 expected_in "TestX" "TestXY" && bad "TestX matched TestXY" || ok "a longer test name does not match"
 expected_in "" "linearizable" && bad "no expectation matched" || ok "no expectation matches nothing"
 fx=$(mktemp)

@@ -55,14 +55,25 @@ copy_tree() {
   (cd "$root" && git ls-files -z --cached --others --exclude-standard | xargs -0 tar cf -) | tar xf - -C "$1"
 }
 
-# checks_of_line LINE: the checks a summary line says failed.
+# checks_of_line LINE: the checks a summary line says failed. invariants=a,b
+# names checks a and b; logcheck=x,y names logcheck:x and logcheck:y (an
+# expectation "logcheck" matches any of them); any field =violation names the
+# field (linearizable=violation: linearizable). linearizable=unknown, a
+# porcupine timeout, names nothing.
 checks_of_line() {
-  local kv k v found=""
+  local kv k v n found=""
   for kv in $1; do
     k=${kv%%=*} v=${kv#*=}
     [ "$k" = "$kv" ] && continue
     case "$k" in
       invariants) [ "$v" != ok ] && found="$found ${v//,/ }" ;;
+      logcheck)
+        if [ "$v" = violation ]; then
+          found="$found logcheck"
+        elif [ "$v" != ok ]; then
+          for n in ${v//,/ }; do found="$found logcheck:$n"; done
+        fi
+        ;;
       *) [ "$v" = violation ] && found="$found $k" ;;
     esac
   done
@@ -77,12 +88,13 @@ panic_frame() {
 }
 
 # expected_in EXPECT CAUGHT: does any expected check appear among the caught ones?
-# A test name also matches its subtests (TestX matches TestX/case).
+# A test name also matches its subtests (TestX matches TestX/case), a checker
+# its parts (logcheck matches logcheck:log-answer).
 expected_in() {
   local e c
   for e in ${1//,/ }; do
     for c in $2; do
-      if [ "$c" = "$e" ] || [ "${c#"$e"/}" != "$c" ]; then return 0; fi
+      if [ "$c" = "$e" ] || [ "${c#"$e"/}" != "$c" ] || [ "${c#"$e":}" != "$c" ]; then return 0; fi
     done
   done
   return 1
