@@ -26,8 +26,9 @@ lint: $(STATICCHECK) ## formatting, vet, staticcheck
 	$(GO) vet ./...
 	$(STATICCHECK) ./...
 
-unit: ## unit tests, the sans-IO check and the determinism test (20 seeds per scenario, run twice)
-	$(GO) test -count=1 ./...
+unit: ## unit tests, the sans-IO check and the determinism test (20 seeds per scenario, run twice); ./runtime/... and ./cmd/... (where the goroutines are) under the race detector
+	$(GO) test -count=1 $$($(GO) list ./... | grep -v -e '^territory/runtime/' -e '^territory/cmd/')
+	$(GO) test -race -count=1 ./runtime/... ./cmd/...
 
 sweep: ## SWEEP_SEEDS seeds of every scenario in parallel; swarm.json, junit.xml and replays under out/sweep
 	$(GO) build -o $(BIN)/sim ./cmd/sim
@@ -35,10 +36,11 @@ sweep: ## SWEEP_SEEDS seeds of every scenario in parallel; swarm.json, junit.xml
 	$(BIN)/sim swarm --scenario all --seeds 1..$(SWEEP_SEEDS) --out $(OUT)/sweep --progress lines > $(OUT)/sweep.log || { tail -n 40 $(OUT)/sweep.log; exit 1; }
 	tail -n 3 $(OUT)/sweep.log
 
-mutants: ## the planted-bug suite: every mutation must be caught by the checks
-	bash scripts/mutants.sh
+mutants: ## the planted-bug suite: every mutation must be caught by the check it names (those needing real services run in test-integration)
+	bash scripts/mutants-selftest.sh
+	MUTANTS_SELECT=local bash scripts/mutants.sh
 
-test-integration: ## the runtime against real Pulsar (3 bookies) and S3 (versitygw) started by scripts/
+test-integration: ## the runtime under -race against real Pulsar (3 bookies), S3, GCS and Azure emulators started by scripts/; absent services fail; the mutants that need them
 	TERRITORY_PULSAR_RESTART_TEST=1 bash scripts/test-integration.sh
 
 bench: ## speed figures: simulated seconds per wall second, events per second

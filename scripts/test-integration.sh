@@ -2,9 +2,12 @@
 # Integration tests against real services: starts the Pulsar standalone
 # (3 bookies), the S3 server and the GCS and Azure Blob emulators, exports their environment, runs
 #
-#   go test -tags integration -count=1 ./runtime/... ./cmd/territoryd/...
+#   go test -race -tags integration -count=1 ./runtime/... ./cmd/territoryd/...
 #
-# and always stops every service on exit (success, failure or Ctrl-C). The exit
+# with TERRITORY_REQUIRE_SERVICES=1 (a test that would skip for an absent
+# service fails instead; see runtime/servicetest), then the planted bugs that
+# need these services (scripts/mutants.sh with MUTANTS_SELECT=services), and
+# always stops every service on exit (success, failure or Ctrl-C). The exit
 # code is the tests' (or the failing start's). ./cmd/territoryd/... includes the
 # end-to-end tests of cmd/territoryd/e2e: real `territoryd run` and `territoryd
 # manager` processes on embedded etcd, the Pulsar standalone and the S3 bucket.
@@ -17,6 +20,11 @@
 # Environment:
 #   TERRITORY_IT_PACKAGES          packages to test (default ./runtime/... ./cmd/territoryd/...)
 #   TERRITORY_IT_TIMEOUT           go test -timeout (default 20m)
+#   TERRITORY_IT_RACE=0            run without the race detector (default: -race)
+#   TERRITORY_IT_MUTANTS=0         do not run the planted bugs that need the services
+#   TERRITORY_REQUIRE_SERVICES     default 1 (0 when a TERRITORY_IT_NO_* switch leaves a
+#                                  service out, whose tests then skip); 1 with such a
+#                                  switch is an error
 #   TERRITORY_IT_NO_S3=1           do not start the S3 server (the e2e tests then skip)
 #   TERRITORY_IT_NO_GCS=1          do not start the GCS emulator (runtime/blob TestPortGCS then skips)
 #   TERRITORY_IT_NO_AZURE=1        do not start Azurite (runtime/blob TestPortAzure then skips)
@@ -51,6 +59,20 @@ WITH_AZURE=1
 [[ "${TERRITORY_IT_NO_AZURE:-}" == 1 ]] && WITH_AZURE=0
 
 log() { printf '[test-integration] %s\n' "$*" >&2; }
+
+# A test that would skip for an absent service fails instead, unless a service
+# is left out on purpose.
+if ((WITH_S3 && WITH_GCS && WITH_AZURE)); then
+  export TERRITORY_REQUIRE_SERVICES="${TERRITORY_REQUIRE_SERVICES:-1}"
+elif [[ "${TERRITORY_REQUIRE_SERVICES:-}" == 1 ]]; then
+  log "ERROR: TERRITORY_REQUIRE_SERVICES=1 with a TERRITORY_IT_NO_* switch: the left-out service's tests could only fail"
+  exit 2
+else
+  export TERRITORY_REQUIRE_SERVICES=0
+  log "a service is left out (TERRITORY_IT_NO_*): its tests skip"
+fi
+RACE=(-race)
+[[ "${TERRITORY_IT_RACE:-1}" == 0 ]] && RACE=()
 
 command -v go >/dev/null 2>&1 || { log "ERROR: go not found in PATH"; exit 1; }
 
@@ -141,21 +163,30 @@ rc=0
 # The tests that stop or freeze Pulsar run alone below, never alongside other packages.
 # shellcheck disable=SC2086 # PACKAGES may list several packages
 env -u TERRITORY_PULSAR_RESTART_TEST -u TERRITORY_PULSAR_PAUSE_TEST \
-  go test -tags integration -count=1 -timeout "${TIMEOUT}" "$@" ${PACKAGES} || rc=$?
+  go test "${RACE[@]}" -tags integration -count=1 -timeout "${TIMEOUT}" "$@" ${PACKAGES} || rc=$?
 log "go test ${PACKAGES}: exit ${rc} in $((SECONDS - t))s"
 
 if [[ "${TERRITORY_PULSAR_RESTART_TEST:-}" == 1 ]]; then
   t=${SECONDS}
   rrc=0
-  go test -tags integration -count=1 -timeout "${TIMEOUT}" -run '^TestDurabilityAcrossRestart$' -v ./runtime/pulsarlog/ || rrc=$?
+  go test "${RACE[@]}" -tags integration -count=1 -timeout "${TIMEOUT}" -run '^TestDurabilityAcrossRestart$' -v ./runtime/pulsarlog/ || rrc=$?
   log "restart test: exit ${rrc} in $((SECONDS - t))s"
   ((rc != 0)) || rc=${rrc}
   if ((WITH_S3)); then
     t=${SECONDS}
     prc=0
-    TERRITORY_PULSAR_PAUSE_TEST=1 go test -tags integration -count=1 -timeout "${TIMEOUT}" -run '^TestPulsarOutage$' -v ./cmd/territoryd/e2e/ || prc=$?
+    TERRITORY_PULSAR_PAUSE_TEST=1 go test "${RACE[@]}" -tags integration -count=1 -timeout "${TIMEOUT}" -run '^TestPulsarOutage$' -v ./cmd/territoryd/e2e/ || prc=$?
     log "pulsar outage test: exit ${prc} in $((SECONDS - t))s"
     ((rc != 0)) || rc=${prc}
   fi
+fi
+
+# --- planted bugs caught against the real services ----------------------------------
+if [[ "${TERRITORY_IT_MUTANTS:-1}" == 1 ]]; then
+  t=${SECONDS}
+  mrc=0
+  MUTANTS_SELECT=services MUTANTS_OUT="${ROOT}/out/mutants-services" bash "${ROOT}/scripts/mutants.sh" || mrc=$?
+  log "mutants needing services: exit ${mrc} in $((SECONDS - t))s"
+  ((rc != 0)) || rc=${mrc}
 fi
 exit "${rc}"

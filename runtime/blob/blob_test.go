@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/thanos-io/objstore"
+
+	"territory/runtime/servicetest"
 )
 
 func TestAcceptanceFilesystem(t *testing.T) {
@@ -22,10 +24,7 @@ func TestAcceptanceFilesystem(t *testing.T) {
 // TestPortS3 runs against a real S3 server (scripts/s3-server.sh) when
 // TERRITORY_S3_ENDPOINT is set.
 func TestPortS3(t *testing.T) {
-	endpoint := os.Getenv("TERRITORY_S3_ENDPOINT")
-	if endpoint == "" {
-		t.Skip("TERRITORY_S3_ENDPOINT is not set: start scripts/s3-server.sh and export its env to run the S3 test")
-	}
+	endpoint := servicetest.Env(t, "TERRITORY_S3_ENDPOINT", "start scripts/s3-server.sh and export its env to run the S3 test")
 	env := func(k, def string) string {
 		if v := os.Getenv(k); v != "" {
 			return v

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/thanos-io/objstore"
+
+	"territory/runtime/servicetest"
 )
 
 // emulatorUniverse is a universe domain that is not Google's: see TestPortGCS.
@@ -34,10 +36,7 @@ const emulatorUniverse = "territory-emulator.invalid"
 // instead of exchanging it at token_uri (which points at a closed port here),
 // and the emulator ignores the Authorization header.
 func TestPortGCS(t *testing.T) {
-	endpoint := os.Getenv("TERRITORY_GCS_ENDPOINT")
-	if endpoint == "" {
-		t.Skip("TERRITORY_GCS_ENDPOINT is not set: start scripts/gcs-server.sh and export its env to run the GCS test")
-	}
+	endpoint := servicetest.Env(t, "TERRITORY_GCS_ENDPOINT", "start scripts/gcs-server.sh and export its env to run the GCS test")
 	u, err := url.Parse(endpoint)
 	if err != nil || u.Host == "" {
 		t.Fatalf("TERRITORY_GCS_ENDPOINT=%q: want http://host:port/storage/v1/", endpoint)
@@ -56,10 +55,7 @@ func TestPortGCS(t *testing.T) {
 // storage_connection_string takes a BlobEndpoint URL as is, so the path-style
 // http://127.0.0.1:10000/devstoreaccount1 goes there.
 func TestPortAzure(t *testing.T) {
-	endpoint := os.Getenv("TERRITORY_AZURE_ENDPOINT")
-	if endpoint == "" {
-		t.Skip("TERRITORY_AZURE_ENDPOINT is not set: start scripts/azure-server.sh and export its env to run the Azure test")
-	}
+	endpoint := servicetest.Env(t, "TERRITORY_AZURE_ENDPOINT", "start scripts/azure-server.sh and export its env to run the Azure test")
 	account := envOr("TERRITORY_AZURE_ACCOUNT", "devstoreaccount1")
 	t.Setenv("TERRITORY_AZURE_CONNECTION_STRING", fmt.Sprintf(
 		"DefaultEndpointsProtocol=http;AccountName=%s;AccountKey=%s;BlobEndpoint=%s;",

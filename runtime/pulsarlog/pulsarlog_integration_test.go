@@ -18,6 +18,8 @@ import (
 	"github.com/apache/pulsar-client-go/pulsar"
 
 	"territory/model"
+
+	"territory/runtime/servicetest"
 )
 
 // These tests run against a real Pulsar (scripts/pulsar-standalone.sh start,
@@ -26,11 +28,8 @@ import (
 
 func pulsarEnv(t testing.TB) (string, string) {
 	t.Helper()
-	url := os.Getenv("TERRITORY_PULSAR_URL")
-	if url == "" {
-		t.Skip("TERRITORY_PULSAR_URL is unset: run scripts/pulsar-standalone.sh start and " +
-			`eval "$(scripts/pulsar-standalone.sh env | sed 's/^/export /')" (or scripts/test-integration.sh)`)
-	}
+	url := servicetest.Env(t, "TERRITORY_PULSAR_URL", "run scripts/pulsar-standalone.sh start and "+
+		`eval "$(scripts/pulsar-standalone.sh env | sed 's/^/export /')" (or scripts/test-integration.sh)`)
 	admin := os.Getenv("TERRITORY_PULSAR_ADMIN_URL")
 	if admin == "" {
 		admin = "http://127.0.0.1:8080"

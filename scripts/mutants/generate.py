@@ -1,8 +1,32 @@
 # generate.py: writes scripts/mutants/*.patch from the edits below, against the
 # current tree. Rerun it when a patch no longer applies. Each edit must match once.
+#
+# An entry is name: (scenarios, description, edits) or (scenarios, description,
+# edits, headers); headers (a dict) and HEADERS[name] become header lines of the
+# patch that scripts/mutants.sh reads (see its top comment and scripts/README.md):
+#   'expect':   the check(s) expected to catch it (required): an invariant name,
+#               linearizable, model-assertion, or a Go test name for a test patch
+#   'test':     go test arguments: the patch is caught by a Go test, not by sim
+#               runs (then scenarios is '')
+#   'services': real services the test needs (pulsar s3 gcs azure)
 import subprocess, os, shutil, sys
 import pathlib
 root=str(pathlib.Path(__file__).resolve().parents[2])
+# The check expected to catch each mutation (kept apart from the entries, so
+# that edits of the entries and of these lines do not collide).
+HEADERS = {
+ 'skip-checksum': {'expect': 'state-is-fold-of-log'},
+ 'replay-from-snapshot-lsn': {'expect': 'state-is-fold-of-log'},
+ 'commit-without-txn': {'expect': 'one-committed-snapshot'},
+ 'decay-not-logged': {'expect': 'state-is-fold-of-log'},
+ 'paused-primary-acks': {'expect': 'no-acked-write-lost'},
+ 'delete-superseded-immediately': {'expect': 'blob-retention'},
+ 'drop-uuid-dedup': {'expect': 'linearizable'},
+ 'connect-off-by-one': {'expect': 'degree-policy'},
+ 'ignore-in-degree': {'expect': 'degree-policy'},
+ 'decay-base-after-writes': {'expect': 'decay-bounded'},
+ 'heartbeat-wrong-clock': {'expect': 'decay-bounded'},
+}
 muts = {
  'skip-checksum': ("snapshot-gc crash-recovery", "a corrupt snapshot blob is loaded: the checksum checks are skipped", [
    ('model/snapshot.go', 'if got, want := CRC32C(body), le32(data[len(data)-4:]); got != want {', 'if got, want := CRC32C(body), le32(data[len(data)-4:]); false && got != want {'),
@@ -70,7 +94,20 @@ expect = {
  'decay-misapplied': 'logcheck',
 }
 outdir = root + '/scripts/mutants'
-for name, (scen, desc, edits) in muts.items():
+for name, entry in muts.items():
+    scen, desc, edits = entry[:3]
+    headers = dict(HEADERS.get(name, {}))
+    if name in expect:
+        headers.setdefault('expect', expect[name])
+    if len(entry) > 3:
+        headers.update(entry[3])
+    unknown = set(headers) - {'expect', 'test', 'services'}
+    if unknown:
+        print('UNKNOWN HEADERS', name, sorted(unknown)); sys.exit(1)
+    if not headers.get('expect'):
+        print('WARNING: %s names no expected check (mutants.sh will fail it)' % name)
+    if bool(scen) == bool(headers.get('test')):
+        print('ENTRY FAILED', name, 'needs exactly one of scenarios and a test header'); sys.exit(1)
     tmp = '/tmp/mut-' + name
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(tmp)
@@ -91,9 +128,12 @@ for name, (scen, desc, edits) in muts.items():
     for f in files:
         r = subprocess.run(['diff', '-u', '--label', 'a/' + f, '--label', 'b/' + f, tmp + '/a/' + f, tmp + '/b/' + f], capture_output=True, text=True)
         patch += r.stdout
-    header = '# mutation: %s\n# scenarios: %s\n' % (name, scen)
-    if name in expect:
-        header += '# expect: %s\n' % expect[name]
+    header = '# mutation: %s\n' % name
+    if scen:
+        header += '# scenarios: %s\n' % scen
+    for k in ('expect', 'test', 'services'):
+        if headers.get(k):
+            header += '# %s: %s\n' % (k, headers[k])
     header += '# %s\n' % desc
     open(outdir + '/' + name + '.patch', 'w').write(header + patch)
     print('wrote', name)

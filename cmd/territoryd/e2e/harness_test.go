@@ -32,6 +32,8 @@ import (
 	"territory/runtime/etcdcoord"
 	"territory/runtime/etcdembed"
 	"territory/runtime/pulsarlog"
+
+	"territory/runtime/servicetest"
 )
 
 // territoryd is the binary under test, built once by TestMain.
@@ -51,6 +53,10 @@ func haveServices() bool {
 
 func TestMain(m *testing.M) {
 	if !haveServices() {
+		if servicetest.Required() {
+			fmt.Fprintf(os.Stderr, "e2e: %s (%s=1: the tests may not skip)\n", skipMsg, servicetest.RequireVar)
+			os.Exit(1)
+		}
 		fmt.Println("e2e: every test skips: " + skipMsg)
 		os.Exit(m.Run())
 	}
@@ -95,7 +101,7 @@ func env(k, def string) string {
 func needServices(t testing.TB) services {
 	t.Helper()
 	if !haveServices() {
-		t.Skip(skipMsg)
+		servicetest.Absent(t, skipMsg)
 	}
 	return services{
 		pulsarURL:  os.Getenv("TERRITORY_PULSAR_URL"),
