@@ -18,6 +18,7 @@ var checkerRegistry = []func(v *View) Checker{
 	newSingleWriterChecker,
 	newLivenessChecker,
 	newDurability,
+	newProgressChecker,
 }
 
 // ---- history: the linearizability record ----

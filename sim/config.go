@@ -37,6 +37,60 @@ type Config struct {
 	MaxSteps    uint64             `json:"max_steps"`
 	Territory   TerritoryOverrides `json:"territory"`
 	Manager     ManagerOverrides   `json:"manager"`
+	Progress    ProgressBounds     `json:"progress"`
+}
+
+// ProgressBounds are the progress check's limits (zero: the default).
+//
+// After the last fault heals plus BoundMs, the run is cut into windows of
+// WindowMs until the workload stops (the workload runs at least one window
+// past that point): in each, every client that runs through it completes at
+// least MinOps operations with a final answer from the store, and each
+// client's last final answer is at most WindowMs old when the workload stops.
+// A run without faults has no unknown outcome at all. Over the whole run,
+// unknown outcomes, busy answers and unavailable answers (final ones, and the
+// retried replies clients saw) are bounded, in parts per million of the
+// operations.
+type ProgressBounds struct {
+	BoundMs             int64 `json:"bound_ms,omitempty"`                   // default: the liveness bound
+	WindowMs            int64 `json:"window_ms,omitempty"`                  // default 5 s
+	MinOps              int   `json:"min_ops,omitempty"`                    // default 25 (a client answers about 125 in 5 s)
+	MaxUnknownPM        int64 `json:"max_unknown_pm,omitempty"`             // default 1%
+	MaxBusyPM           int64 `json:"max_busy_pm,omitempty"`                // final busy answers; default 0.1%
+	MaxUnavailablePM    int64 `json:"max_unavailable_pm,omitempty"`         // final unavailable answers; default 0.1%
+	MaxBusyRepliesPM    int64 `json:"max_busy_replies_pm,omitempty"`        // retried busy replies seen; default 10%
+	MaxUnavailRepliesPM int64 `json:"max_unavailable_replies_pm,omitempty"` // retried unavailable replies seen; default 10%
+}
+
+// ProgressLimits are the bounds with the defaults filled in.
+func (c *Config) ProgressLimits() ProgressBounds {
+	p := c.Progress
+	def := func(v *int64, d int64) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&p.BoundMs, c.LivenessMs)
+	def(&p.WindowMs, 5_000)
+	if p.MinOps <= 0 {
+		p.MinOps = 25
+	}
+	def(&p.MaxUnknownPM, 10_000)
+	def(&p.MaxBusyPM, 1_000)
+	def(&p.MaxUnavailablePM, 1_000)
+	def(&p.MaxBusyRepliesPM, 100_000)
+	def(&p.MaxUnavailRepliesPM, 100_000)
+	return p
+}
+
+// HealedMs is when progress is due: the last fault's end plus the bound.
+func (c *Config) HealedMs() int64 { return c.Schedule.LastEndMs() + c.ProgressLimits().BoundMs }
+
+// IssueEndMs is when clients stop issuing operations: the workload's duration,
+// or one progress window after HealedMs if that is later (so that progress
+// after the faults heal can be judged).
+func (c *Config) IssueEndMs() int64 {
+	return max(c.DurationMs, c.HealedMs()+c.ProgressLimits().WindowMs)
 }
 
 // ManagerOverrides tunes the control plane for a scenario (zero: default).
@@ -150,6 +204,9 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("config %s: net latency %d..%d", c.Scenario, c.Net.LatencyMinUs, c.Net.LatencyMaxUs)
 	case c.LivenessMs <= 0:
 		return fmt.Errorf("config %s: liveness_bound_ms must be positive", c.Scenario)
+	case c.Progress.BoundMs < 0 || c.Progress.WindowMs < 0 || c.Progress.MinOps < 0 || c.Progress.MaxUnknownPM < 0 ||
+		c.Progress.MaxBusyPM < 0 || c.Progress.MaxUnavailablePM < 0 || c.Progress.MaxBusyRepliesPM < 0 || c.Progress.MaxUnavailRepliesPM < 0:
+		return fmt.Errorf("config %s: progress bounds must not be negative", c.Scenario)
 	}
 	if err := c.Log.Validate(); err != nil {
 		return fmt.Errorf("config %s: log: %w", c.Scenario, err)

@@ -24,6 +24,7 @@ type Outcome struct {
 	MaxOpsPerKey  int
 	MaxOpsKeyName string
 	Logs          []linearizability.SubgraphLog // the committed logs, for the log checker
+	Progress      ProgressStats
 }
 
 // finish asks every checker for its final verdict and figures.

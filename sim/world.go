@@ -437,6 +437,11 @@ func (w *World) boot(h *host) {
 	}
 	w.publish(HostChanged{Host: h.id, Change: HostBooted})
 	w.step(h, model.Start{})
+	if h.kind == kindClient { // a client (re)starts its workload
+		for i := 0; i < w.cfg.Workload.InFlight; i++ {
+			w.scheduleNext(h)
+		}
+	}
 }
 
 // crash stops a host (a lost host is marked lost first).
@@ -518,15 +523,12 @@ func (w *World) Run() (*Outcome, error) {
 	w.boot(w.managerHost)
 	for _, c := range w.clients {
 		w.boot(c)
-		for i := 0; i < w.cfg.Workload.InFlight; i++ {
-			w.scheduleNext(c)
-		}
 	}
 	w.scheduleFaults()
 	if w.cfg.CheckEvery > 0 {
 		w.scheduleChecks()
 	}
-	end := w.cfg.DurationMs * 1000
+	end := w.cfg.IssueEndMs() * 1000
 	w.k.At(end, func() { w.stopIssuing = true })
 	// The healed check: the scenario's bound after the last fault healed.
 	livenessAt := (w.cfg.Schedule.LastEndMs() + w.cfg.LivenessMs) * 1000

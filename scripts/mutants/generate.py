@@ -84,6 +84,12 @@ muts = {
  'decay-misapplied': ("crash-recovery host-loss", "a recovery's decay is logged correctly (and its result reports the right factor) but the fold applies the factor squared", [
    ('model/subgraph.go', '		s.decay(keep)\n', '		s.decay(keep * keep / decayScale)\n'),
  ]),
+ 'never-answer': ("basic network services crash-recovery host-loss snapshot-gc pause-fencing clock-skew chaos", "the territory never sends a reply: every operation ends with an unknown outcome", [
+   ('model/territory.go', '	t.out.Add(Send{To: to, Msg: &Message{Reply: &Reply{ID: id, Result: r}}})\n', '	_, _, _ = to, id, r\n'),
+ ]),
+ 'always-busy': ("basic network services crash-recovery host-loss snapshot-gc pause-fencing clock-skew chaos", "the territory answers busy to everything", [
+   ('model/territory.go', '	t.out.Add(Send{To: to, Msg: &Message{Reply: &Reply{ID: id, Result: r}}})\n', '	_ = r\n	t.out.Add(Send{To: to, Msg: &Message{Reply: &Reply{ID: id, Result: Result{Status: StatusBusy}}}})\n'),
+ ]),
 }
 # expect: the check that must catch each mutation (as named on the summary line).
 expect = {
@@ -92,6 +98,8 @@ expect = {
  'reply-relabels-degree-rejection': 'linearizable',
  'prune-keeps-out-degree': 'linearizable',
  'decay-misapplied': 'logcheck',
+ 'never-answer': 'progress',
+ 'always-busy': 'progress',
 }
 outdir = root + '/scripts/mutants'
 for name, entry in muts.items():
