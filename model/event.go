@@ -31,10 +31,11 @@ func (t EventType) String() string {
 }
 
 // Event is one state change of a subgraph, as stored in its log stream.
-// Neuron, Pre, Post and Value are the operation's arguments (Value: stimulate
-// delta, connect weight, adjust delta; for EvTerritoryRecovered, the last
-// heartbeat before the recovery). TimestampMs is the writer's clock (the
-// control plane's for EvTerritoryRecovered). Policy is set for EvAdoptPolicy.
+// TimestampMs is the writer's clock (the control plane's for
+// EvTerritoryRecovered). The body depends on the type: Neuron, Pre, Post and
+// Value are a client write's arguments (Value: stimulate delta, connect
+// weight, adjust delta), Policy is the body of EvAdoptPolicy, and Recovery the
+// body of EvTerritoryRecovered.
 type Event struct {
 	LSN         uint64
 	UUID        EventUUID
@@ -47,6 +48,24 @@ type Event struct {
 	Value       int64
 	TimestampMs int64
 	Policy      Policy
+	Recovery    RecoveryBody
+}
+
+// RecoveryBody is the body of EvTerritoryRecovered.
+type RecoveryBody struct {
+	// LastHeartbeatMs is the subgraph's last heartbeat before the recovery:
+	// decay runs from it to the event's TimestampMs.
+	LastHeartbeatMs int64
+}
+
+// valueSlot is what the encoding's value field holds: the write argument, or
+// for EvTerritoryRecovered the last heartbeat (the byte layout of version 1,
+// which predates typed bodies).
+func (ev *Event) valueSlot() int64 {
+	if ev.Type == EvTerritoryRecovered {
+		return ev.Recovery.LastHeartbeatMs
+	}
+	return ev.Value
 }
 
 // EventFromRequest builds the event a write request logs.
@@ -92,7 +111,7 @@ func (ev *Event) AppendEncode(buf []byte) []byte {
 	buf = appendUvarint(buf, uint64(ev.Neuron))
 	buf = appendUvarint(buf, uint64(ev.Pre))
 	buf = appendUvarint(buf, uint64(ev.Post))
-	buf = appendVarint(buf, ev.Value)
+	buf = appendVarint(buf, ev.valueSlot())
 	buf = appendVarint(buf, ev.TimestampMs)
 	if ev.Type == EvAdoptPolicy {
 		p := &ev.Policy
@@ -193,7 +212,11 @@ func DecodeEvent(data []byte) (Event, error) {
 	ev.Neuron = NeuronID(d.uvarint("neuron"))
 	ev.Pre = NeuronID(d.uvarint("pre"))
 	ev.Post = NeuronID(d.uvarint("post"))
-	ev.Value = d.varint("value")
+	if v := d.varint("value"); ev.Type == EvTerritoryRecovered {
+		ev.Recovery.LastHeartbeatMs = v
+	} else {
+		ev.Value = v
+	}
 	ev.TimestampMs = d.varint("timestamp_ms")
 	if ev.Type == EvAdoptPolicy {
 		ev.Policy.Epoch = d.uvarint("policy.epoch")

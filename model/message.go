@@ -220,12 +220,56 @@ type FactAdopted struct {
 	Subgraph  SubgraphID
 }
 
-// FactSteppedDown: a territory stopped serving a subgraph.
+// FactSteppedDown: a territory stopped serving a subgraph. For the route
+// reasons, Primary and RouteEpoch are what the route said.
 type FactSteppedDown struct {
-	Territory HostID
-	Subgraph  SubgraphID
-	Epoch     uint64
-	Why       string
+	Territory  HostID
+	Subgraph   SubgraphID
+	Epoch      uint64
+	Reason     StepDownReason
+	Barrier    bool // the route was seen by a read barrier (not a poll or a claim)
+	Primary    HostID
+	RouteEpoch uint64
+}
+
+// StepDownReason says why a territory stopped serving a subgraph.
+type StepDownReason uint8
+
+const (
+	// StepDownFenced: a writer at a higher epoch opened the subgraph's log.
+	StepDownFenced StepDownReason = iota + 1
+	// StepDownRouteMoved: the route names another primary or a newer epoch.
+	StepDownRouteMoved
+	// StepDownRouteDeleted: the route is gone.
+	StepDownRouteDeleted
+)
+
+var stepDownNames = [...]string{"step-down?", "fenced", "route-moved", "route-deleted"}
+
+func (r StepDownReason) String() string {
+	if int(r) < len(stepDownNames) {
+		return stepDownNames[r]
+	}
+	return "step-down?"
+}
+
+// Why describes the step-down in words, for logs.
+func (f FactSteppedDown) Why() string {
+	var why string
+	switch f.Reason {
+	case StepDownFenced:
+		why = "fenced by a newer writer"
+	case StepDownRouteDeleted:
+		why = "route deleted"
+	case StepDownRouteMoved:
+		why = sprintf("route names territory %d at epoch %d", f.Primary, f.RouteEpoch)
+	default:
+		why = f.Reason.String()
+	}
+	if f.Barrier {
+		return "read barrier: " + why
+	}
+	return why
 }
 
 // FactOpDone: a client finished an operation. Unknown means the client gave up

@@ -172,9 +172,9 @@ func (s *SubgraphState) mutate(ev *Event) Result {
 		return Result{Status: StatusOK}
 	case EvTerritoryRecovered:
 		// Decay for the downtime: the recovery timestamp minus the last
-		// heartbeat before the recovery (Value), both in the event. The
-		// result carries the factor kept.
-		keep := DecayFactorPM(s.Policy.DecayPerSecondPM, ev.TimestampMs-ev.Value)
+		// heartbeat before the recovery, both in the event. The result
+		// carries the factor kept.
+		keep := DecayFactorPM(s.Policy.DecayPerSecondPM, ev.TimestampMs-ev.Recovery.LastHeartbeatMs)
 		s.decay(keep)
 		if ev.TimestampMs > s.LastHeartbeatMs {
 			s.LastHeartbeatMs = ev.TimestampMs

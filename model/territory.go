@@ -384,7 +384,7 @@ func (t *Territory) syncRoutes(kvs []KV) {
 		case p != nil && p.phase == phaseOperational && r.ModRevision > p.route.ModRevision && (r.Primary != t.cfg.ID || r.Epoch != p.epoch):
 			// Only a route newer than our own claim deposes us: a poll answered
 			// from before the claim must not.
-			t.stepDown(p, sprintf("route names territory %d at epoch %d", r.Primary, r.Epoch))
+			t.stepDown(p, stepDownWhy{reason: StepDownRouteMoved, route: r})
 			if r.Primary == t.cfg.ID {
 				t.adopt(r)
 			}
@@ -482,7 +482,7 @@ func (t *Territory) onRouteGet(p *primary, res CoordResult) {
 		return
 	}
 	if len(res.Resp.KVs) == 0 {
-		t.stepDown(p, "route deleted")
+		t.stepDown(p, stepDownWhy{reason: StepDownRouteDeleted})
 		return
 	}
 	r, err := ParseRoute(res.Resp.KVs[0])
@@ -490,7 +490,7 @@ func (t *Territory) onRouteGet(p *primary, res CoordResult) {
 		panic(sprintf("territory %d: %v", t.cfg.ID, err))
 	}
 	if r.Primary != t.cfg.ID {
-		t.stepDown(p, sprintf("route names territory %d at epoch %d", r.Primary, r.Epoch))
+		t.stepDown(p, stepDownWhy{reason: StepDownRouteMoved, route: r})
 		return
 	}
 	p.route = r
@@ -592,9 +592,17 @@ func (t *Territory) operational(p *primary) {
 	t.maybeSnapshot(p)
 }
 
+// stepDownWhy is why a territory stops serving a subgraph: the reason, and for
+// the route reasons the route it saw.
+type stepDownWhy struct {
+	reason  StepDownReason
+	barrier bool
+	route   Route
+}
+
 // stepDown stops serving a subgraph: every waiting client is told to go
 // elsewhere; nothing it waits for was acknowledged.
-func (t *Territory) stepDown(p *primary, why string) {
+func (t *Territory) stepDown(p *primary, why stepDownWhy) {
 	for _, w := range p.queue {
 		for _, c := range w.waiters {
 			t.reply(c, w.req.ID, Result{Status: StatusWrongTerritory})
@@ -608,7 +616,8 @@ func (t *Territory) stepDown(p *primary, why string) {
 	delete(t.subgraphs, p.sg)
 	i, _ := slices.BinarySearch(t.owned, p.sg)
 	t.owned = slices.Delete(t.owned, i, i+1)
-	t.out.Add(Observe{Fact: FactSteppedDown{Territory: t.cfg.ID, Subgraph: p.sg, Epoch: p.epoch, Why: why}})
+	t.out.Add(Observe{Fact: FactSteppedDown{Territory: t.cfg.ID, Subgraph: p.sg, Epoch: p.epoch,
+		Reason: why.reason, Barrier: why.barrier, Primary: why.route.Primary, RouteEpoch: why.route.Epoch}})
 }
 
 // ---- client requests ----
@@ -685,7 +694,7 @@ func (t *Territory) eventOf(p *primary, w *write) (Event, error) {
 		if w.internal == EvAdoptPolicy {
 			ts = t.nowMs
 		}
-		return Event{LSN: lsn, UUID: w.req.ID, Subgraph: p.sg, Type: w.internal, WriterEpoch: p.epoch, TimestampMs: ts, Policy: w.policy, Value: w.value}, nil
+		return Event{LSN: lsn, UUID: w.req.ID, Subgraph: p.sg, Type: w.internal, WriterEpoch: p.epoch, TimestampMs: ts, Policy: w.policy, Recovery: RecoveryBody{LastHeartbeatMs: w.value}}, nil
 	}
 	ev, err := EventFromRequest(&w.req, p.sg, lsn, p.epoch)
 	ev.TimestampMs = t.nowMs
@@ -725,7 +734,7 @@ func (t *Territory) onAppend(p *primary, res LogResult) {
 		t.pump(p)
 		t.maybeSnapshot(p)
 	case res.Err == ErrFenced:
-		t.stepDown(p, "fenced by a newer writer")
+		t.stepDown(p, stepDownWhy{reason: StepDownFenced})
 	case res.Err == ErrLSNConflict || res.Err == ErrLSNGap:
 		// Our view of the log is wrong: recover it from the log itself.
 		t.claim(p)
@@ -808,13 +817,13 @@ func (t *Territory) answerRead(p *primary, rd pendingRead, kvs []KV) {
 		return
 	}
 	if kv == nil {
-		t.stepDown(p, "read barrier: route deleted")
+		t.stepDown(p, stepDownWhy{reason: StepDownRouteDeleted, barrier: true})
 		t.reply(rd.from, rd.req.ID, Result{Status: StatusWrongTerritory})
 		return
 	}
 	r, err := ParseRoute(*kv)
 	if err == nil && (r.Primary != t.cfg.ID || r.Epoch > p.epoch) {
-		t.stepDown(p, sprintf("read barrier: route names territory %d at epoch %d", r.Primary, r.Epoch))
+		t.stepDown(p, stepDownWhy{reason: StepDownRouteMoved, barrier: true, route: r})
 		t.reply(rd.from, rd.req.ID, Result{Status: StatusWrongTerritory})
 		return
 	}

@@ -295,9 +295,9 @@ func (d *durability) checkDecayBase(sg model.SubgraphID, ev *model.Event) {
 		}
 		want = h.hb
 	}
-	if ev.Value != want {
+	if ev.Recovery.LastHeartbeatMs != want {
 		d.violate(invariants.DecayBounded, "subgraph %d: recovery of epoch %d at LSN %d decays from heartbeat %dms, but the last heartbeat before that epoch is %dms",
-			sg, recoveryEpoch, ev.LSN, ev.Value, want)
+			sg, recoveryEpoch, ev.LSN, ev.Recovery.LastHeartbeatMs, want)
 	}
 }
 

@@ -178,7 +178,7 @@ func TestDecayBaseMustBeTheLastHeartbeatBeforeTheRecovery(t *testing.T) {
 	hb(2, 1, 2_000) // epoch 1 ends with heartbeat 2000
 	hb(3, 2, 9_000) // the recovering claim (epoch 2) logged a write first
 	rec := func(base int64) model.Event {
-		return model.Event{LSN: 4, UUID: model.RecoveryUUID(0, 2), Type: model.EvTerritoryRecovered, WriterEpoch: 2, TimestampMs: 9_500, Value: base}
+		return model.Event{LSN: 4, UUID: model.RecoveryUUID(0, 2), Type: model.EvTerritoryRecovered, WriterEpoch: 2, TimestampMs: 9_500, Recovery: model.RecoveryBody{LastHeartbeatMs: base}}
 	}
 	w.publish(folded(rec(2_000), 0, 9_500))
 	if len(w.violations) != 0 {

@@ -209,7 +209,7 @@ func logFact(l *slog.Logger, f model.Fact) {
 	case model.FactOperational:
 		l.Info("operational", "subgraph", f.Subgraph, "epoch", f.Epoch, "applied_lsn", f.AppliedLSN)
 	case model.FactSteppedDown:
-		l.Info("stepped down", "subgraph", f.Subgraph, "epoch", f.Epoch, "why", f.Why)
+		l.Info("stepped down", "subgraph", f.Subgraph, "epoch", f.Epoch, "why", f.Why())
 	case model.FactSnapshotLoaded:
 		l.Info("snapshot loaded", "subgraph", f.Subgraph, "uuid", f.UUID, "lsn", f.LSN, "rejected", f.Rejected, "from_cache", f.FromCache)
 	case model.FactSnapshotStarted:

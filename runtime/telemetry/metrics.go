@@ -6,7 +6,6 @@ package telemetry
 
 import (
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -44,16 +43,15 @@ const (
 	ReasonOther        = "other"
 )
 
-// ReasonClass maps a FactSteppedDown.Why to a short, bounded label value. It
-// matches the wording of model/territory.go (stepDown callers), whether the
-// route was seen by the route watch or by a read barrier.
-func ReasonClass(why string) string {
-	switch {
-	case strings.Contains(why, "fenced"):
+// ReasonClass maps a step-down reason to a short, bounded label value,
+// whether the route was seen by the route poll or by a read barrier.
+func ReasonClass(r model.StepDownReason) string {
+	switch r {
+	case model.StepDownFenced:
 		return ReasonLogFenced
-	case strings.Contains(why, "route deleted"):
+	case model.StepDownRouteDeleted:
 		return ReasonRouteDeleted
-	case strings.Contains(why, "route names"):
+	case model.StepDownRouteMoved:
 		return ReasonRouteMoved
 	}
 	return ReasonOther
@@ -274,7 +272,7 @@ func (m *FactMetrics) Observe(_ model.HostID, f model.Fact) {
 		s.snapFrom = now
 
 	case model.FactSteppedDown:
-		m.fencing.WithLabelValues(ReasonClass(f.Why)).Inc()
+		m.fencing.WithLabelValues(ReasonClass(f.Reason)).Inc()
 		k := subKey{f.Territory, f.Subgraph}
 		if s := m.subs[k]; s != nil && s.operational {
 			m.operational.WithLabelValues(territoryLabel(f.Territory)).Dec()
