@@ -180,7 +180,8 @@ func (c *ackedChecker) Report(o *Outcome) { o.AckedWrites = c.acked.Count() }
 // ---- single writer per epoch ----
 
 // singleWriterChecker: one epoch belongs to one host (the first to open or
-// append at it), and along a stream's LSNs the writer epoch never goes down.
+// append at it); no entry of a lower epoch commits after the log accepted an
+// open at a higher one; along a stream's LSNs the writer epoch never goes down.
 type singleWriterChecker struct {
 	writers *invariants.SingleWriter
 	owner   map[streamEpoch]model.HostID
@@ -208,6 +209,10 @@ func (c *singleWriterChecker) Observe(v *View, e BusEvent) {
 			v.Violate(invariants.SingleWriterEpoch, "stream %d epoch %d: %s by %s, but the epoch belongs to %s", req.Stream, req.Epoch, logOpName(req.Kind), v.HostName(e.Host), v.HostName(owner))
 		} else if !ok {
 			c.owner[key] = e.Host
+		}
+	case LogAnswered:
+		if e.Req.Kind == model.LogOpen && e.Err == model.ErrNone {
+			c.writers.Opened(v.NowUs(), e.Req.Stream, e.Req.Epoch)
 		}
 	case EntryCommitted:
 		c.writers.Committed(v.NowUs(), e.Stream, e.LSN, e.Epoch, c.owner[streamEpoch{e.Stream, e.Epoch}])

@@ -34,7 +34,7 @@ func (d *disk) crash() {
 
 func (w *World) diskCall(h *host, e model.DiskCall) {
 	inc, req := h.incarnation, e.Req
-	w.k.After(w.rndServices.Between(50, 500), func() {
+	w.k.After(w.rndDisk.Between(50, 500), func() {
 		if h.incarnation != inc || !h.up {
 			return
 		}

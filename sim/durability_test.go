@@ -195,3 +195,18 @@ func folded(ev model.Event, firstSentUs, heartbeatMs int64) EntryFolded {
 	return EntryFolded{Entry: EntryCommitted{LSN: ev.LSN, Epoch: ev.WriterEpoch, FirstSentUs: firstSentUs},
 		Subgraph: ev.Subgraph, Event: ev, Applied: true, LastHeartbeatMs: heartbeatMs}
 }
+
+func TestSingleWriterCatchesAFencedAppendCommittingAfterTheOpen(t *testing.T) {
+	w := testWorld(t)
+	a, b := w.territories[0].id, w.territories[1].id
+	w.publish(LogSent{Host: a, Req: model.LogRequest{Kind: model.LogOpen, Stream: 2, Epoch: 1}})
+	w.publish(LogSent{Host: b, Req: model.LogRequest{Kind: model.LogOpen, Stream: 2, Epoch: 2}})
+	w.publish(LogAnswered{Host: b, Req: model.LogRequest{Kind: model.LogOpen, Stream: 2, Epoch: 2}})
+	// Planted: a's append at epoch 1 commits after b's open, before b commits anything.
+	w.publish(EntryCommitted{Stream: 2, LSN: 1, Epoch: 1, Writer: a})
+	v := append(w.violations, checker[*singleWriterChecker](t, w).Final(w.view)...)
+	w.violations = v
+	if !violated(w, invariants.SingleWriterEpoch, "after the log accepted an open at epoch 2") {
+		t.Fatalf("a fenced append committing after the open not caught: %v", w.violations)
+	}
+}

@@ -82,7 +82,13 @@ type World struct {
 	clients                []*host
 	managerHost            *host
 
-	rndWorkload, rndFaults, rndServices, rndClients *kernel.Rand
+	rndWorkload, rndFaults, rndClients *kernel.Rand
+	// one stream per component: adding or changing one does not shift the others
+	rndCoord     *kernel.Rand // coordination-store latency
+	rndBlob      *kernel.Rand // object-store latency
+	rndBlobFault *kernel.Rand // object-store errors and lost answers
+	rndAckLoss   *kernel.Rand // lost append acknowledgements
+	rndDisk      *kernel.Rand // local-disk latency
 
 	// fault state
 	activePartitions []faults.Fault
@@ -129,7 +135,11 @@ func NewWorld(cfg Config, seed uint64) (*World, error) {
 	w.view = &View{w: w}
 	w.rndWorkload = w.k.Stream("workload")
 	w.rndFaults = w.k.Stream("faults")
-	w.rndServices = w.k.Stream("services")
+	w.rndCoord = w.k.Stream("coord")
+	w.rndBlob = w.k.Stream("blob")
+	w.rndBlobFault = w.k.Stream("blob-faults")
+	w.rndAckLoss = w.k.Stream("log-ack-loss")
+	w.rndDisk = w.k.Stream("disk")
 	w.rndClients = w.k.Stream("clients")
 	w.net = netsim.New(w.k, w.k.Stream("network"), cfg.Net)
 	w.coord = coordstore.New()
@@ -171,50 +181,6 @@ func (w *World) hostByName(name string) *host {
 	panic(fmt.Sprintf("sim: no host %q (the schedule was validated)", name))
 }
 
-// ---- trace ----
-
-// mix folds one word into the trace hash (FNV-1a, a byte at a time would be
-// slower; a multiply-xorshift per word is enough to tell runs apart).
-func (w *World) mix(v uint64) {
-	w.trace ^= v
-	w.trace *= 0x100000001b3
-	w.trace ^= w.trace >> 29
-}
-
-func inputTag(in model.Input) uint64 {
-	switch in := in.(type) {
-	case model.Start:
-		return 1
-	case model.MessageIn:
-		switch m := in.Msg; {
-		case m.Request != nil:
-			return 2<<56 ^ m.Request.ID.Lo ^ m.Request.ID.Hi<<20
-		case m.Reply != nil:
-			return 3<<56 ^ m.Reply.ID.Lo ^ m.Reply.ID.Hi<<20 ^ uint64(m.Reply.Result.Status)<<40
-		case m.Recovered != nil:
-			return 10<<56 ^ uint64(m.Recovered.Subgraph)<<32 ^ m.Recovered.Epoch
-		case m.CommitRecovery != nil:
-			return 11<<56 ^ uint64(m.CommitRecovery.Subgraph)<<32 ^ m.CommitRecovery.Epoch
-		}
-		return 2 << 56
-	case model.CoordResult:
-		return 4<<56 ^ in.ReqID ^ uint64(in.Outcome)<<48
-	case model.LogResult:
-		return 5<<56 ^ in.ReqID ^ uint64(in.Outcome)<<48 ^ in.Resp.TailLSN<<24
-	case model.BlobResult:
-		return 6<<56 ^ in.ReqID ^ uint64(in.Outcome)<<48
-	case model.TimerFired:
-		return 7<<56 ^ in.ID
-	case model.WatchEvent:
-		return 8<<56 ^ uint64(in.KV.ModRevision)
-	case model.Submit:
-		return 9<<56 ^ in.Req.ID.Lo
-	case model.DiskResult:
-		return 12<<56 ^ in.ReqID ^ uint64(in.Outcome)<<48 ^ uint64(len(in.Resp.Data))<<20
-	}
-	return 0
-}
-
 // ---- stepping a host ----
 
 func (w *World) step(h *host, in model.Input) {
@@ -228,6 +194,7 @@ func (w *World) step(h *host, in model.Input) {
 	now := w.k.NowUs()
 	w.mix(uint64(now))
 	w.mix(uint64(h.id)<<32 ^ inputTag(in))
+	w.mixInput(in)
 	h.out.Reset()
 	h.node.Step(h.wallMs(now), in, &h.out)
 	inc := h.incarnation
@@ -240,6 +207,7 @@ func (w *World) step(h *host, in model.Input) {
 }
 
 func (w *World) execute(h *host, e model.Effect) {
+	w.mixEffect(e)
 	switch e := e.(type) {
 	case model.Send:
 		w.send(h, e)
@@ -308,7 +276,7 @@ func (w *World) call(h *host, svc model.HostID, reqID uint64, timeoutMs int64, t
 func (w *World) coordCall(h *host, e model.CoordCall) {
 	req, caller := e.Req, h.id
 	w.call(h, w.coordID, e.ReqID, e.TimeoutMs, model.CoordResult{ReqID: e.ReqID, Outcome: model.OutcomeTimeout}, func(reply func(model.Input)) {
-		lat := w.rndServices.Between(w.cfg.CoordMinUs, w.cfg.CoordMaxUs) + w.coordExtraUs
+		lat := w.rndCoord.Between(w.cfg.CoordMinUs, w.cfg.CoordMaxUs) + w.coordExtraUs
 		w.k.After(lat, func() {
 			resp, err := w.coord.Apply(w.k.NowUs(), caller, req)
 			w.publish(CoordApplied{Caller: caller, Req: req, Resp: resp, Err: err})
@@ -356,7 +324,7 @@ func (w *World) logCall(h *host, e model.LogCall) {
 	w.call(h, w.logID, e.ReqID, e.TimeoutMs, model.LogResult{ReqID: e.ReqID, Outcome: model.OutcomeTimeout}, func(reply func(model.Input)) {
 		w.log.Do(req, func(resp model.LogResponse, err model.ServiceErr) {
 			// committed, but the acknowledgement is lost: an ambiguous append
-			lost := req.Kind == model.LogAppend && err == model.ErrNone && w.rndServices.Chance(w.ackLossPM)
+			lost := req.Kind == model.LogAppend && err == model.ErrNone && w.rndAckLoss.Chance(w.ackLossPM)
 			w.publish(LogAnswered{Host: caller, Req: req, Resp: resp, Err: err, Lost: lost})
 			if lost {
 				return
@@ -380,15 +348,15 @@ func (w *World) onLogCommit(stream uint32, lsn uint64, epoch uint64, data []byte
 func (w *World) blobCall(h *host, e model.BlobCall) {
 	req := e.Req
 	w.call(h, w.blobID, e.ReqID, e.TimeoutMs, model.BlobResult{ReqID: e.ReqID, Outcome: model.OutcomeTimeout}, func(reply func(model.Input)) {
-		lat := w.rndServices.Between(w.cfg.BlobMinUs, w.cfg.BlobMaxUs) + w.blobExtraUs
+		lat := w.rndBlob.Between(w.cfg.BlobMinUs, w.cfg.BlobMaxUs) + w.blobExtraUs
 		w.k.After(lat, func() {
-			if w.rndServices.Chance(w.blobErrPM) {
+			if w.rndBlobFault.Chance(w.blobErrPM) {
 				reply(model.BlobResult{ReqID: e.ReqID, Outcome: model.OutcomeFailed, Err: model.ErrUnavailable})
 				return
 			}
 			resp, err := w.blob.Apply(req)
 			w.publish(BlobApplied{Req: req, Resp: resp, Err: err})
-			if req.Kind == model.BlobPut && err == model.ErrNone && w.rndServices.Chance(w.blobAmbigPM) {
+			if req.Kind == model.BlobPut && err == model.ErrNone && w.rndBlobFault.Chance(w.blobAmbigPM) {
 				return // stored, but the answer is lost
 			}
 			out := model.BlobResult{ReqID: e.ReqID, Resp: resp, Err: err}

@@ -37,12 +37,20 @@ const (
 // ---- single writer per epoch ----
 
 // SingleWriter checks that at most one writer epoch appends to a stream at a
-// time: along a stream's LSNs the writer epoch never goes down, and one epoch
+// time: once the log accepted an open at an epoch, no entry of a lower epoch
+// commits, whenever it commits (before the new writer's first commit too);
+// along a stream's LSNs the writer epoch never goes down; and one epoch
 // belongs to one host.
 type SingleWriter struct {
 	last       map[uint32]uint64 // stream -> highest epoch that committed an entry
+	opened     map[uint32]opened // stream -> highest epoch the log accepted an open at
 	owner      map[writerKey]model.HostID
 	violations []Violation
+}
+
+type opened struct {
+	epoch uint64
+	atUs  int64
 }
 
 type writerKey struct {
@@ -52,11 +60,23 @@ type writerKey struct {
 
 // NewSingleWriter returns an empty checker.
 func NewSingleWriter() *SingleWriter {
-	return &SingleWriter{last: map[uint32]uint64{}, owner: map[writerKey]model.HostID{}}
+	return &SingleWriter{last: map[uint32]uint64{}, opened: map[uint32]opened{}, owner: map[writerKey]model.HostID{}}
+}
+
+// Opened records that the log accepted an open of stream at epoch: from now
+// on every lower epoch is fenced.
+func (c *SingleWriter) Opened(atUs int64, stream uint32, epoch uint64) {
+	if epoch > c.opened[stream].epoch {
+		c.opened[stream] = opened{epoch, atUs}
+	}
 }
 
 // Committed records that host's append at epoch committed at lsn.
 func (c *SingleWriter) Committed(atUs int64, stream uint32, lsn, epoch uint64, host model.HostID) {
+	if o := c.opened[stream]; epoch < o.epoch {
+		c.violations = append(c.violations, Violation{SingleWriterEpoch, atUs,
+			fmt.Sprintf("stream %d: LSN %d committed by epoch %d after the log accepted an open at epoch %d (at %dus)", stream, lsn, epoch, o.epoch, o.atUs)})
+	}
 	if prev := c.last[stream]; epoch < prev {
 		c.violations = append(c.violations, Violation{SingleWriterEpoch, atUs,
 			fmt.Sprintf("stream %d: LSN %d committed by epoch %d after epoch %d had appended", stream, lsn, epoch, prev)})

@@ -25,6 +25,26 @@ func TestSingleWriterCatchesAnOlderEpochAppendingLater(t *testing.T) {
 	}
 }
 
+func TestSingleWriterCatchesAFencedAppendBeforeTheSuccessorsFirstCommit(t *testing.T) {
+	c := NewSingleWriter()
+	c.Committed(1, 5, 1, 1, 10)
+	c.Opened(2, 5, 2) // the successor's open is accepted; it has committed nothing yet
+	c.Opened(3, 5, 1) // an older open answered late changes nothing
+	if len(c.Violations()) != 0 {
+		t.Fatalf("clean history flagged: %v", c.Violations())
+	}
+	// Planted: the fenced epoch-1 writer's append commits after the open. The
+	// epoch along the LSNs does not go down (epoch 2 has no entry yet).
+	c.Committed(4, 5, 2, 1, 10)
+	if len(c.Violations()) != 1 || !strings.Contains(c.Violations()[0].Detail, "after the log accepted an open at epoch 2") {
+		t.Fatalf("fenced append not caught: %v", c.Violations())
+	}
+	c.Committed(5, 5, 3, 2, 11) // the successor's own commits are fine
+	if len(c.Violations()) != 1 {
+		t.Fatalf("the successor's commit flagged: %v", c.Violations())
+	}
+}
+
 func TestSingleWriterCatchesTwoHostsInOneEpoch(t *testing.T) {
 	c := NewSingleWriter()
 	c.Committed(1, 5, 1, 3, 10)
