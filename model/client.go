@@ -1,5 +1,7 @@
 package model
 
+import "fmt"
+
 // RandSource is randomness handed to a state machine by its driver (a seeded
 // stream in simulation). The core never draws randomness of its own.
 type RandSource interface{ Uint64() uint64 }
@@ -36,15 +38,15 @@ func DefaultClientConfig(id HostID, session uint64, subgraphs uint32) ClientConf
 func (c ClientConfig) Validate() error {
 	switch {
 	case c.ID == 0 || c.Session == 0:
-		return errorf("client config: id and session must be positive")
+		return fmt.Errorf("client config: id and session must be positive")
 	case c.Subgraphs == 0:
-		return errorf("client %d config: subgraphs must be positive", c.ID)
+		return fmt.Errorf("client %d config: subgraphs must be positive", c.ID)
 	case c.RequestTimeoutMs <= 0 || c.OpDeadlineMs < c.RequestTimeoutMs || c.CoordTimeoutMs <= 0:
-		return errorf("client %d config: request timeout %d, deadline %d, coordination timeout %d", c.ID, c.RequestTimeoutMs, c.OpDeadlineMs, c.CoordTimeoutMs)
+		return fmt.Errorf("client %d config: request timeout %d, deadline %d, coordination timeout %d", c.ID, c.RequestTimeoutMs, c.OpDeadlineMs, c.CoordTimeoutMs)
 	case c.BackoffBaseMs <= 0 || c.BackoffCapMs < c.BackoffBaseMs:
-		return errorf("client %d config: backoff base %d cap %d", c.ID, c.BackoffBaseMs, c.BackoffCapMs)
+		return fmt.Errorf("client %d config: backoff base %d cap %d", c.ID, c.BackoffBaseMs, c.BackoffCapMs)
 	case c.MaxInFlight <= 0:
-		return errorf("client %d config: max in flight must be positive", c.ID)
+		return fmt.Errorf("client %d config: max in flight must be positive", c.ID)
 	}
 	return nil
 }
@@ -108,7 +110,7 @@ func NewClient(cfg ClientConfig, rand RandSource) (*Client, error) {
 		return nil, err
 	}
 	if rand == nil {
-		return nil, errorf("client %d: nil randomness source", cfg.ID)
+		return nil, fmt.Errorf("client %d: nil randomness source", cfg.ID)
 	}
 	return &Client{cfg: cfg, rand: rand, routes: make([]HostID, cfg.Subgraphs),
 		ops: make(map[EventUUID]*clientOp), timers: make(map[uint64]clientTimer)}, nil
@@ -149,7 +151,7 @@ func (c *Client) Step(nowMs int64, in Input, out *Outbox) {
 		c.onTimer(in.ID)
 	case LogResult, BlobResult, DiskResult:
 	default:
-		panic(sprintf("client %d: unknown input", c.cfg.ID))
+		panic(fmt.Sprintf("client %d: unknown input", c.cfg.ID))
 	}
 	c.out = nil
 }
@@ -170,10 +172,10 @@ func (c *Client) jitteredBackoffMs(tries int) int64 {
 
 func (c *Client) submit(req Request) {
 	if req.ID.IsZero() || req.ID.Hi != c.cfg.Session {
-		panic(sprintf("client %d: request id %s not made by NewID", c.cfg.ID, req.ID))
+		panic(fmt.Sprintf("client %d: request id %s not made by NewID", c.cfg.ID, req.ID))
 	}
 	if _, dup := c.ops[req.ID]; dup {
-		panic(sprintf("client %d: request %s submitted twice", c.cfg.ID, req.ID))
+		panic(fmt.Sprintf("client %d: request %s submitted twice", c.cfg.ID, req.ID))
 	}
 	if len(c.ops) >= c.cfg.MaxInFlight {
 		// Never sent, so it certainly did not happen.

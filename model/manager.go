@@ -295,7 +295,7 @@ func (m *Manager) onRecList(res CoordResult) {
 		m.deletions++
 		m.blob(mcall{kind: mcallBlobDelete}, BlobRequest{Kind: BlobDelete, Key: key})
 	}
-	for item := range m.seen { // forget items gone or changed; order-free
+	for item := range m.seen { // order: forgetting items gone or changed is order-free
 		if !m.seenNow[item] {
 			delete(m.seen, item)
 		}
