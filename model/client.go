@@ -279,15 +279,35 @@ func (c *Client) watch() {
 }
 
 func (c *Client) onWatch(ev WatchEvent) {
-	r, err := ParseRoute(ev.KV)
-	if err != nil || uint32(r.Subgraph) >= c.cfg.Subgraphs {
+	if ev.Deleted {
+		if sg, err := ParseRouteKey(ev.KV.Key); err == nil && uint32(sg) < c.cfg.Subgraphs {
+			c.routes[sg] = 0
+		}
 		return
 	}
-	if ev.Deleted {
-		c.routes[r.Subgraph] = 0
+	r, ok := c.usableRoute(ev.KV)
+	if !ok {
+		// The cached primary may be stale: forget it, and route afresh.
+		if sg, err := ParseRouteKey(ev.KV.Key); err == nil && uint32(sg) < c.cfg.Subgraphs {
+			c.routes[sg] = 0
+		}
 		return
 	}
 	c.routes[r.Subgraph] = r.Primary
+}
+
+// usableRoute parses a route the client read; a value the core did not
+// write is reported (FactBadCoordValue) and treated as no route.
+func (c *Client) usableRoute(kv KV) (Route, bool) {
+	r, err := ParseRoute(kv)
+	if err == nil && uint32(r.Subgraph) >= c.cfg.Subgraphs {
+		err = fmt.Errorf("route %s: subgraph %d beyond the %d of the cluster", kv.Key, r.Subgraph, c.cfg.Subgraphs)
+	}
+	if err != nil {
+		c.out.Add(badCoordValue(c.cfg.ID, kv.Key, err))
+		return Route{}, false
+	}
+	return r, true
 }
 
 func (c *Client) onRoutes(res CoordResult) {
@@ -306,8 +326,8 @@ func (c *Client) onRoutes(res CoordResult) {
 	c.refreshTry = 0
 	c.routesLoaded = true
 	for _, kv := range res.Resp.KVs {
-		r, err := ParseRoute(kv)
-		if err != nil || uint32(r.Subgraph) >= c.cfg.Subgraphs {
+		r, ok := c.usableRoute(kv)
+		if !ok {
 			continue // a route we cannot use is as good as an unknown one
 		}
 		c.routes[r.Subgraph] = r.Primary
