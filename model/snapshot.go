@@ -97,21 +97,30 @@ func (r *SnapshotRecord) Encode() []byte {
 	return b
 }
 
-// ParseSnapshotRecord decodes a record KV.
-func ParseSnapshotRecord(kv KV) (SnapshotRecord, error) {
-	rest, ok := strings.CutPrefix(kv.Key, SnapshotsPrefix)
+// ParseSnapshotRecordKey returns the subgraph and uuid a record key names.
+func ParseSnapshotRecordKey(key string) (SubgraphID, string, error) {
+	rest, ok := strings.CutPrefix(key, SnapshotsPrefix)
 	if !ok {
-		return SnapshotRecord{}, fmt.Errorf("snapshot record %q: missing prefix", kv.Key)
+		return 0, "", fmt.Errorf("snapshot record %q: missing prefix", key)
 	}
 	sgText, uuid, ok := strings.Cut(rest, "/")
 	if !ok || uuid == "" {
-		return SnapshotRecord{}, fmt.Errorf("snapshot record %q: want %s<subgraph>/<uuid>", kv.Key, SnapshotsPrefix)
+		return 0, "", fmt.Errorf("snapshot record %q: want %s<subgraph>/<uuid>", key, SnapshotsPrefix)
 	}
 	sg, err := strconv.ParseUint(sgText, 10, 32)
 	if err != nil {
-		return SnapshotRecord{}, fmt.Errorf("snapshot record %q: subgraph: %w", kv.Key, err)
+		return 0, "", fmt.Errorf("snapshot record %q: subgraph: %w", key, err)
 	}
-	r := SnapshotRecord{Subgraph: SubgraphID(sg), UUID: uuid, ModRevision: kv.ModRevision}
+	return SubgraphID(sg), uuid, nil
+}
+
+// ParseSnapshotRecord decodes a record KV.
+func ParseSnapshotRecord(kv KV) (SnapshotRecord, error) {
+	sg, uuid, err := ParseSnapshotRecordKey(kv.Key)
+	if err != nil {
+		return SnapshotRecord{}, err
+	}
+	r := SnapshotRecord{Subgraph: sg, UUID: uuid, ModRevision: kv.ModRevision}
 	for _, f := range strings.Fields(string(kv.Value)) {
 		name, val, ok := strings.Cut(f, "=")
 		if !ok {
