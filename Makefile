@@ -20,11 +20,12 @@ test: lint unit sweep mutants test-integration ## everything CI checks
 $(STATICCHECK):
 	GOBIN=$(BIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 
-lint: $(STATICCHECK) ## formatting, vet, staticcheck
+lint: $(STATICCHECK) ## formatting, vet, staticcheck, the sans-IO analyzer on model/
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt would change: $$unformatted"; exit 1; fi
 	$(GO) vet ./...
 	$(STATICCHECK) ./...
+	$(GO) run ./tools/sansio/cmd/sansio -test=false ./model/...
 
 unit: ## unit tests, the sans-IO check and the determinism test (20 seeds per scenario, run twice); ./runtime/... and ./cmd/... (where the goroutines are) under the race detector
 	$(GO) test -count=1 $$($(GO) list ./... | grep -v -e '^territory/runtime/' -e '^territory/cmd/')

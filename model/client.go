@@ -1,5 +1,7 @@
 package model
 
+import "fmt"
+
 // RandSource is randomness handed to a state machine by its driver (a seeded
 // stream in simulation). The core never draws randomness of its own.
 type RandSource interface{ Uint64() uint64 }
@@ -36,15 +38,15 @@ func DefaultClientConfig(id HostID, session uint64, subgraphs uint32) ClientConf
 func (c ClientConfig) Validate() error {
 	switch {
 	case c.ID == 0 || c.Session == 0:
-		return errorf("client config: id and session must be positive")
+		return fmt.Errorf("client config: id and session must be positive")
 	case c.Subgraphs == 0:
-		return errorf("client %d config: subgraphs must be positive", c.ID)
+		return fmt.Errorf("client %d config: subgraphs must be positive", c.ID)
 	case c.RequestTimeoutMs <= 0 || c.OpDeadlineMs < c.RequestTimeoutMs || c.CoordTimeoutMs <= 0:
-		return errorf("client %d config: request timeout %d, deadline %d, coordination timeout %d", c.ID, c.RequestTimeoutMs, c.OpDeadlineMs, c.CoordTimeoutMs)
+		return fmt.Errorf("client %d config: request timeout %d, deadline %d, coordination timeout %d", c.ID, c.RequestTimeoutMs, c.OpDeadlineMs, c.CoordTimeoutMs)
 	case c.BackoffBaseMs <= 0 || c.BackoffCapMs < c.BackoffBaseMs:
-		return errorf("client %d config: backoff base %d cap %d", c.ID, c.BackoffBaseMs, c.BackoffCapMs)
+		return fmt.Errorf("client %d config: backoff base %d cap %d", c.ID, c.BackoffBaseMs, c.BackoffCapMs)
 	case c.MaxInFlight <= 0:
-		return errorf("client %d config: max in flight must be positive", c.ID)
+		return fmt.Errorf("client %d config: max in flight must be positive", c.ID)
 	}
 	return nil
 }
@@ -108,7 +110,7 @@ func NewClient(cfg ClientConfig, rand RandSource) (*Client, error) {
 		return nil, err
 	}
 	if rand == nil {
-		return nil, errorf("client %d: nil randomness source", cfg.ID)
+		return nil, fmt.Errorf("client %d: nil randomness source", cfg.ID)
 	}
 	return &Client{cfg: cfg, rand: rand, routes: make([]HostID, cfg.Subgraphs),
 		ops: make(map[EventUUID]*clientOp), timers: make(map[uint64]clientTimer)}, nil
@@ -149,7 +151,7 @@ func (c *Client) Step(nowMs int64, in Input, out *Outbox) {
 		c.onTimer(in.ID)
 	case LogResult, BlobResult, DiskResult:
 	default:
-		panic(sprintf("client %d: unknown input", c.cfg.ID))
+		panic(fmt.Sprintf("client %d: unknown input", c.cfg.ID))
 	}
 	c.out = nil
 }
@@ -170,10 +172,10 @@ func (c *Client) jitteredBackoffMs(tries int) int64 {
 
 func (c *Client) submit(req Request) {
 	if req.ID.IsZero() || req.ID.Hi != c.cfg.Session {
-		panic(sprintf("client %d: request id %s not made by NewID", c.cfg.ID, req.ID))
+		panic(fmt.Sprintf("client %d: request id %s not made by NewID", c.cfg.ID, req.ID))
 	}
 	if _, dup := c.ops[req.ID]; dup {
-		panic(sprintf("client %d: request %s submitted twice", c.cfg.ID, req.ID))
+		panic(fmt.Sprintf("client %d: request %s submitted twice", c.cfg.ID, req.ID))
 	}
 	if len(c.ops) >= c.cfg.MaxInFlight {
 		// Never sent, so it certainly did not happen.
@@ -277,15 +279,35 @@ func (c *Client) watch() {
 }
 
 func (c *Client) onWatch(ev WatchEvent) {
-	r, err := ParseRoute(ev.KV)
-	if err != nil || uint32(r.Subgraph) >= c.cfg.Subgraphs {
+	if ev.Deleted {
+		if sg, err := ParseRouteKey(ev.KV.Key); err == nil && uint32(sg) < c.cfg.Subgraphs {
+			c.routes[sg] = 0
+		}
 		return
 	}
-	if ev.Deleted {
-		c.routes[r.Subgraph] = 0
+	r, ok := c.usableRoute(ev.KV)
+	if !ok {
+		// The cached primary may be stale: forget it, and route afresh.
+		if sg, err := ParseRouteKey(ev.KV.Key); err == nil && uint32(sg) < c.cfg.Subgraphs {
+			c.routes[sg] = 0
+		}
 		return
 	}
 	c.routes[r.Subgraph] = r.Primary
+}
+
+// usableRoute parses a route the client read; a value the core did not
+// write is reported (FactBadCoordValue) and treated as no route.
+func (c *Client) usableRoute(kv KV) (Route, bool) {
+	r, err := ParseRoute(kv)
+	if err == nil && uint32(r.Subgraph) >= c.cfg.Subgraphs {
+		err = fmt.Errorf("route %s: subgraph %d beyond the %d of the cluster", kv.Key, r.Subgraph, c.cfg.Subgraphs)
+	}
+	if err != nil {
+		c.out.Add(badCoordValue(c.cfg.ID, kv.Key, err))
+		return Route{}, false
+	}
+	return r, true
 }
 
 func (c *Client) onRoutes(res CoordResult) {
@@ -304,8 +326,8 @@ func (c *Client) onRoutes(res CoordResult) {
 	c.refreshTry = 0
 	c.routesLoaded = true
 	for _, kv := range res.Resp.KVs {
-		r, err := ParseRoute(kv)
-		if err != nil || uint32(r.Subgraph) >= c.cfg.Subgraphs {
+		r, ok := c.usableRoute(kv)
+		if !ok {
 			continue // a route we cannot use is as good as an unknown one
 		}
 		c.routes[r.Subgraph] = r.Primary

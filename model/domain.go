@@ -11,6 +11,8 @@
 // production runtime are two drivers of this same code.
 package model
 
+import "fmt"
+
 // NeuronID names a neuron.
 type NeuronID uint64
 
@@ -95,13 +97,13 @@ func GenesisPolicy() Policy { return Policy{} }
 // Validate reports a policy that no territory could apply.
 func (p Policy) Validate() error {
 	if p.Epoch == 0 {
-		return errorf("policy: epoch must be positive")
+		return fmt.Errorf("policy: epoch must be positive")
 	}
 	if p.MaxOutDegree == 0 || p.MaxInDegree == 0 {
-		return errorf("policy epoch %d: max degrees must be positive (out=%d in=%d)", p.Epoch, p.MaxOutDegree, p.MaxInDegree)
+		return fmt.Errorf("policy epoch %d: max degrees must be positive (out=%d in=%d)", p.Epoch, p.MaxOutDegree, p.MaxInDegree)
 	}
 	if p.DecayPerSecondPM > 1_000_000 {
-		return errorf("policy epoch %d: decay %d ppm per second exceeds 1e6", p.Epoch, p.DecayPerSecondPM)
+		return fmt.Errorf("policy epoch %d: decay %d ppm per second exceeds 1e6", p.Epoch, p.DecayPerSecondPM)
 	}
 	return nil
 }
@@ -114,4 +116,4 @@ type EventUUID struct{ Hi, Lo uint64 }
 // IsZero reports the zero UUID, which no request may carry.
 func (u EventUUID) IsZero() bool { return u.Hi == 0 && u.Lo == 0 }
 
-func (u EventUUID) String() string { return sprintf("%016x-%016x", u.Hi, u.Lo) }
+func (u EventUUID) String() string { return fmt.Sprintf("%016x-%016x", u.Hi, u.Lo) }

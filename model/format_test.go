@@ -2,50 +2,30 @@ package model
 
 import (
 	"errors"
-	"fmt"
-	"slices"
+	"strings"
 	"testing"
 )
 
-func TestSprintfMatchesFmt(t *testing.T) {
-	cases := []struct {
-		format string
-		args   []any
-	}{
-		{"a %d b %s c %q", []any{42, "x", "y"}},
-		{"%05d|%016x|%x", []any{7, uint64(0xbeef), uint32(255)}},
-		{"%v and %s", []any{OpStimulate, StatusBusy}},
-		{"neg %d, bool %v", []any{int64(-3), true}},
-		{"100%% sure", nil},
-		{"sg %05d host %d neuron n%d kind %d", []any{SubgraphID(12), HostID(3), NeuronID(77), callOpen}},
+// The core formats with fmt now. The hand-written formatter it replaced
+// printed a Stringer's String() for %d ("op?" for an unknown operation).
+func TestUnknownOperationPrintsItsNumber(t *testing.T) {
+	r := Request{ID: EventUUID{Hi: 1, Lo: 2}, Op: OpKind(99)}
+	err := r.Validate()
+	if err == nil || !strings.Contains(err.Error(), "unknown operation 99") {
+		t.Fatalf("Validate of op 99: %v", err)
 	}
-	for _, c := range cases {
-		if got, want := sprintf(c.format, c.args...), fmt.Sprintf(c.format, c.args...); got != want {
-			t.Errorf("sprintf(%q) = %q, fmt says %q", c.format, got, want)
-		}
+	if got := r.ID.String(); got != "0000000000000001-0000000000000002" {
+		t.Fatalf("uuid: %q", got)
 	}
 }
 
-func TestErrorfWraps(t *testing.T) {
-	base := errors.New("base")
-	err := errorf("context %d: %w", 3, base)
-	if !errors.Is(err, base) || err.Error() != "context 3: base" {
-		t.Fatalf("errorf: %v (is=%v)", err, errors.Is(err, base))
-	}
-	if errors.Is(errorf("no wrap %v", base), base) {
-		t.Fatal("the v verb must not wrap")
-	}
-}
-
-func TestStringHelpers(t *testing.T) {
-	if got := fields("  a b\t c  "); !slices.Equal(got, []string{"a", "b", "c"}) {
-		t.Fatalf("fields: %q", got)
-	}
-	if b, a, ok := cut("k=v=w", '='); !ok || b != "k" || a != "v=w" {
-		t.Fatalf("cut: %q %q %v", b, a, ok)
-	}
-	if r, ok := cutPrefix("routes/x", "routes/"); !ok || r != "x" {
-		t.Fatalf("cutPrefix: %q %v", r, ok)
+// Decoding errors wrap their sentinel through two %w verbs.
+func TestCorruptSnapshotWrapsTheCause(t *testing.T) {
+	data := EncodeSnapshot(sampleState(t))
+	data[len(data)-1] ^= 1
+	_, err := DecodeSnapshot(data)
+	if !errors.Is(err, ErrCorruptSnapshot) || !strings.Contains(err.Error(), "checksum") {
+		t.Fatalf("corrupt snapshot: %v", err)
 	}
 }
 

@@ -163,9 +163,12 @@ func (m *Manager) onAlive(res CoordResult) {
 	}
 	alive := map[HostID]bool{}
 	for _, kv := range res.Resp.KVs {
-		if id, err := ParseAliveKey(kv.Key); err == nil {
-			alive[id] = true
+		id, err := ParseAliveKey(kv.Key)
+		if err != nil {
+			m.out.Add(badCoordValue(m.cfg.ID, kv.Key, err))
+			continue
 		}
+		alive[id] = true
 	}
 	m.live = m.live[:0]
 	var lost bool
@@ -203,8 +206,12 @@ func (m *Manager) onRoutes(res CoordResult) {
 	var routes []Route
 	for _, kv := range res.Resp.KVs {
 		r, err := ParseRoute(kv)
+		if err == nil && uint32(r.Subgraph) >= m.cfg.Subgraphs {
+			err = errorf("route %s: subgraph %d beyond the %d of the cluster", kv.Key, r.Subgraph, m.cfg.Subgraphs)
+		}
 		if err != nil {
-			panic(sprintf("manager %d: %v", m.cfg.ID, err))
+			m.out.Add(badCoordValue(m.cfg.ID, kv.Key, err)) // and leave that route alone
+			continue
 		}
 		routes = append(routes, r)
 		load[r.Primary]++
@@ -259,7 +266,13 @@ func (m *Manager) onRecList(res CoordResult) {
 	for _, kv := range res.Resp.KVs {
 		r, err := ParseSnapshotRecord(kv)
 		if err != nil {
-			panic(sprintf("manager %d: %v", m.cfg.ID, err))
+			m.out.Add(badCoordValue(m.cfg.ID, kv.Key, err))
+			// Keep the blob a record we cannot read may name: deleting it
+			// as an orphan could lose a snapshot.
+			if sg, uuid, kerr := ParseSnapshotRecordKey(kv.Key); kerr == nil {
+				hasRecord[SnapshotBlobKey(sg, uuid)] = true
+			}
+			continue
 		}
 		blobKey := SnapshotBlobKey(r.Subgraph, r.UUID)
 		hasRecord[blobKey] = true
@@ -295,7 +308,7 @@ func (m *Manager) onRecList(res CoordResult) {
 		m.deletions++
 		m.blob(mcall{kind: mcallBlobDelete}, BlobRequest{Kind: BlobDelete, Key: key})
 	}
-	for item := range m.seen { // forget items gone or changed; order-free
+	for item := range m.seen { // order: forgetting items gone or changed is order-free
 		if !m.seenNow[item] {
 			delete(m.seen, item)
 		}

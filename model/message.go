@@ -1,5 +1,7 @@
 package model
 
+import "fmt"
+
 // OpKind is a client operation.
 type OpKind uint8
 
@@ -95,10 +97,10 @@ type Request struct {
 // Validate rejects malformed requests before they reach a subgraph.
 func (r *Request) Validate() error {
 	if r.ID.IsZero() {
-		return errorf("request %s: zero event_uuid", r.Op)
+		return fmt.Errorf("request %s: zero event_uuid", r.Op)
 	}
 	if !r.Op.Valid() {
-		return errorf("request %s: unknown operation %d", r.ID, r.Op)
+		return fmt.Errorf("request %s: unknown operation %d", r.ID, r.Op)
 	}
 	return nil
 }
@@ -116,9 +118,9 @@ func (r *Request) RoutingNeuron() NeuronID {
 func (r *Request) String() string {
 	switch r.Op {
 	case OpCreateNeuron, OpStimulate, OpReadNeuron:
-		return sprintf("%s(n%d, %d)", r.Op, r.Neuron, r.Value)
+		return fmt.Sprintf("%s(n%d, %d)", r.Op, r.Neuron, r.Value)
 	}
-	return sprintf("%s(n%d->n%d, %d)", r.Op, r.Pre, r.Post, r.Value)
+	return fmt.Sprintf("%s(n%d->n%d, %d)", r.Op, r.Pre, r.Post, r.Value)
 }
 
 // Result is what an operation returned. Value is the new potential or weight

@@ -1,7 +1,9 @@
 package model
 
 import (
+	"fmt"
 	"strconv"
+	"strings"
 )
 
 // Coordination-store layout. Keys sort in subgraph order because the id is
@@ -12,7 +14,7 @@ const (
 )
 
 // RouteKey is the key of a subgraph's route.
-func RouteKey(sg SubgraphID) string { return sprintf("%s%05d", RoutesPrefix, sg) }
+func RouteKey(sg SubgraphID) string { return fmt.Sprintf("%s%05d", RoutesPrefix, sg) }
 
 // Route is the value of a route key: the subgraph's primary and its writer
 // epoch. A territory that claims a subgraph bumps the epoch by compare-and-swap
@@ -29,18 +31,18 @@ type Route struct {
 // EncodeRoute is the value stored under RouteKey. It is plain text so that
 // `etcdctl get` shows something a person can read.
 func EncodeRoute(primary HostID, epoch uint64) []byte {
-	return []byte(sprintf("primary=%d epoch=%d", primary, epoch))
+	return []byte(fmt.Sprintf("primary=%d epoch=%d", primary, epoch))
 }
 
 // ParseRouteKey returns the subgraph of a route key.
 func ParseRouteKey(key string) (SubgraphID, error) {
-	rest, ok := cutPrefix(key, RoutesPrefix)
+	rest, ok := strings.CutPrefix(key, RoutesPrefix)
 	if !ok {
-		return 0, errorf("route key %q: missing prefix %q", key, RoutesPrefix)
+		return 0, fmt.Errorf("route key %q: missing prefix %q", key, RoutesPrefix)
 	}
 	n, err := strconv.ParseUint(rest, 10, 32)
 	if err != nil {
-		return 0, errorf("route key %q: %w", key, err)
+		return 0, fmt.Errorf("route key %q: %w", key, err)
 	}
 	return SubgraphID(n), nil
 }
@@ -53,29 +55,29 @@ func ParseRoute(kv KV) (Route, error) {
 	}
 	r := Route{Subgraph: sg, ModRevision: kv.ModRevision}
 	var sawPrimary, sawEpoch bool
-	for _, field := range fields(string(kv.Value)) {
-		name, val, ok := cut(field, '=')
+	for _, field := range strings.Fields(string(kv.Value)) {
+		name, val, ok := strings.Cut(field, "=")
 		if !ok {
-			return Route{}, errorf("route %s: field %q is not name=value", kv.Key, field)
+			return Route{}, fmt.Errorf("route %s: field %q is not name=value", kv.Key, field)
 		}
 		n, err := strconv.ParseUint(val, 10, 64)
 		if err != nil {
-			return Route{}, errorf("route %s: field %s: %w", kv.Key, name, err)
+			return Route{}, fmt.Errorf("route %s: field %s: %w", kv.Key, name, err)
 		}
 		switch name {
 		case "primary":
 			if n > 1<<32-1 {
-				return Route{}, errorf("route %s: primary %d out of range", kv.Key, n)
+				return Route{}, fmt.Errorf("route %s: primary %d out of range", kv.Key, n)
 			}
 			r.Primary, sawPrimary = HostID(n), true
 		case "epoch":
 			r.Epoch, sawEpoch = n, true
 		default:
-			return Route{}, errorf("route %s: unknown field %q", kv.Key, name)
+			return Route{}, fmt.Errorf("route %s: unknown field %q", kv.Key, name)
 		}
 	}
 	if !sawPrimary || !sawEpoch {
-		return Route{}, errorf("route %s: value %q lacks primary or epoch", kv.Key, kv.Value)
+		return Route{}, fmt.Errorf("route %s: value %q lacks primary or epoch", kv.Key, kv.Value)
 	}
 	return r, nil
 }
@@ -86,10 +88,10 @@ func ParseRoute(kv KV) (Route, error) {
 // require every route key to be absent), so a second bootstrap changes nothing.
 func InitialRoutes(count uint32, territories []HostID, policy Policy) (CoordRequest, error) {
 	if count == 0 || len(territories) == 0 {
-		return CoordRequest{}, errorf("bootstrap: need subgraphs (%d) and territories (%d)", count, len(territories))
+		return CoordRequest{}, fmt.Errorf("bootstrap: need subgraphs (%d) and territories (%d)", count, len(territories))
 	}
 	if err := policy.Validate(); err != nil {
-		return CoordRequest{}, errorf("bootstrap: %w", err)
+		return CoordRequest{}, fmt.Errorf("bootstrap: %w", err)
 	}
 	req := CoordRequest{Kind: CoordTxn}
 	for i := uint32(0); i < count; i++ {
@@ -103,7 +105,7 @@ func InitialRoutes(count uint32, territories []HostID, policy Policy) (CoordRequ
 
 // EncodePolicy is the value of PolicyKey.
 func EncodePolicy(p Policy) []byte {
-	return []byte(sprintf("epoch=%d max_out_degree=%d max_in_degree=%d decay_per_second_pm=%d supernode_degree=%d snapshot_every=%d",
+	return []byte(fmt.Sprintf("epoch=%d max_out_degree=%d max_in_degree=%d decay_per_second_pm=%d supernode_degree=%d snapshot_every=%d",
 		p.Epoch, p.MaxOutDegree, p.MaxInDegree, p.DecayPerSecondPM, p.SupernodeDegree, p.SnapshotEvery))
 }
 
@@ -111,17 +113,17 @@ func EncodePolicy(p Policy) []byte {
 func ParsePolicy(value []byte) (Policy, error) {
 	var p Policy
 	seen := map[string]bool{}
-	for _, field := range fields(string(value)) {
-		name, val, ok := cut(field, '=')
+	for _, field := range strings.Fields(string(value)) {
+		name, val, ok := strings.Cut(field, "=")
 		if !ok {
-			return Policy{}, errorf("policy: field %q is not name=value", field)
+			return Policy{}, fmt.Errorf("policy: field %q is not name=value", field)
 		}
 		n, err := strconv.ParseUint(val, 10, 64)
 		if err != nil {
-			return Policy{}, errorf("policy: field %s: %w", name, err)
+			return Policy{}, fmt.Errorf("policy: field %s: %w", name, err)
 		}
 		if name != "epoch" && n > 1<<32-1 {
-			return Policy{}, errorf("policy: field %s: %d out of range", name, n)
+			return Policy{}, fmt.Errorf("policy: field %s: %d out of range", name, n)
 		}
 		switch name {
 		case "epoch":
@@ -137,12 +139,12 @@ func ParsePolicy(value []byte) (Policy, error) {
 		case "snapshot_every":
 			p.SnapshotEvery = uint32(n)
 		default:
-			return Policy{}, errorf("policy: unknown field %q", name)
+			return Policy{}, fmt.Errorf("policy: unknown field %q", name)
 		}
 		seen[name] = true
 	}
 	if !seen["epoch"] {
-		return Policy{}, errorf("policy: missing epoch in %q", value)
+		return Policy{}, fmt.Errorf("policy: missing epoch in %q", value)
 	}
 	return p, p.Validate()
 }

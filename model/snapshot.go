@@ -1,9 +1,14 @@
 package model
 
 import (
+	"encoding/binary"
 	"errors"
+	"fmt"
+	"hash/crc32"
+	"maps"
 	"slices"
 	"strconv"
+	"strings"
 )
 
 // Snapshot blobs and their records in the coordination store.
@@ -42,17 +47,17 @@ const (
 )
 
 // SnapshotPrefix is the record prefix of one subgraph.
-func SnapshotPrefix(sg SubgraphID) string { return sprintf("%s%05d/", SnapshotsPrefix, sg) }
+func SnapshotPrefix(sg SubgraphID) string { return fmt.Sprintf("%s%05d/", SnapshotsPrefix, sg) }
 
 // SnapshotKey is the record key of one snapshot.
 func SnapshotKey(sg SubgraphID, uuid string) string { return SnapshotPrefix(sg) + uuid }
 
 // SnapshotHeadKey names the committed snapshot of a subgraph.
-func SnapshotHeadKey(sg SubgraphID) string { return sprintf("%s%05d", SnapshotHeadsPrefix, sg) }
+func SnapshotHeadKey(sg SubgraphID) string { return fmt.Sprintf("%s%05d", SnapshotHeadsPrefix, sg) }
 
 // SnapshotBlobKey is where the blob of a snapshot is stored.
 func SnapshotBlobKey(sg SubgraphID, uuid string) string {
-	return sprintf("%s%05d/%s.snap", SnapshotBlobPrefix, sg, uuid)
+	return fmt.Sprintf("%s%05d/%s.snap", SnapshotBlobPrefix, sg, uuid)
 }
 
 // SnapshotRecord is the value of a snapshot record.
@@ -92,30 +97,39 @@ func (r *SnapshotRecord) Encode() []byte {
 	return b
 }
 
-// ParseSnapshotRecord decodes a record KV.
-func ParseSnapshotRecord(kv KV) (SnapshotRecord, error) {
-	rest, ok := cutPrefix(kv.Key, SnapshotsPrefix)
+// ParseSnapshotRecordKey returns the subgraph and uuid a record key names.
+func ParseSnapshotRecordKey(key string) (SubgraphID, string, error) {
+	rest, ok := strings.CutPrefix(key, SnapshotsPrefix)
 	if !ok {
-		return SnapshotRecord{}, errorf("snapshot record %q: missing prefix", kv.Key)
+		return 0, "", fmt.Errorf("snapshot record %q: missing prefix", key)
 	}
-	sgText, uuid, ok := cut(rest, '/')
+	sgText, uuid, ok := strings.Cut(rest, "/")
 	if !ok || uuid == "" {
-		return SnapshotRecord{}, errorf("snapshot record %q: want %s<subgraph>/<uuid>", kv.Key, SnapshotsPrefix)
+		return 0, "", fmt.Errorf("snapshot record %q: want %s<subgraph>/<uuid>", key, SnapshotsPrefix)
 	}
 	sg, err := strconv.ParseUint(sgText, 10, 32)
 	if err != nil {
-		return SnapshotRecord{}, errorf("snapshot record %q: subgraph: %w", kv.Key, err)
+		return 0, "", fmt.Errorf("snapshot record %q: subgraph: %w", key, err)
 	}
-	r := SnapshotRecord{Subgraph: SubgraphID(sg), UUID: uuid, ModRevision: kv.ModRevision}
-	for _, f := range fields(string(kv.Value)) {
-		name, val, ok := cut(f, '=')
+	return SubgraphID(sg), uuid, nil
+}
+
+// ParseSnapshotRecord decodes a record KV.
+func ParseSnapshotRecord(kv KV) (SnapshotRecord, error) {
+	sg, uuid, err := ParseSnapshotRecordKey(kv.Key)
+	if err != nil {
+		return SnapshotRecord{}, err
+	}
+	r := SnapshotRecord{Subgraph: sg, UUID: uuid, ModRevision: kv.ModRevision}
+	for _, f := range strings.Fields(string(kv.Value)) {
+		name, val, ok := strings.Cut(f, "=")
 		if !ok {
-			return SnapshotRecord{}, errorf("snapshot record %q: field %q is not name=value", kv.Key, f)
+			return SnapshotRecord{}, fmt.Errorf("snapshot record %q: field %q is not name=value", kv.Key, f)
 		}
 		var n uint64
 		if name != "state" && name != "location" {
 			if n, err = strconv.ParseUint(val, 10, 64); err != nil {
-				return SnapshotRecord{}, errorf("snapshot record %q: field %s: %w", kv.Key, name, err)
+				return SnapshotRecord{}, fmt.Errorf("snapshot record %q: field %s: %w", kv.Key, name, err)
 			}
 		}
 		switch name {
@@ -127,7 +141,7 @@ func ParseSnapshotRecord(kv KV) (SnapshotRecord, error) {
 				}
 			}
 			if r.State == 0 {
-				return SnapshotRecord{}, errorf("snapshot record %q: unknown state %q", kv.Key, val)
+				return SnapshotRecord{}, fmt.Errorf("snapshot record %q: unknown state %q", kv.Key, val)
 			}
 		case "lsn":
 			r.LSN = n
@@ -142,11 +156,11 @@ func ParseSnapshotRecord(kv KV) (SnapshotRecord, error) {
 		case "size":
 			r.Size = int(n)
 		default:
-			return SnapshotRecord{}, errorf("snapshot record %q: unknown field %q", kv.Key, name)
+			return SnapshotRecord{}, fmt.Errorf("snapshot record %q: unknown field %q", kv.Key, name)
 		}
 	}
 	if r.State == 0 {
-		return SnapshotRecord{}, errorf("snapshot record %q: no state", kv.Key)
+		return SnapshotRecord{}, fmt.Errorf("snapshot record %q: no state", kv.Key)
 	}
 	return r, nil
 }
@@ -165,54 +179,46 @@ func EncodeSnapshot(s *SubgraphState) []byte {
 	b := make([]byte, 0, 64+len(s.neurons)*24+len(s.synapses)*24+len(s.dedup.ring)*32)
 	b = append(b, snapshotMagic...)
 	b = append(b, snapshotVersion)
-	b = appendUvarint(b, uint64(s.ID))
-	b = appendUvarint(b, uint64(s.Count))
-	b = appendUvarint(b, s.AppliedLSN)
+	b = binary.AppendUvarint(b, uint64(s.ID))
+	b = binary.AppendUvarint(b, uint64(s.Count))
+	b = binary.AppendUvarint(b, s.AppliedLSN)
 	p := &s.Policy
 	for _, v := range []uint64{p.Epoch, uint64(p.MaxOutDegree), uint64(p.MaxInDegree), uint64(p.DecayPerSecondPM), uint64(p.SupernodeDegree), uint64(p.SnapshotEvery)} {
-		b = appendUvarint(b, v)
+		b = binary.AppendUvarint(b, v)
 	}
-	b = appendVarint(b, s.LastHeartbeatMs)
-	ids := make([]NeuronID, 0, len(s.neurons))
-	for id := range s.neurons {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-	b = appendUvarint(b, uint64(len(ids)))
+	b = binary.AppendVarint(b, s.LastHeartbeatMs)
+	ids := slices.Sorted(maps.Keys(s.neurons))
+	b = binary.AppendUvarint(b, uint64(len(ids)))
 	for _, id := range ids {
 		n := s.neurons[id]
-		b = appendUvarint(b, uint64(id))
-		b = appendVarint(b, n.Potential)
-		b = appendUvarint(b, uint64(n.InDegree))
-		b = appendUvarint(b, uint64(n.OutDegree))
+		b = binary.AppendUvarint(b, uint64(id))
+		b = binary.AppendVarint(b, n.Potential)
+		b = binary.AppendUvarint(b, uint64(n.InDegree))
+		b = binary.AppendUvarint(b, uint64(n.OutDegree))
 	}
-	keys := make([]SynapseKey, 0, len(s.synapses))
-	for k := range s.synapses {
-		keys = append(keys, k)
-	}
-	slices.SortFunc(keys, compareSynapse)
-	b = appendUvarint(b, uint64(len(keys)))
+	keys := slices.SortedFunc(maps.Keys(s.synapses), compareSynapse)
+	b = binary.AppendUvarint(b, uint64(len(keys)))
 	for _, k := range keys {
-		b = appendUvarint(b, uint64(k.Pre))
-		b = appendUvarint(b, uint64(k.Post))
-		b = appendVarint(b, s.synapses[k])
+		b = binary.AppendUvarint(b, uint64(k.Pre))
+		b = binary.AppendUvarint(b, uint64(k.Post))
+		b = binary.AppendVarint(b, s.synapses[k])
 	}
 	// The dedup table in eviction order (oldest first), with its results.
-	b = appendUvarint(b, uint64(len(s.dedup.ring)))
+	b = binary.AppendUvarint(b, uint64(len(s.dedup.ring)))
 	for i := range s.dedup.ring {
 		id := s.dedup.ring[(s.dedup.next+i)%len(s.dedup.ring)]
 		r := s.dedup.results[id]
-		b = appendLE64(b, id.Hi)
-		b = appendLE64(b, id.Lo)
+		b = binary.LittleEndian.AppendUint64(b, id.Hi)
+		b = binary.LittleEndian.AppendUint64(b, id.Lo)
 		b = append(b, byte(r.Status), byte(r.Reason))
-		b = appendVarint(b, r.Value)
+		b = binary.AppendVarint(b, r.Value)
 		if r.Exists {
 			b = append(b, 1)
 		} else {
 			b = append(b, 0)
 		}
 	}
-	return appendLE32(b, CRC32C(b))
+	return binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, crc32.MakeTable(crc32.Castagnoli)))
 }
 
 // DecodeSnapshot parses a snapshot blob. It returns an error wrapping
@@ -220,23 +226,23 @@ func EncodeSnapshot(s *SubgraphState) []byte {
 // blob that fails its checksum is never loaded.
 func DecodeSnapshot(data []byte) (*SubgraphState, error) {
 	if len(data) < len(snapshotMagic)+1+4 {
-		return nil, errorf("%w: %d bytes is too short", ErrCorruptSnapshot, len(data))
+		return nil, fmt.Errorf("%w: %d bytes is too short", ErrCorruptSnapshot, len(data))
 	}
 	body := data[:len(data)-4]
-	if got, want := CRC32C(body), le32(data[len(data)-4:]); got != want {
-		return nil, errorf("%w: checksum %x, want %x", ErrCorruptSnapshot, got, want)
+	if got, want := crc32.Checksum(body, crc32.MakeTable(crc32.Castagnoli)), binary.LittleEndian.Uint32(data[len(data)-4:]); got != want {
+		return nil, fmt.Errorf("%w: checksum %x, want %x", ErrCorruptSnapshot, got, want)
 	}
 	if string(body[:4]) != snapshotMagic || body[4] != snapshotVersion {
-		return nil, errorf("%w: bad magic or version", ErrCorruptSnapshot)
+		return nil, fmt.Errorf("%w: bad magic or version", ErrCorruptSnapshot)
 	}
 	d := decoder{buf: body[5:]}
 	id := d.u32("subgraph")
 	count := d.u32("count")
 	if d.err == nil && (count == 0 || id >= count) {
-		return nil, errorf("%w: subgraph %d of %d", ErrCorruptSnapshot, id, count)
+		return nil, fmt.Errorf("%w: subgraph %d of %d", ErrCorruptSnapshot, id, count)
 	}
 	if d.err != nil {
-		return nil, errorf("%w: %w", ErrCorruptSnapshot, d.err)
+		return nil, fmt.Errorf("%w: %w", ErrCorruptSnapshot, d.err)
 	}
 	s := NewSubgraphState(SubgraphID(id), count, Policy{})
 	s.AppliedLSN = d.uvarint("applied_lsn")
@@ -259,20 +265,20 @@ func DecodeSnapshot(data []byte) (*SubgraphState, error) {
 	}
 	q := d.count("dedup", len(d.buf)/20)
 	if q > DedupCapacity {
-		return nil, errorf("%w: dedup table of %d exceeds %d", ErrCorruptSnapshot, q, DedupCapacity)
+		return nil, fmt.Errorf("%w: dedup table of %d exceeds %d", ErrCorruptSnapshot, q, DedupCapacity)
 	}
 	for i := 0; i < q && d.err == nil; i++ {
 		uuid := EventUUID{Hi: d.fixed64("uuid.hi"), Lo: d.fixed64("uuid.lo")}
 		var r Result
 		if len(d.buf) < 2 {
-			d.err = errorf("field result: truncated")
+			d.err = fmt.Errorf("field result: truncated")
 			break
 		}
 		r.Status, r.Reason = Status(d.buf[0]), Reason(d.buf[1])
 		d.buf = d.buf[2:]
 		r.Value = d.varint("result.value")
 		if len(d.buf) < 1 {
-			d.err = errorf("field result.exists: truncated")
+			d.err = fmt.Errorf("field result.exists: truncated")
 			break
 		}
 		r.Exists = d.buf[0] == 1
@@ -280,31 +286,35 @@ func DecodeSnapshot(data []byte) (*SubgraphState, error) {
 		s.dedup.put(uuid, r)
 	}
 	if d.err != nil {
-		return nil, errorf("%w: %w", ErrCorruptSnapshot, d.err)
+		return nil, fmt.Errorf("%w: %w", ErrCorruptSnapshot, d.err)
 	}
 	if len(d.buf) != 0 {
-		return nil, errorf("%w: %d trailing bytes", ErrCorruptSnapshot, len(d.buf))
+		return nil, fmt.Errorf("%w: %d trailing bytes", ErrCorruptSnapshot, len(d.buf))
 	}
 	// Degrees and supernode flags must agree with the synapses: a snapshot
 	// that contradicts itself is corrupt even if its checksum matches.
+	// The checks run in key order, so a snapshot with several faults always
+	// reports the same one.
 	in, out := map[NeuronID]uint32{}, map[NeuronID]uint32{}
-	for k := range s.synapses {
+	synapses := slices.SortedFunc(maps.Keys(s.synapses), compareSynapse)
+	for _, k := range synapses {
 		out[k.Pre]++
 		in[k.Post]++
 	}
-	for id, nn := range s.neurons {
+	for _, id := range slices.Sorted(maps.Keys(s.neurons)) {
+		nn := s.neurons[id]
 		if nn.InDegree != in[id] || nn.OutDegree != out[id] {
-			return nil, errorf("%w: neuron n%d degrees %d/%d, synapses say %d/%d", ErrCorruptSnapshot, id, nn.InDegree, nn.OutDegree, in[id], out[id])
+			return nil, fmt.Errorf("%w: neuron n%d degrees %d/%d, synapses say %d/%d", ErrCorruptSnapshot, id, nn.InDegree, nn.OutDegree, in[id], out[id])
 		}
 		nn.Supernode = s.Policy.SupernodeDegree > 0 && nn.InDegree+nn.OutDegree >= s.Policy.SupernodeDegree
 		s.neurons[id] = nn
 	}
-	for k := range s.synapses {
+	for _, k := range synapses {
 		if _, ok := s.neurons[k.Pre]; !ok {
-			return nil, errorf("%w: synapse n%d->n%d without its pre neuron", ErrCorruptSnapshot, k.Pre, k.Post)
+			return nil, fmt.Errorf("%w: synapse n%d->n%d without its pre neuron", ErrCorruptSnapshot, k.Pre, k.Post)
 		}
 		if _, ok := s.neurons[k.Post]; !ok {
-			return nil, errorf("%w: synapse n%d->n%d without its post neuron", ErrCorruptSnapshot, k.Pre, k.Post)
+			return nil, fmt.Errorf("%w: synapse n%d->n%d without its post neuron", ErrCorruptSnapshot, k.Pre, k.Post)
 		}
 	}
 	return s, nil
@@ -315,7 +325,7 @@ func DecodeSnapshot(data []byte) (*SubgraphState, error) {
 func (d *decoder) count(field string, limit int) int {
 	v := d.uvarint(field)
 	if d.err == nil && v > uint64(limit) {
-		d.err = errorf("field %s: count %d exceeds what %d bytes can hold", field, v, len(d.buf))
+		d.err = fmt.Errorf("field %s: count %d exceeds what %d bytes can hold", field, v, len(d.buf))
 		return 0
 	}
 	return int(v)
@@ -325,16 +335,10 @@ func (d *decoder) count(field string, limit int) int {
 func (s *SubgraphState) Clone() *SubgraphState {
 	c := *s
 	c.neurons = make(map[NeuronID]Neuron, len(s.neurons))
-	for k, v := range s.neurons {
-		c.neurons[k] = v
-	}
+	maps.Copy(c.neurons, s.neurons)
 	c.synapses = make(map[SynapseKey]int64, len(s.synapses))
-	for k, v := range s.synapses {
-		c.synapses[k] = v
-	}
+	maps.Copy(c.synapses, s.synapses)
 	c.dedup = dedupTable{ring: slices.Clone(s.dedup.ring), next: s.dedup.next, results: make(map[EventUUID]Result, len(s.dedup.results))}
-	for k, v := range s.dedup.results {
-		c.dedup.results[k] = v
-	}
+	maps.Copy(c.dedup.results, s.dedup.results)
 	return &c
 }

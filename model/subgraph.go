@@ -1,6 +1,8 @@
 package model
 
 import (
+	"fmt"
+	"maps"
 	"math/bits"
 	"slices"
 )
@@ -63,7 +65,7 @@ type SubgraphState struct {
 // NewSubgraphState is the empty state at LSN 0.
 func NewSubgraphState(id SubgraphID, count uint32, policy Policy) *SubgraphState {
 	if uint32(id) >= count {
-		panic(sprintf("model: subgraph %d out of range %d", id, count))
+		panic(fmt.Sprintf("model: subgraph %d out of range %d", id, count))
 	}
 	return &SubgraphState{
 		ID: id, Count: count, Policy: policy,
@@ -97,7 +99,7 @@ func (s *SubgraphState) Deduped(id EventUUID) (Result, bool) { return s.dedup.ge
 // else, and returns the original result: a retried write is applied once.
 func (s *SubgraphState) Apply(ev *Event) (res Result, applied bool) {
 	if ev.Subgraph != s.ID {
-		panic(sprintf("model: event for subgraph %d applied to subgraph %d", ev.Subgraph, s.ID))
+		panic(fmt.Sprintf("model: event for subgraph %d applied to subgraph %d", ev.Subgraph, s.ID))
 	}
 	if ev.LSN <= s.AppliedLSN {
 		if r, ok := s.dedup.get(ev.UUID); ok {
@@ -107,7 +109,7 @@ func (s *SubgraphState) Apply(ev *Event) (res Result, applied bool) {
 	}
 	if ev.LSN != s.AppliedLSN+1 {
 		// The log is contiguous; a gap means a driver skipped entries.
-		panic(sprintf("model: subgraph %d: LSN gap, applied %d, next event %d", s.ID, s.AppliedLSN, ev.LSN))
+		panic(fmt.Sprintf("model: subgraph %d: LSN gap, applied %d, next event %d", s.ID, s.AppliedLSN, ev.LSN))
 	}
 	s.AppliedLSN = ev.LSN
 	if !ev.UUID.IsZero() {
@@ -181,7 +183,7 @@ func (s *SubgraphState) mutate(ev *Event) Result {
 		}
 		return Result{Status: StatusOK, Value: keep}
 	}
-	panic(sprintf("model: subgraph %d: unknown event type %d at LSN %d", s.ID, ev.Type, ev.LSN))
+	panic(fmt.Sprintf("model: subgraph %d: unknown event type %d at LSN %d", s.ID, ev.Type, ev.LSN))
 }
 
 func (s *SubgraphState) connect(ev *Event) Result {
@@ -212,7 +214,7 @@ func (s *SubgraphState) connect(ev *Event) Result {
 func (s *SubgraphState) setDegree(id NeuronID, dIn, dOut int) {
 	n, ok := s.neurons[id]
 	if !ok {
-		panic(sprintf("model: subgraph %d: synapse endpoint n%d has no neuron", s.ID, id))
+		panic(fmt.Sprintf("model: subgraph %d: synapse endpoint n%d has no neuron", s.ID, id))
 	}
 	n.InDegree = uint32(int(n.InDegree) + dIn)
 	n.OutDegree = uint32(int(n.OutDegree) + dOut)
@@ -247,7 +249,7 @@ func (s *SubgraphState) decay(keep int64) {
 	if keep == decayScale {
 		return
 	}
-	for id, n := range s.neurons { // order-free: each neuron is updated independently
+	for id, n := range s.neurons { // order: each neuron is updated independently
 		n.Potential = MulDecay(n.Potential, keep)
 		s.neurons[id] = n
 	}
@@ -279,7 +281,7 @@ func (s *SubgraphState) Read(req *Request) Result {
 		w, ok := s.synapses[SynapseKey{req.Pre, req.Post}]
 		return Result{Status: StatusOK, Exists: ok, Value: w}
 	}
-	panic(sprintf("model: Read of a write operation %s", req.Op))
+	panic(fmt.Sprintf("model: Read of a write operation %s", req.Op))
 }
 
 // Digest is a hash of the whole state, identical for identical states whatever
@@ -292,23 +294,13 @@ func (s *SubgraphState) Digest() uint64 {
 	h.u64(uint64(s.Policy.MaxOutDegree)<<32 | uint64(s.Policy.MaxInDegree))
 	h.u64(uint64(s.Policy.DecayPerSecondPM)<<32 | uint64(s.Policy.SupernodeDegree))
 	h.u64(uint64(s.LastHeartbeatMs))
-	ids := make([]NeuronID, 0, len(s.neurons))
-	for id := range s.neurons {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-	for _, id := range ids {
+	for _, id := range slices.Sorted(maps.Keys(s.neurons)) {
 		n := s.neurons[id]
 		h.u64(uint64(id))
 		h.u64(uint64(n.Potential))
 		h.u64(uint64(n.InDegree)<<32 | uint64(n.OutDegree))
 	}
-	keys := make([]SynapseKey, 0, len(s.synapses))
-	for k := range s.synapses {
-		keys = append(keys, k)
-	}
-	slices.SortFunc(keys, compareSynapse)
-	for _, k := range keys {
+	for _, k := range slices.SortedFunc(maps.Keys(s.synapses), compareSynapse) {
 		h.u64(uint64(k.Pre))
 		h.u64(uint64(k.Post))
 		h.u64(uint64(s.synapses[k]))
@@ -358,10 +350,10 @@ func Fold(id SubgraphID, count uint32, policy Policy, entries []LogEntry) (*Subg
 	for i := range entries {
 		ev, err := DecodeEvent(entries[i].Data)
 		if err != nil {
-			return nil, errorf("fold subgraph %d: entry at LSN %d: %w", id, entries[i].LSN, err)
+			return nil, fmt.Errorf("fold subgraph %d: entry at LSN %d: %w", id, entries[i].LSN, err)
 		}
 		if ev.LSN != entries[i].LSN {
-			return nil, errorf("fold subgraph %d: entry at LSN %d carries LSN %d", id, entries[i].LSN, ev.LSN)
+			return nil, fmt.Errorf("fold subgraph %d: entry at LSN %d carries LSN %d", id, entries[i].LSN, ev.LSN)
 		}
 		s.Apply(&ev)
 	}

@@ -19,6 +19,7 @@ var checkerRegistry = []func(v *View) Checker{
 	newLivenessChecker,
 	newDurability,
 	newProgressChecker,
+	newBadValues,
 }
 
 // ---- history: the linearizability record ----

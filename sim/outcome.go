@@ -2,6 +2,7 @@ package sim
 
 import (
 	"territory/linearizability"
+	"territory/model"
 	"territory/sim/invariants"
 	"territory/sim/netsim"
 )
@@ -25,6 +26,8 @@ type Outcome struct {
 	MaxOpsKeyName string
 	Logs          []linearizability.SubgraphLog // the committed logs, for the log checker
 	Progress      ProgressStats
+	// BadCoordValues are the coordination values the core reported unusable.
+	BadCoordValues []model.FactBadCoordValue
 }
 
 // finish asks every checker for its final verdict and figures.

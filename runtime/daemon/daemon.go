@@ -216,6 +216,8 @@ func logFact(l *slog.Logger, f model.Fact) {
 		l.Debug("snapshot started", "subgraph", f.Subgraph, "uuid", f.UUID, "lsn", f.LSN)
 	case model.FactSnapshotCommitted:
 		l.Info("snapshot committed", "subgraph", f.Subgraph, "uuid", f.UUID, "lsn", f.LSN, "superseded", f.Superseded)
+	case model.FactBadCoordValue:
+		l.Warn("coordination value not written by the core: ignored", "reader", f.Reader, "key", f.Key, "err", f.Err)
 	case model.FactCommitted:
 		l.Debug("committed", "subgraph", f.Subgraph, "lsn", f.LSN, "epoch", f.Epoch, "type", f.Type.String())
 	default:

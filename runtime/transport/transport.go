@@ -19,12 +19,15 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 
 	"territory/model"
 	pb "territory/proto/territorypb"
@@ -277,6 +280,9 @@ func (s *server) CoordRead(ctx context.Context, req *pb.CoordReadRequest) (*pb.C
 	if s.t.cfg.CoordRead == nil {
 		return s.UnimplementedTransportServer.CoordRead(ctx, req)
 	}
+	if err := routesOnly(req); err != nil {
+		return nil, err
+	}
 	kind := model.CoordGet
 	if req.Prefix {
 		kind = model.CoordRange
@@ -290,6 +296,21 @@ func (s *server) CoordRead(ctx context.Context, req *pb.CoordReadRequest) (*pb.C
 		out.Kvs = append(out.Kvs, &pb.KV{Key: kv.Key, Value: kv.Value, ModRevision: kv.ModRevision, Lease: kv.Lease})
 	}
 	return out, nil
+}
+
+// routesOnly refuses a coordination read outside the routes prefix: the RPC
+// runs with the daemon's credentials, and clients need nothing but routes.
+// A range must itself lie inside the prefix (a range of "routes/" or "" would
+// reach further).
+func routesOnly(req *pb.CoordReadRequest) error {
+	if strings.HasPrefix(req.Key, model.RoutesPrefix) {
+		return nil
+	}
+	what := "key"
+	if req.Prefix {
+		what = "prefix"
+	}
+	return status.Errorf(codes.PermissionDenied, "transport: coordination read of %s %q refused: clients may read only keys under %q", what, req.Key, model.RoutesPrefix)
 }
 
 // ---- dialing side ----

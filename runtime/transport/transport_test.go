@@ -2,11 +2,15 @@ package transport
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
 	"territory/model"
 	pb "territory/proto/territorypb"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 type inbox chan struct {
@@ -101,8 +105,27 @@ func TestRequestReplyOverGRPC(t *testing.T) {
 	if err != nil || se != model.ErrNone || resp.Revision != 9 || len(resp.KVs) != 1 || resp.KVs[0].ModRevision != 7 {
 		t.Fatalf("coord read: %+v %v %v", resp, se, err)
 	}
-	if _, se, _ := remote.Do(ctx, model.CoordRequest{Kind: model.CoordGet, Key: "other"}); se != model.ErrNotFound {
+	if _, se, _ := remote.Do(ctx, model.CoordRequest{Kind: model.CoordGet, Key: model.RouteKey(5)}); se != model.ErrNotFound {
 		t.Fatalf("service error not carried: %v", se)
+	}
+	// Nothing outside the routes prefix is served, by key or by prefix, and
+	// the coordination store is not even asked.
+	calls := coordCalls
+	for _, req := range []model.CoordRequest{
+		{Kind: model.CoordGet, Key: model.PolicyKey},
+		{Kind: model.CoordGet, Key: model.SnapshotHeadKey(0)},
+		{Kind: model.CoordRange, Key: model.SnapshotsPrefix},
+		{Kind: model.CoordRange, Key: ""},
+		{Kind: model.CoordRange, Key: "routes/"},
+		{Kind: model.CoordGet, Key: strings.TrimSuffix(model.RoutesPrefix, "/")},
+	} {
+		_, _, err := remote.Do(ctx, req)
+		if status.Code(err) != codes.PermissionDenied || !strings.Contains(err.Error(), "clients may read only keys under \"routes/subgraphs/\"") {
+			t.Errorf("read of %q (range %v) not refused clearly: %v", req.Key, req.Kind == model.CoordRange, err)
+		}
+	}
+	if coordCalls != calls {
+		t.Fatalf("refused reads reached the coordination store (%d calls)", coordCalls-calls)
 	}
 	if _, se, _ := remote.Do(ctx, model.PutIfVersion("k", nil, 0)); se != model.ErrUnavailable {
 		t.Fatalf("a client write went through: %v", se)
