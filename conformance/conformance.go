@@ -147,26 +147,6 @@ func wantKeys(what string, got, want []string) error {
 	return nil
 }
 
-// StrictEnv, when "1", turns a skip for an absent service into a failure
-// (scripts/test-integration.sh sets it: there the services must be up).
-const StrictEnv = "TERRITORY_IT_STRICT"
-
-// NeedEnv returns the value of the environment variable that locates a real
-// service, or skips the test with how to start the service; under StrictEnv=1
-// it fails instead.
-func NeedEnv(t testing.TB, name, how string) string {
-	t.Helper()
-	v := os.Getenv(name)
-	if v == "" {
-		msg := fmt.Sprintf("%s is not set: %s", name, how)
-		if os.Getenv(StrictEnv) == "1" {
-			t.Fatalf("%s (%s=1: an absent service is a failure)", msg, StrictEnv)
-		}
-		t.Skip(msg)
-	}
-	return v
-}
-
 // Alternate decides, for an adapter's DoLost or Send, which half of an
 // ambiguous request is lost: the first call loses the request, the second
 // its answer, and so on. (A real timeout leaves either; the cases must be

@@ -10,6 +10,7 @@ import (
 
 	"territory/conformance"
 	"territory/model"
+	"territory/runtime/servicetest"
 )
 
 // pulsarService runs the log suite on a real Pulsar (the standalone of
@@ -25,7 +26,7 @@ type pulsarService struct {
 }
 
 func newPulsarService(t *testing.T) *pulsarService {
-	conformance.NeedEnv(t, "TERRITORY_PULSAR_URL", `run scripts/pulsar-standalone.sh start and `+
+	servicetest.Env(t, "TERRITORY_PULSAR_URL", `run scripts/pulsar-standalone.sh start and `+
 		`eval "$(scripts/pulsar-standalone.sh env | sed 's/^/export /')" (or scripts/test-integration.sh)`)
 	p := &pulsarService{t: t, prefix: testPrefix(t)}
 	t.Cleanup(p.inflight.Wait) // before the clients close (cleanups run last-in first-out)
