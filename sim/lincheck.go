@@ -62,7 +62,7 @@ func (l *linChecks) recordDecay(sg model.SubgraphID, ev *model.Event, firstAppen
 	if firstAppendUs > 0 {
 		call = firstAppendUs
 	}
-	in := linearizability.Input{Kind: linearizability.Decay, ID: linUUID(ev.UUID), Subgraph: uint32(sg), RecoveryMs: ev.TimestampMs, HeartbeatMs: ev.Value}
+	in := linearizability.Input{Kind: linearizability.Decay, ID: linUUID(ev.UUID), Subgraph: uint32(sg), RecoveryMs: ev.TimestampMs, HeartbeatMs: ev.Recovery.LastHeartbeatMs}
 	id := l.w.recorder.Call(recorderManagerClient, in, call)
 	l.decays[sg] = append(l.decays[sg], openDecay{id: id, lsn: ev.LSN, uuid: ev.UUID})
 }
@@ -122,7 +122,7 @@ func (l *linChecks) logs() ([]linearizability.SubgraphLog, error) {
 				le.Kind, le.Policy = linearizability.EntryAdoptPolicy, linPolicy(ev.Policy)
 			case model.EvTerritoryRecovered:
 				le.Kind = linearizability.EntryDecay
-				le.Op = linearizability.Input{Kind: linearizability.Decay, ID: le.ID, Subgraph: uint32(ev.Subgraph), RecoveryMs: ev.TimestampMs, HeartbeatMs: ev.Value}
+				le.Op = linearizability.Input{Kind: linearizability.Decay, ID: le.ID, Subgraph: uint32(ev.Subgraph), RecoveryMs: ev.TimestampMs, HeartbeatMs: ev.Recovery.LastHeartbeatMs}
 			default:
 				op, ok := writeOps[ev.Type]
 				if !ok {
