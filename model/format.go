@@ -102,8 +102,6 @@ func formatArg(a any, verb byte) string {
 		return strconv.FormatUint(uint64(v), base)
 	case NeuronID:
 		return strconv.FormatUint(uint64(v), base)
-	case callKind:
-		return strconv.FormatUint(uint64(v), base)
 	case bool:
 		return strconv.FormatBool(v)
 	case nil:

@@ -17,7 +17,7 @@ func TestSprintfMatchesFmt(t *testing.T) {
 		{"%v and %s", []any{OpStimulate, StatusBusy}},
 		{"neg %d, bool %v", []any{int64(-3), true}},
 		{"100%% sure", nil},
-		{"sg %05d host %d neuron n%d kind %d", []any{SubgraphID(12), HostID(3), NeuronID(77), callOpen}},
+		{"sg %05d host %d neuron n%d kind %d", []any{SubgraphID(12), HostID(3), NeuronID(77), claimOpen}},
 	}
 	for _, c := range cases {
 		if got, want := sprintf(c.format, c.args...), fmt.Sprintf(c.format, c.args...); got != want {
