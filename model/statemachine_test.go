@@ -267,8 +267,8 @@ func TestClientWatchMovesTheRoute(t *testing.T) {
 // tickOnce fires the territory's periodic tick.
 func tickOnce(t *testing.T, tr *Territory, now int64, out *Outbox) {
 	t.Helper()
-	for id, tm := range tr.timers {
-		if tm.kind == timerTick {
+	for id, tm := range tr.pending {
+		if tm.comp == hostComp && tm.tag == hostTick {
 			out.Reset()
 			tr.Step(now, TimerFired{ID: id}, out)
 			return
@@ -332,8 +332,8 @@ func TestHeartbeatIDsAreUniquePerClaim(t *testing.T) {
 func TestFailedAlivePutGrantsAgain(t *testing.T) {
 	tr, out := bootTerritory(t)
 	var grant uint64
-	for id, c := range tr.calls {
-		if c.kind == callLeaseGrant {
+	for id, c := range tr.pending {
+		if c.comp == hostComp && c.tag == hostLeaseGrant {
 			grant = id
 		}
 	}
@@ -414,7 +414,7 @@ func TestAClaimCutOffFromTheStoreReleasesItsClients(t *testing.T) {
 		}
 		var timer *SetTimer
 		for _, e := range effects[SetTimer](out) {
-			if tm := tr.timers[e.ID]; tm.kind == timerClaim {
+			if tm := tr.pending[e.ID]; tm.comp == tr.claims.id && tm.tag == claimRetry {
 				timer = &e
 			}
 		}

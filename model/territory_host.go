@@ -1,0 +1,256 @@
+package model
+
+import "slices"
+
+// The host's own calls and timers.
+const (
+	hostBoot uint8 = iota // read the routes at boot
+	hostBarrier
+	hostLeaseGrant
+	hostAlivePut
+	hostKeepAlive
+	hostRoutePoll
+	hostBootRetry // timer
+	hostTick      // timer
+)
+
+// hostPart is the host as the router's component 0.
+type hostPart struct{ t *Territory }
+
+func (hostPart) adopted(*primary)              {}
+func (hostPart) claiming(*primary)             {}
+func (hostPart) claimStalled(*primary)         {}
+func (hostPart) operational(*primary, bool)    {}
+func (hostPart) committed(*primary)            {}
+func (hostPart) tick(*primary)                 {}
+func (hostPart) steppedDown(*primary)          {}
+func (hostPart) message(HostID, *Message) bool { return false }
+
+func (h hostPart) onResult(_ *primary, c call, res *result) {
+	t := h.t
+	switch c.tag {
+	case hostBoot:
+		t.onBoot(res)
+	case hostBarrier:
+		t.onBarrier(res)
+	case hostLeaseGrant, hostAlivePut, hostKeepAlive:
+		t.onLease(c.tag, res)
+	case hostRoutePoll:
+		t.pollBusy = false
+		if res.ok() {
+			t.syncRoutes(res.Coord.KVs)
+		}
+	default:
+		panic(sprintf("territory %d: host result for tag %d", t.cfg.ID, c.tag))
+	}
+}
+
+func (h hostPart) onTimer(_ *primary, c call) {
+	switch c.tag {
+	case hostBootRetry:
+		h.t.readRoutesAtBoot()
+	case hostTick:
+		h.t.tick()
+	}
+}
+
+func (t *Territory) hostCall(tag uint8) call { return call{comp: hostComp, tag: tag} }
+
+// ---- boot, adopt and step down ----
+
+func (t *Territory) boot() {
+	if t.booted || len(t.pending) > 0 {
+		panic(sprintf("territory %d: Start delivered twice to one incarnation", t.cfg.ID))
+	}
+	t.readRoutesAtBoot()
+	t.grantLease()
+	t.afterMs(t.hostCall(hostTick), t.cfg.TickMs)
+}
+
+func (t *Territory) readRoutesAtBoot() {
+	t.coord(t.hostCall(hostBoot), CoordRequest{Kind: CoordRange, Key: RoutesPrefix})
+}
+
+func (t *Territory) onBoot(res *result) {
+	if !res.ok() {
+		t.bootTries++
+		t.after(t.hostCall(hostBootRetry), t.bootTries)
+		return
+	}
+	t.booted = true
+	t.syncRoutes(res.Coord.KVs)
+}
+
+// syncRoutes adopts every subgraph the routes assign to this territory and
+// drops every operational one they assign elsewhere.
+func (t *Territory) syncRoutes(kvs []KV) {
+	for _, kv := range kvs {
+		r, err := ParseRoute(kv)
+		if err != nil {
+			panic(sprintf("territory %d: %v", t.cfg.ID, err)) // routes are written only by the core
+		}
+		p := t.subgraphs[r.Subgraph]
+		switch {
+		case r.Primary == t.cfg.ID && p == nil:
+			t.adopt(r)
+		case p != nil && p.phase == phaseOperational && r.ModRevision > p.route.ModRevision && (r.Primary != t.cfg.ID || r.Epoch != p.epoch):
+			// Only a route newer than our own claim deposes us: a poll answered
+			// from before the claim must not.
+			t.stepDown(p, stepDownWhy{reason: StepDownRouteMoved, route: r})
+			if r.Primary == t.cfg.ID {
+				t.adopt(r)
+			}
+		}
+	}
+}
+
+// adopt starts serving a subgraph whose route names this territory.
+func (t *Territory) adopt(r Route) {
+	if uint32(r.Subgraph) >= t.cfg.Subgraphs {
+		panic(sprintf("territory %d: route for subgraph %d beyond %d", t.cfg.ID, r.Subgraph, t.cfg.Subgraphs))
+	}
+	if _, ok := t.subgraphs[r.Subgraph]; ok {
+		return
+	}
+	// The state starts from the genesis policy: the policy a subgraph runs
+	// under is itself a logged event, so every replay agrees on it.
+	p := &primary{sg: r.Subgraph, route: r, state: NewSubgraphState(r.Subgraph, t.cfg.Subgraphs, GenesisPolicy())}
+	t.subgraphs[r.Subgraph] = p
+	i, _ := slices.BinarySearch(t.owned, r.Subgraph)
+	t.owned = slices.Insert(t.owned, i, r.Subgraph)
+	t.observe(FactAdopted{Territory: t.cfg.ID, Subgraph: r.Subgraph})
+	for _, c := range t.comps[1:] {
+		c.adopted(p)
+	}
+}
+
+// stepDownWhy is why a territory stops serving a subgraph: the reason, and for
+// the route reasons the route it saw.
+type stepDownWhy struct {
+	reason  StepDownReason
+	barrier bool
+	route   Route
+}
+
+// stepDown stops serving a subgraph: every component lets go of it (the write
+// pipeline tells its waiting clients to go elsewhere; nothing they wait for
+// was acknowledged).
+func (t *Territory) stepDown(p *primary, why stepDownWhy) {
+	for _, c := range t.comps[1:] {
+		c.steppedDown(p)
+	}
+	delete(t.subgraphs, p.sg)
+	i, _ := slices.BinarySearch(t.owned, p.sg)
+	t.owned = slices.Delete(t.owned, i, i+1)
+	t.observe(FactSteppedDown{Territory: t.cfg.ID, Subgraph: p.sg, Epoch: p.epoch,
+		Reason: why.reason, Barrier: why.barrier, Primary: why.route.Primary, RouteEpoch: why.route.Epoch})
+}
+
+// ---- messages and reads ----
+
+func (t *Territory) onMessage(from HostID, m *Message) {
+	if m.Request != nil {
+		t.onRequest(from, m.Request)
+		return
+	}
+	for _, c := range t.comps[1:] {
+		if c.message(from, m) {
+			return
+		}
+	}
+}
+
+func (t *Territory) onRequest(from HostID, req *Request) {
+	if err := req.Validate(); err != nil {
+		t.reply(from, req.ID, Result{Status: StatusBadRequest})
+		return
+	}
+	sg := SubgraphOf(req.RoutingNeuron(), t.cfg.Subgraphs)
+	p := t.subgraphs[sg]
+	if p == nil {
+		t.reply(from, req.ID, Result{Status: StatusWrongTerritory})
+		return
+	}
+	if req.Op.IsRead() {
+		t.onRead(from, p, req)
+		return
+	}
+	t.writes.onRequest(from, p, req)
+}
+
+func (t *Territory) onRead(from HostID, p *primary, req *Request) {
+	if p.phase != phaseOperational {
+		t.reply(from, req.ID, Result{Status: StatusUnavailable})
+		return
+	}
+	if len(t.reads) >= t.cfg.ReadQueueLimit {
+		t.reply(from, req.ID, Result{Status: StatusBusy})
+		return
+	}
+	t.reads = append(t.reads, pendingRead{from: from, req: *req})
+	t.startBarrier()
+}
+
+// startBarrier reads every route in one call; it covers all reads that arrived
+// before it was sent.
+func (t *Territory) startBarrier() {
+	if t.barrierID != 0 || len(t.reads) == 0 {
+		return
+	}
+	t.covered, t.reads = t.reads, nil
+	t.barrierID = t.coord(t.hostCall(hostBarrier), CoordRequest{Kind: CoordRange, Key: RoutesPrefix})
+}
+
+func (t *Territory) onBarrier(res *result) {
+	covered := t.covered
+	t.covered, t.barrierID = nil, 0
+	for _, rd := range covered {
+		sg := SubgraphOf(rd.req.RoutingNeuron(), t.cfg.Subgraphs)
+		p := t.subgraphs[sg]
+		switch {
+		case !res.ok():
+			t.reply(rd.from, rd.req.ID, Result{Status: StatusUnavailable})
+		case p == nil:
+			t.reply(rd.from, rd.req.ID, Result{Status: StatusWrongTerritory})
+		case p.phase != phaseOperational:
+			t.reply(rd.from, rd.req.ID, Result{Status: StatusUnavailable})
+		default:
+			t.answerRead(p, rd, res.Coord.KVs)
+		}
+	}
+	t.startBarrier()
+}
+
+// answerRead serves a read if the barrier's routes still name this territory
+// at the subgraph's epoch. The common case compares the route's bytes with
+// what the claim wrote, without parsing.
+func (t *Territory) answerRead(p *primary, rd pendingRead, kvs []KV) {
+	key := RouteKey(p.sg)
+	var kv *KV
+	if i := int(p.sg); i < len(kvs) && kvs[i].Key == key {
+		kv = &kvs[i] // routes are dense and sorted: the usual position
+	} else {
+		for i := range kvs {
+			if kvs[i].Key == key {
+				kv = &kvs[i]
+				break
+			}
+		}
+	}
+	if kv != nil && string(kv.Value) == string(p.routeValue) {
+		t.reply(rd.from, rd.req.ID, p.state.Read(&rd.req))
+		return
+	}
+	if kv == nil {
+		t.stepDown(p, stepDownWhy{reason: StepDownRouteDeleted, barrier: true})
+		t.reply(rd.from, rd.req.ID, Result{Status: StatusWrongTerritory})
+		return
+	}
+	r, err := ParseRoute(*kv)
+	if err == nil && (r.Primary != t.cfg.ID || r.Epoch > p.epoch) {
+		t.stepDown(p, stepDownWhy{reason: StepDownRouteMoved, barrier: true, route: r})
+		t.reply(rd.from, rd.req.ID, Result{Status: StatusWrongTerritory})
+		return
+	}
+	t.reply(rd.from, rd.req.ID, Result{Status: StatusUnavailable})
+}
