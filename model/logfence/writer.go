@@ -132,6 +132,9 @@ func (w *Writer) Tenure() (prod, gen uint64, ok bool) {
 	return w.t.prod, w.t.gen, true
 }
 
+// Producers is the highest producer handle used so far (handles are 1, 2, ...).
+func (w *Writer) Producers() uint64 { return w.nextProd }
+
 // Open starts LogOpen(epoch) as request req.
 func (w *Writer) Open(req, epoch uint64) []Effect {
 	w.submit(&command{kind: cmdOpen, req: req, epoch: epoch})
