@@ -36,6 +36,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 )
 
 // Kind is what a message of a stream's topic is.
@@ -224,9 +225,17 @@ func (c Ckpt) Encode() string {
 
 // ParseCkpt reads what Encode wrote.
 func ParseCkpt(s string) (Ckpt, error) {
+	f := strings.Split(s, ":")
+	if len(f) != 4 {
+		return Ckpt{}, fmt.Errorf("bad checkpoint %q", s)
+	}
 	var c Ckpt
-	n, err := fmt.Sscanf(s, "%d:%d:%d:%d", &c.At.Ledger, &c.At.Entry, &c.St.MaxOpen, &c.St.Tail)
-	if err != nil || n != 4 || c.At.Ledger < 0 || c.At.Entry < 0 {
+	var err [4]error
+	c.At.Ledger, err[0] = strconv.ParseInt(f[0], 10, 64)
+	c.At.Entry, err[1] = strconv.ParseInt(f[1], 10, 64)
+	c.St.MaxOpen, err[2] = strconv.ParseUint(f[2], 10, 64)
+	c.St.Tail, err[3] = strconv.ParseUint(f[3], 10, 64)
+	if errors.Join(err[:]...) != nil || c.At.Ledger < 0 || c.At.Entry < 0 {
 		return Ckpt{}, fmt.Errorf("bad checkpoint %q", s)
 	}
 	return c, nil
