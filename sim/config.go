@@ -11,33 +11,39 @@ import (
 	"territory/faults"
 	"territory/model"
 	"territory/sim/netsim"
+	"territory/sim/pulsartopic"
 	"territory/sim/replog"
 )
 
 // Config is everything one run depends on besides the seed. Scenarios build
 // it; a replay file carries it.
 type Config struct {
-	Scenario    string             `json:"scenario"`
-	DurationMs  int64              `json:"duration_ms"` // the workload runs this long
-	DrainMs     int64              `json:"drain_ms"`    // then this long with no new operations, to let every operation finish
-	Territories int                `json:"territories"`
-	Subgraphs   uint32             `json:"subgraphs"`
-	Clients     int                `json:"clients"`
-	Policy      model.Policy       `json:"policy"`
-	Net         netsim.LinkConfig  `json:"net"`
-	Log         replog.Config      `json:"log"`
-	CoordMinUs  int64              `json:"coord_latency_min_us"`
-	CoordMaxUs  int64              `json:"coord_latency_max_us"`
-	BlobMinUs   int64              `json:"blob_latency_min_us"`
-	BlobMaxUs   int64              `json:"blob_latency_max_us"`
-	Workload    Workload           `json:"workload"`
-	Schedule    faults.Schedule    `json:"schedule"`
-	LivenessMs  int64              `json:"liveness_bound_ms"` // after the last fault heals, every subgraph is served within this
-	CheckEvery  int64              `json:"check_every_ms"`    // period of the running state-versus-log check
-	MaxSteps    uint64             `json:"max_steps"`
-	Territory   TerritoryOverrides `json:"territory"`
-	Manager     ManagerOverrides   `json:"manager"`
-	Progress    ProgressBounds     `json:"progress"`
+	Scenario    string            `json:"scenario"`
+	DurationMs  int64             `json:"duration_ms"` // the workload runs this long
+	DrainMs     int64             `json:"drain_ms"`    // then this long with no new operations, to let every operation finish
+	Territories int               `json:"territories"`
+	Subgraphs   uint32            `json:"subgraphs"`
+	Clients     int               `json:"clients"`
+	Policy      model.Policy      `json:"policy"`
+	Net         netsim.LinkConfig `json:"net"`
+	Log         replog.Config     `json:"log"`
+	// LogBackend selects the log service: LogBookies (sim/replog, the
+	// default) or LogTopic (model/logfence over sim/pulsartopic, configured
+	// by Topic). See sim/log_topic.go.
+	LogBackend string             `json:"log_backend,omitempty"`
+	Topic      pulsartopic.Config `json:"topic,omitempty"`
+	CoordMinUs int64              `json:"coord_latency_min_us"`
+	CoordMaxUs int64              `json:"coord_latency_max_us"`
+	BlobMinUs  int64              `json:"blob_latency_min_us"`
+	BlobMaxUs  int64              `json:"blob_latency_max_us"`
+	Workload   Workload           `json:"workload"`
+	Schedule   faults.Schedule    `json:"schedule"`
+	LivenessMs int64              `json:"liveness_bound_ms"` // after the last fault heals, every subgraph is served within this
+	CheckEvery int64              `json:"check_every_ms"`    // period of the running state-versus-log check
+	MaxSteps   uint64             `json:"max_steps"`
+	Territory  TerritoryOverrides `json:"territory"`
+	Manager    ManagerOverrides   `json:"manager"`
+	Progress   ProgressBounds     `json:"progress"`
 }
 
 // ProgressBounds are the progress check's limits (zero: the default).
@@ -207,6 +213,13 @@ func (c *Config) Validate() error {
 	case c.Progress.BoundMs < 0 || c.Progress.WindowMs < 0 || c.Progress.MinOps < 0 || c.Progress.MaxUnknownPM < 0 ||
 		c.Progress.MaxBusyPM < 0 || c.Progress.MaxUnavailablePM < 0 || c.Progress.MaxBusyRepliesPM < 0 || c.Progress.MaxUnavailRepliesPM < 0:
 		return fmt.Errorf("config %s: progress bounds must not be negative", c.Scenario)
+	}
+	if c.LogBackend == LogTopic {
+		if err := c.Topic.Validate(); err != nil {
+			return err
+		}
+	} else if c.LogBackend != LogBookies {
+		return fmt.Errorf("sim: unknown log backend %q", c.LogBackend)
 	}
 	if err := c.Log.Validate(); err != nil {
 		return fmt.Errorf("config %s: log: %w", c.Scenario, err)

@@ -10,7 +10,6 @@ import (
 	"territory/sim/invariants"
 	"territory/sim/kernel"
 	"territory/sim/netsim"
-	"territory/sim/replog"
 )
 
 type hostKind uint8
@@ -73,7 +72,7 @@ type World struct {
 	k     *kernel.Kernel
 	net   *netsim.Network
 	coord *coordstore.Store
-	log   *replog.Log
+	log   logService // sim/log_topic.go
 	blob  *blobstore.Store
 	hosts []*host // by HostID; hosts[0] is unused
 
@@ -144,7 +143,7 @@ func NewWorld(cfg Config, seed uint64) (*World, error) {
 	w.net = netsim.New(w.k, w.k.Stream("network"), cfg.Net)
 	w.coord = coordstore.New()
 	var err error
-	if w.log, err = replog.New(w.k, w.k.Stream("log"), cfg.Log); err != nil {
+	if w.log, err = w.newLog(); err != nil {
 		return nil, fmt.Errorf("world: %w", err)
 	}
 	w.blob = blobstore.New()
@@ -322,7 +321,7 @@ func (w *World) logCall(h *host, e model.LogCall) {
 		w.publish(LogSent{Host: h.id, Req: req})
 	}
 	w.call(h, w.logID, e.ReqID, e.TimeoutMs, model.LogResult{ReqID: e.ReqID, Outcome: model.OutcomeTimeout}, func(reply func(model.Input)) {
-		w.log.Do(req, func(resp model.LogResponse, err model.ServiceErr) {
+		w.log.Do(h.id, h.incarnation, req, func(resp model.LogResponse, err model.ServiceErr) {
 			// committed, but the acknowledgement is lost: an ambiguous append
 			lost := req.Kind == model.LogAppend && err == model.ErrNone && w.rndAckLoss.Chance(w.ackLossPM)
 			w.publish(LogAnswered{Host: caller, Req: req, Resp: resp, Err: err, Lost: lost})

@@ -4,7 +4,6 @@ package pulsarlog
 
 import (
 	"context"
-	"crypto/sha256"
 	"os"
 	"slices"
 	"strconv"
@@ -163,31 +162,19 @@ func BenchmarkReplay(b *testing.B) {
 	b.Logf("replay of %d entries: adapter %.0f events/s, raw reader %.0f events/s (x%.2f)", n, a, r, a/r)
 }
 
-// fill appends 1..n pipelined: each append is handed to the producer in LSN
-// order and the acknowledgements are awaited afterwards.
+// fill appends 1..n pipelined (AppendBatch): each append is handed to the
+// producer in LSN order and the acknowledgements are awaited afterwards.
 func fill(b *testing.B, l *Log, st uint32, n int) {
-	s, err := l.stream(st)
-	if err != nil {
-		b.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	data := make([]byte, 128)
-	sum := sha256.Sum256(data)
-	t0 := time.Now()
-	ps := make([]*pending, 0, n)
-	for lsn := 1; lsn <= n; lsn++ {
-		p, _, resp, serr, err := s.enqueue(ctx, model.LogRequest{Kind: model.LogAppend, Stream: st, Epoch: 1, LSN: uint64(lsn), Data: data}, sum)
-		if err != nil || p == nil {
-			b.Fatalf("enqueue %d: %+v %v %v", lsn, resp, serr, err)
-		}
-		ps = append(ps, p)
+	entries := make([]model.LogEntry, n)
+	for i := range entries {
+		entries[i] = model.LogEntry{LSN: uint64(i + 1), Data: data}
 	}
-	for _, p := range ps {
-		<-p.done
-		if p.err != nil {
-			b.Fatalf("pipelined append %d: %v", p.lsn, p.err)
-		}
+	t0 := time.Now()
+	if err := l.AppendBatch(ctx, st, 1, entries); err != nil {
+		b.Fatalf("pipelined fill: %v", err)
 	}
 	b.Logf("filled %d entries (pipelined) in %v", n, time.Since(t0))
 }

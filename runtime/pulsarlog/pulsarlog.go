@@ -5,16 +5,26 @@
 // # Layout
 //
 // Stream s is the topic persistent://<tenant>/<namespace>/<prefix>-<s>. Each
-// message is one of (see fold.go):
+// message is one of (territory/model/logfence, record.go):
 //
 //	data(epoch, LSN)  payload = the entry's data
 //	open(epoch)       LogOpen: raises the stream's epoch
 //	attach(epoch)     the writer of the current epoch took the producer again
 //
 // The contents of a stream are defined by a fold over its messages in topic
-// order (foldState.apply): a data message is the entry at LSN L iff its epoch
+// order (logfence.Fold.Apply): a data message is the entry at LSN L iff its epoch
 // is the highest opened so far and L is the tail + 1. Everything else
 // (duplicates, orphans behind a hole, stale epochs) is skipped by every reader.
+//
+// # Who decides
+//
+// Everything below that decides who may write and what the log holds (the
+// markers, the fold, writer tenures, the attach procedure, what an open or
+// append answers) is the sans-IO state machine logfence.Writer, which the
+// simulator also runs against its simulated topic (sim/pulsartopic). This
+// package only performs the effects it asks for (create the exclusive
+// producer, send, fold the topic with a Reader, unload through the admin
+// API, read an entry back) and feeds the results in (stream.go).
 //
 // # Single writer and fencing
 //
@@ -86,7 +96,7 @@
 // the entry) and ErrLSNConflict otherwise; L within the entries in flight
 // joins the in-flight send if d is identical (conflict otherwise); L beyond
 // gives ErrLSNGap. The LSN is in the message properties and in the sequence id
-// (fold.go: gen<<40 | LSN) with broker deduplication on, so a re-sent message
+// (logfence.SeqID: gen<<40 | LSN) with broker deduplication on, so a re-sent message
 // is dropped by the broker and acknowledged. A send that fails leaves an
 // unknown outcome; the adapter re-attaches, folds, and answers from the log:
 // OK if the entry is there with the same data, ErrFenced if a higher epoch

@@ -5,7 +5,6 @@ package pulsarlog
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -18,7 +17,7 @@ import (
 	"github.com/apache/pulsar-client-go/pulsar"
 
 	"territory/model"
-
+	"territory/model/logfence"
 	"territory/runtime/servicetest"
 )
 
@@ -197,34 +196,36 @@ func TestIdempotentRetry(t *testing.T) {
 	// reconnect): acknowledged without a position, stored once.
 	s, _ := l.stream(st)
 	s.mu.Lock()
-	w := s.w
+	prodID, gen, ok := s.core.Tenure()
+	prod := s.prods[prodID]
 	s.mu.Unlock()
-	seq := seqID(w.gen, 1)
-	id, err := w.prod.Send(context.Background(), &pulsar.ProducerMessage{
+	if !ok || prod == nil {
+		t.Fatal("no tenure after an open and appends")
+	}
+	seq := logfence.SeqID(gen, 1)
+	id, err := prod.Send(context.Background(), &pulsar.ProducerMessage{
 		Payload:    []byte("one"),
-		Properties: record{kind: kindData, stream: st, epoch: 1, lsn: 1}.props(),
+		Properties: logfence.Record{Kind: logfence.KindData, Stream: st, Epoch: 1, LSN: 1}.Props(),
 		SequenceID: &seq,
 	})
 	if err != nil {
 		t.Fatalf("raw re-send: %v", err)
 	}
-	if p := posOf(id); p.entry >= 0 {
+	if p := posOf(id); p.Entry >= 0 {
 		t.Fatalf("broker stored a duplicate sequence id at %v: is deduplication on?", p)
 	}
 
 	// A send that landed but whose acknowledgement was lost: the tenure
 	// fails, the retry re-attaches, finds the entry in the log and answers OK.
-	seq = seqID(w.gen, 2)
-	if _, err := w.prod.Send(context.Background(), &pulsar.ProducerMessage{
+	seq = logfence.SeqID(gen, 2)
+	if _, err := prod.Send(context.Background(), &pulsar.ProducerMessage{
 		Payload:    []byte("two"),
-		Properties: record{kind: kindData, stream: st, epoch: 1, lsn: 2}.props(),
+		Properties: logfence.Record{Kind: logfence.KindData, Stream: st, Epoch: 1, LSN: 2}.Props(),
 		SequenceID: &seq,
 	}); err != nil {
 		t.Fatalf("raw send: %v", err)
 	}
-	s.mu.Lock()
-	w.failed = errors.New("simulated lost acknowledgement")
-	s.mu.Unlock()
+	s.input(logfence.ProducerLost{Prod: prodID}) // a lost acknowledgement
 	if _, serr := appendOne(t, l, st, 1, 2, []byte("TWO")); serr != model.ErrLSNConflict {
 		t.Fatalf("retry with other data after a lost ack = %v, want lsn-conflict", serr)
 	}
@@ -249,9 +250,10 @@ func TestIdempotentRetry(t *testing.T) {
 	// A send failure that did not land is answered definitely (unavailable),
 	// and the LSN is free again.
 	s.mu.Lock()
-	w = s.w
+	prodID, _, _ = s.core.Tenure()
+	prod = s.prods[prodID]
 	s.mu.Unlock()
-	w.prod.Close()
+	prod.Close()
 	if _, serr := appendOne(t, l, st, 1, 4, []byte("four")); serr != model.ErrUnavailable {
 		t.Fatalf("append through a closed producer = %v, want unavailable", serr)
 	}

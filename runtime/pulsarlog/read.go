@@ -9,26 +9,25 @@ import (
 	"github.com/apache/pulsar-client-go/pulsar"
 
 	"territory/model"
+	"territory/model/logfence"
 )
 
 // DefaultMaxEntries is the read batch when LogRequest.MaxEntries is 0 (as in
 // the simulated log).
 const DefaultMaxEntries = 256
 
-// cursor is a reader with the fold state of everything it consumed.
+// cursor is a reader with the fold (logfence.Cursor) of everything it
+// consumed.
 type cursor struct {
-	r  pulsar.Reader
-	st foldState
-	at pos // position of the last message consumed (or of the start checkpoint)
-	// started: at is meaningful (false: the reader starts at the beginning).
-	started bool
+	r pulsar.Reader
+	logfence.Cursor
 }
 
 func posOf(id pulsar.MessageID) pos {
 	if id == nil {
-		return pos{-1, -1}
+		return pos{Ledger: -1, Entry: -1}
 	}
-	return pos{id.LedgerID(), id.EntryID()}
+	return pos{Ledger: id.LedgerID(), Entry: id.EntryID()}
 }
 
 // newCursor opens a reader just after checkpoint c (or at the beginning of the
@@ -41,8 +40,8 @@ func (s *stream) newCursor(c ckpt, ok bool) (*cursor, error) {
 	}
 	cur := &cursor{}
 	if ok {
-		opts.StartMessageID = pulsar.NewMessageID(c.at.ledger, c.at.entry, -1, 0) // exclusive
-		cur.st, cur.at, cur.started = c.st, c.at, true
+		opts.StartMessageID = pulsar.NewMessageID(c.At.Ledger, c.At.Entry, -1, 0) // exclusive
+		cur.Cursor = logfence.CursorAfter(c)
 	}
 	r, err := s.l.client.CreateReader(opts)
 	if err != nil {
@@ -60,59 +59,50 @@ func (s *stream) step(ctx context.Context, cur *cursor) (*model.LogEntry, error)
 		return nil, err
 	}
 	at := posOf(m.ID())
-	if cur.started && !cur.at.less(at) {
-		// Already folded (a redelivery after a reconnect): skip.
-		return nil, nil
+	rec, entry, fresh := cur.Step(at, m.Properties(), s.id)
+	if !fresh {
+		return nil, nil // already folded (a redelivery after a reconnect)
 	}
-	cur.at, cur.started = at, true
-	rec, err := decodeRecord(m.Properties())
-	if err != nil || rec.stream != s.id {
-		return nil, nil // not ours: never an entry
-	}
-	entry := cur.st.apply(rec)
 	s.mu.Lock()
-	s.ix.add(ckpt{at: at, st: cur.st}, false) // sparse, but always the latest
+	s.ix.add(ckpt{At: at, St: cur.St}, false) // sparse, but always the latest
 	s.mu.Unlock()
 	if !entry {
 		return nil, nil
 	}
-	return &model.LogEntry{LSN: rec.lsn, Data: bytes.Clone(m.Payload())}, nil
+	return &model.LogEntry{LSN: rec.LSN, Data: bytes.Clone(m.Payload())}, nil
 }
 
 // foldUpTo folds from the best checkpoint before target up to target
 // (exclusive) and returns the fold state just before target. target must be
 // a position known to exist (a marker this process just wrote).
-func (s *stream) foldUpTo(ctx context.Context, target pos) (foldState, error) {
+func (s *stream) foldUpTo(ctx context.Context, target pos) (logfence.Fold, error) {
 	s.mu.Lock()
 	c, ok := s.ix.before(target)
 	s.mu.Unlock()
 	cur, err := s.newCursor(c, ok)
 	if err != nil {
-		return foldState{}, err
+		return logfence.Fold{}, err
 	}
 	defer cur.r.Close()
 	for {
 		m, err := cur.r.Next(ctx)
 		if err != nil {
-			return foldState{}, fmt.Errorf("scan from %v: %w", cur.at, err)
+			return logfence.Fold{}, fmt.Errorf("scan from %v: %w", cur.At, err)
 		}
 		at := posOf(m.ID())
-		if cur.started && !cur.at.less(at) {
+		if cur.Started && !cur.At.Less(at) {
 			continue
 		}
 		if at == target {
-			return cur.st, nil
+			return cur.St, nil
 		}
-		if target.less(at) {
-			return foldState{}, fmt.Errorf("scan passed %v at %v without seeing it", target, at)
+		if target.Less(at) {
+			return logfence.Fold{}, fmt.Errorf("scan passed %v at %v without seeing it", target, at)
 		}
-		cur.at, cur.started = at, true
-		if rec, err := decodeRecord(m.Properties()); err == nil && rec.stream == s.id {
-			if cur.st.apply(rec) && cur.st.Tail%indexStride == 0 {
-				s.mu.Lock()
-				s.ix.add(ckpt{at: at, st: cur.st}, false)
-				s.mu.Unlock()
-			}
+		if _, entry, _ := cur.Step(at, m.Properties(), s.id); entry && cur.St.Tail%indexStride == 0 {
+			s.mu.Lock()
+			s.ix.add(ckpt{At: at, St: cur.St}, false)
+			s.mu.Unlock()
 		}
 	}
 }
@@ -125,7 +115,7 @@ func (s *stream) lastPos(ctx context.Context, r pulsar.Reader) (pos, bool, error
 		return pos{}, false, fmt.Errorf("last message id of %s: %w", s.topic, err)
 	}
 	p := posOf(id)
-	if p.entry >= 0 {
+	if p.Entry >= 0 {
 		return p, true, nil
 	}
 	// The broker reports (ledger, -1) when its current ledger is empty and
@@ -138,8 +128,8 @@ func (s *stream) lastPos(ctx context.Context, r pulsar.Reader) (pos, bool, error
 	}
 	best, found := pos{}, false
 	for _, li := range st.Ledgers {
-		if li.Entries > 0 && li.LedgerID <= p.ledger {
-			if q := (pos{li.LedgerID, li.Entries - 1}); !found || best.less(q) {
+		if li.Entries > 0 && li.LedgerID <= p.Ledger {
+			if q := (pos{Ledger: li.LedgerID, Entry: li.Entries - 1}); !found || best.Less(q) {
 				best, found = q, true
 			}
 		}
@@ -149,34 +139,34 @@ func (s *stream) lastPos(ctx context.Context, r pulsar.Reader) (pos, bool, error
 
 // foldToEnd folds the whole topic up to the last message the broker reports
 // now.
-func (s *stream) foldToEnd(ctx context.Context) (foldState, error) {
+func (s *stream) foldToEnd(ctx context.Context) (logfence.Fold, error) {
 	s.loadCheckpoint(ctx)
 	s.mu.Lock()
 	c, ok := s.ix.last, s.ix.has
 	s.mu.Unlock()
 	cur, err := s.newCursor(c, ok)
 	if err != nil {
-		return foldState{}, err
+		return logfence.Fold{}, err
 	}
 	defer cur.r.Close()
 	end, nonEmpty, err := s.lastPos(ctx, cur.r)
 	if err != nil {
-		return foldState{}, err
+		return logfence.Fold{}, err
 	}
 	if !nonEmpty {
-		return cur.st, nil
+		return cur.St, nil
 	}
 	return s.foldFrom(ctx, cur, end)
 }
 
 // foldFrom advances cur up to end (inclusive) and returns its state.
-func (s *stream) foldFrom(ctx context.Context, cur *cursor, end pos) (foldState, error) {
-	for !cur.started || cur.at.less(end) {
+func (s *stream) foldFrom(ctx context.Context, cur *cursor, end pos) (logfence.Fold, error) {
+	for !cur.Passed(end) {
 		if _, err := s.step(ctx, cur); err != nil {
-			return foldState{}, fmt.Errorf("scan from %v to %v: %w", cur.at, end, err)
+			return logfence.Fold{}, fmt.Errorf("scan from %v to %v: %w", cur.At, end, err)
 		}
 	}
-	return cur.st, nil
+	return cur.St, nil
 }
 
 // tailAt returns the committed tail as of position end (or of a later
@@ -186,8 +176,8 @@ func (s *stream) tailAt(ctx context.Context, end pos) (uint64, error) {
 	s.mu.Lock()
 	c, ok := s.ix.last, s.ix.has
 	s.mu.Unlock()
-	if ok && !c.at.less(end) {
-		return c.st.Tail, nil
+	if ok && !c.At.Less(end) {
+		return c.St.Tail, nil
 	}
 	cur, err := s.newCursor(c, ok)
 	if err != nil {
@@ -218,7 +208,7 @@ func (s *stream) read(ctx context.Context, from uint64, maxEntries int) (model.L
 	s.mu.Unlock()
 	// Keep the sequential cursor if it has not passed from-1 and no
 	// checkpoint lets a new reader skip more of the way.
-	if cur != nil && (cur.st.Tail > from-1 || (ok && cur.st.Tail < c.st.Tail && cur.at.less(c.at))) {
+	if cur != nil && (cur.St.Tail > from-1 || (ok && cur.St.Tail < c.St.Tail && cur.At.Less(c.At))) {
 		cur.r.Close()
 		cur, s.cur = nil, nil
 	}
@@ -235,12 +225,12 @@ func (s *stream) read(ctx context.Context, from uint64, maxEntries int) (model.L
 		return model.LogResponse{}, err
 	}
 	var entries []model.LogEntry
-	for nonEmpty && len(entries) < maxEntries && (!cur.started || cur.at.less(end)) {
+	for nonEmpty && len(entries) < maxEntries && !cur.Passed(end) {
 		e, err := s.step(ctx, cur)
 		if err != nil {
 			s.dropCursor()
 			if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
-				return model.LogResponse{}, fmt.Errorf("scan from %v to %v: %w", cur.at, end, err)
+				return model.LogResponse{}, fmt.Errorf("scan from %v to %v: %w", cur.At, end, err)
 			}
 			return model.LogResponse{}, fmt.Errorf("scan: %w", err)
 		}
@@ -248,9 +238,9 @@ func (s *stream) read(ctx context.Context, from uint64, maxEntries int) (model.L
 			entries = append(entries, *e)
 		}
 	}
-	s.note(cur.st)
-	tail := cur.st.Tail // exact when the read reached end (as of the start of the read)
-	if nonEmpty && (!cur.started || cur.at.less(end)) {
+	s.note(cur.St)
+	tail := cur.St.Tail // exact when the read reached end (as of the start of the read)
+	if nonEmpty && !cur.Passed(end) {
 		// Stopped at maxEntries: the tail at end comes from the index or a
 		// fold of what lies between the index's latest checkpoint and end
 		// (done once; later reads find it in the index).

@@ -13,6 +13,7 @@ import (
 	"github.com/apache/pulsar-client-go/pulsaradmin/pkg/utils"
 
 	"territory/model"
+	"territory/model/logfence"
 )
 
 const (
@@ -21,9 +22,6 @@ const (
 	writerName = "territory-writer"
 	// indexStride: one in-memory checkpoint every indexStride LSNs.
 	indexStride = 64
-	// recentEntries: checksums of this many recent entries answer retried
-	// appends without a read.
-	recentEntries = 512
 	// checkpointEvery: the advisory topic-property checkpoint is refreshed
 	// every checkpointEvery acknowledged appends (and after every open).
 	checkpointEvery = 1024
@@ -32,71 +30,53 @@ const (
 	maxDataSize = 5<<20 - 64<<10
 )
 
-var (
-	// errOrphan: a send was acknowledged after an earlier send of the same
-	// tenure failed; it sits behind a hole and is not an entry.
-	errOrphan = errors.New("acknowledged behind a failed send")
-	// errDeduplicated: the broker dropped the writer's marker as a duplicate.
-	errDeduplicated = errors.New("marker dropped as a duplicate")
-)
-
-// stream is one subgraph's topic as seen by this process.
+// stream is one subgraph's topic as seen by this process. The writer
+// protocol is logfence.Writer (sans-IO); the stream runs its effects against
+// Pulsar and feeds their results back. The Writer is only touched under mu;
+// effects run outside it, in the order they were emitted, by one executor at
+// a time (sends must reach the producer in LSN order), the ones that wait
+// for an answer on goroutines of their own.
 type stream struct {
 	l     *Log
 	id    uint32
 	topic string
 	tn    utils.TopicName
 
-	// op serialises what changes the writer: attaching, and enqueueing sends
-	// (so sends reach the producer in LSN order). A one-slot semaphore so
-	// that waiting for it honours the caller's context.
-	op chan struct{}
 	// rd serialises reads (they share one reader).
 	rd chan struct{}
 
-	mu          sync.Mutex // guards everything below; never held across a call into Pulsar
-	w           *writer
-	seenMaxOpen uint64 // highest epoch this process saw opened (folds only ever raise it)
-	knownTail   uint64 // highest committed LSN this process knows
-	ix          *index
-	recent      map[uint64][32]byte // LSN -> SHA-256 of committed data
-	ckptLoaded  bool
-	ckptSaved   pos
-	ckptSaving  bool
-	sinceCkpt   int
-	cur         *cursor // the sequential read cursor (guarded by rd, not mu)
+	mu      sync.Mutex // guards everything below; never held across a call into Pulsar
+	core    *logfence.Writer
+	prods   map[uint64]pulsar.Producer
+	reqs    map[uint64]*request
+	nextReq uint64
+	effq    []logfence.Effect
+	running bool // an executor is draining effq
+
+	ix         *index
+	ckptLoaded bool
+	ckptSaved  pos
+	ckptSaving bool
+	sinceCkpt  int
+	cur        *cursor // the sequential read cursor (guarded by rd, not mu)
 }
 
-// writer is one producer tenure of this process on the stream.
-type writer struct {
-	epoch    uint64
-	gen      uint64
-	prod     pulsar.Producer
-	marker   pos
-	tail     uint64 // committed: acknowledged in order within this tenure
-	pendTail uint64 // highest LSN handed to the producer
-	pend     map[uint64]*pending
-	failed   error // first send failure: the tenure is over
-}
-
-// pending is one append handed to the producer.
-type pending struct {
-	lsn  uint64
-	sum  [32]byte
-	done chan struct{}
-	err  error
-	tail uint64 // the tail when it was acknowledged
+// request is a Do call waiting for its Reply.
+type request struct {
+	ctx  context.Context
+	done chan logfence.Reply
 }
 
 func newStream(l *Log, id uint32) *stream {
 	s := &stream{
-		l:      l,
-		id:     id,
-		topic:  l.Topic(id),
-		op:     make(chan struct{}, 1),
-		rd:     make(chan struct{}, 1),
-		ix:     newIndex(indexStride),
-		recent: make(map[uint64][32]byte),
+		l:     l,
+		id:    id,
+		topic: l.Topic(id),
+		rd:    make(chan struct{}, 1),
+		core:  logfence.NewWriter(id),
+		prods: map[uint64]pulsar.Producer{},
+		reqs:  map[uint64]*request{},
+		ix:    newIndex(indexStride),
 	}
 	if tn, err := utils.GetTopicName(s.topic); err == nil {
 		s.tn = *tn
@@ -117,11 +97,11 @@ func releaseSem(c chan struct{}) { <-c }
 
 func (s *stream) close() {
 	s.mu.Lock()
-	w := s.w
-	s.w = nil
+	prods := s.prods
+	s.prods = map[uint64]pulsar.Producer{}
 	s.mu.Unlock()
-	if w != nil {
-		w.prod.Close()
+	for _, p := range prods {
+		p.Close()
 	}
 	// A read in flight keeps its cursor; it is closed with the client.
 	select {
@@ -136,110 +116,200 @@ func (s *stream) close() {
 }
 
 // note records what a fold learned.
-func (s *stream) note(st foldState) {
+func (s *stream) note(st logfence.Fold) {
 	s.mu.Lock()
-	s.seenMaxOpen = max(s.seenMaxOpen, st.MaxOpen)
-	s.knownTail = max(s.knownTail, st.Tail)
+	s.core.Note(st)
 	s.mu.Unlock()
 }
 
-// ---- open ----
+// ---- driving the core ----
 
-func (s *stream) open(ctx context.Context, epoch uint64) (model.LogResponse, model.ServiceErr, error) {
-	if err := acquireSem(ctx, s.op); err != nil {
-		return model.LogResponse{}, model.ErrNone, fmt.Errorf("open stream %d epoch %d: %w", s.id, epoch, err)
-	}
-	defer releaseSem(s.op)
-	tail, serr, err := s.attach(ctx, epoch, kindOpen)
-	if err != nil {
-		return model.LogResponse{}, model.ErrNone, fmt.Errorf("open stream %d epoch %d: %w", s.id, epoch, err)
-	}
-	return model.LogResponse{TailLSN: tail}, serr, nil
+// submit starts one request on the core and waits for its reply.
+func (s *stream) submit(ctx context.Context, start func(w *logfence.Writer, req uint64) []logfence.Effect) (logfence.Reply, error) {
+	return s.start(ctx, start).wait(ctx)
 }
 
-// attach makes this process the writer of the stream at epoch (see the
-// package comment): take the exclusive producer, write the marker, fold up to
-// it, check the fold admits the marker. The caller holds s.op. On ErrFenced
-// the returned tail is the committed tail the fold saw.
-func (s *stream) attach(ctx context.Context, epoch uint64, k kind) (uint64, model.ServiceErr, error) {
-	s.dropWriter()
+// start starts one request on the core without waiting.
+func (s *stream) start(ctx context.Context, start func(w *logfence.Writer, req uint64) []logfence.Effect) *request {
 	s.loadCheckpoint(ctx)
-	s.mu.Lock()
-	seen, known := s.seenMaxOpen, s.knownTail
-	s.mu.Unlock()
-	if seen > epoch {
-		return known, model.ErrFenced, nil // epochs only rise: no need to ask
-	}
-	prod, fenced, err := s.acquire(ctx, epoch, k)
-	if err != nil || fenced != nil {
-		if fenced != nil {
-			return fenced.Tail, model.ErrFenced, nil
-		}
-		if errors.Is(err, errBusy) {
-			return known, model.ErrUnavailable, nil
-		}
-		return 0, model.ErrNone, err
-	}
-	rec := record{kind: k, stream: s.id, epoch: epoch}
-	id, err := prod.Send(ctx, &pulsar.ProducerMessage{Properties: rec.props()})
-	if err != nil {
-		prod.Close()
-		// The marker may have landed: an open may have fenced (as with
-		// BookKeeper, a failed open can still have raised the epoch).
-		return 0, model.ErrNone, fmt.Errorf("write %s marker: %w", kindNames[k], err)
-	}
-	at := posOf(id)
-	if at.entry < 0 {
-		prod.Close()
-		return 0, model.ErrNone, fmt.Errorf("write %s marker: %w", kindNames[k], errDeduplicated)
-	}
-	gen := genAfter(prod.LastSequenceID())
-	if gen > maxGen {
-		prod.Close()
-		return 0, model.ErrNone, fmt.Errorf("writer generation %d exhausted the sequence id space", gen)
-	}
-	before, err := s.foldUpTo(ctx, at)
-	if err != nil {
-		prod.Close()
-		return 0, model.ErrNone, fmt.Errorf("fold up to %s marker at %v: %w", kindNames[k], at, err)
-	}
-	s.note(before)
-	if !before.admits(k, epoch) {
-		// Our marker is below a higher open (or an attach at an epoch that
-		// is not the current one): every reader ignores it; give the
-		// producer back untouched.
-		prod.Close()
-		return before.Tail, model.ErrFenced, nil
-	}
-	after := before
-	after.apply(rec)
-	c := ckpt{at: at, st: after}
-	s.mu.Lock()
-	s.w = &writer{
-		epoch: epoch, gen: gen, prod: prod, marker: at,
-		tail: after.Tail, pendTail: after.Tail, pend: make(map[uint64]*pending),
-	}
-	s.ix.add(c, true)
-	s.seenMaxOpen = max(s.seenMaxOpen, after.MaxOpen)
-	s.knownTail = max(s.knownTail, after.Tail)
-	s.mu.Unlock()
-	s.saveCheckpointAsync()
-	return after.Tail, model.ErrNone, nil
+	r := &request{ctx: ctx, done: make(chan logfence.Reply, 1)}
+	s.feed(func(w *logfence.Writer) []logfence.Effect {
+		s.nextReq++
+		s.reqs[s.nextReq] = r
+		return start(w, s.nextReq)
+	})
+	return r
 }
 
-// dropWriter ends this process's tenure, if any. Closing the producer fails
-// its pending sends locally; their waiters re-validate through the log.
-func (s *stream) dropWriter() {
-	s.mu.Lock()
-	w := s.w
-	s.w = nil
-	s.mu.Unlock()
-	if w != nil {
-		w.prod.Close()
+// wait waits for the reply to r.
+func (r *request) wait(ctx context.Context) (logfence.Reply, error) {
+	select {
+	case rep := <-r.done:
+		return rep, nil
+	case <-ctx.Done():
+		// Still in progress: it may happen. A retry of the same append
+		// joins it or finds it committed.
+		return logfence.Reply{}, fmt.Errorf("waiting for the answer: %w", ctx.Err())
 	}
 }
 
-var errBusy = errors.New("exclusive producer held by another writer")
+// feed steps the core under mu and runs the effects it returns.
+func (s *stream) feed(step func(w *logfence.Writer) []logfence.Effect) {
+	s.mu.Lock()
+	for _, e := range step(s.core) {
+		switch e := e.(type) {
+		case logfence.Reply:
+			if r := s.reqs[e.Req]; r != nil {
+				delete(s.reqs, e.Req)
+				r.done <- e
+			}
+		case logfence.Indexed:
+			s.indexed(e)
+		default:
+			s.effq = append(s.effq, e)
+		}
+	}
+	if s.running {
+		s.mu.Unlock()
+		return
+	}
+	s.running = true
+	for len(s.effq) > 0 {
+		e := s.effq[0]
+		s.effq = s.effq[1:]
+		s.mu.Unlock()
+		s.run(e)
+		s.mu.Lock()
+	}
+	s.running = false
+	s.mu.Unlock()
+}
+
+func (s *stream) input(in any) {
+	s.feed(func(w *logfence.Writer) []logfence.Effect { return w.Step(in) })
+}
+
+// indexed records a checkpoint the core learned (under mu).
+func (s *stream) indexed(e logfence.Indexed) {
+	s.ix.add(e.C, e.Marker)
+	save := e.Marker
+	if !e.Marker {
+		s.sinceCkpt++
+		if s.sinceCkpt >= checkpointEvery {
+			s.sinceCkpt = 0
+			save = true
+		}
+	}
+	if save {
+		go s.saveCheckpointAsync()
+	}
+}
+
+// ctxOf is the context of the request an effect works for.
+func (s *stream) ctxOf(req uint64) (context.Context, context.CancelFunc) {
+	s.mu.Lock()
+	r := s.reqs[req]
+	s.mu.Unlock()
+	if r != nil {
+		return r.ctx, func() {}
+	}
+	return context.WithTimeout(context.Background(), s.l.cfg.OperationTimeout)
+}
+
+func (s *stream) producer(id uint64) pulsar.Producer {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.prods[id]
+}
+
+// run starts one effect: sends and closes in line (in order), the rest on a
+// goroutine that feeds the answer back.
+func (s *stream) run(e logfence.Effect) {
+	switch e := e.(type) {
+	case logfence.CloseProducer:
+		s.mu.Lock()
+		p := s.prods[e.Prod]
+		delete(s.prods, e.Prod)
+		s.mu.Unlock()
+		if p != nil {
+			p.Close()
+		}
+	case logfence.SendData:
+		p := s.producer(e.Prod)
+		if p == nil {
+			go s.input(logfence.DataSent{Prod: e.Prod, LSN: e.Rec.LSN, Err: errors.New("producer closed")})
+			return
+		}
+		seq := e.Seq
+		// The send's fate must not depend on any caller's context: a
+		// cancelled message could leave a hole under later ones.
+		p.SendAsync(context.Background(), &pulsar.ProducerMessage{
+			Payload:    e.Data,
+			Properties: e.Rec.Props(),
+			SequenceID: &seq,
+		}, func(id pulsar.MessageID, _ *pulsar.ProducerMessage, err error) {
+			// In send order, on the client's goroutine: step the core here
+			// (acks must reach it in order) and run what follows elsewhere.
+			s.mu.Lock()
+			effs := s.core.Step(logfence.DataSent{Prod: e.Prod, LSN: e.Rec.LSN, At: posOf(id), Err: err})
+			s.mu.Unlock()
+			if len(effs) > 0 {
+				go s.feed(func(*logfence.Writer) []logfence.Effect { return effs })
+			}
+		})
+	case logfence.CreateProducer:
+		go s.createProducer(e)
+	case logfence.Unload:
+		go func() {
+			ctx, cancel := s.ctxOf(e.Req)
+			defer cancel()
+			err := s.l.admin.Topics().UnloadWithContext(ctx, s.tn)
+			if err != nil {
+				err = fmt.Errorf("unload %s: %w", s.topic, err)
+			}
+			s.input(logfence.Unloaded{Err: err})
+		}()
+	case logfence.FoldToEnd:
+		go func() {
+			ctx, cancel := s.ctxOf(e.Req)
+			defer cancel()
+			st, err := s.foldToEnd(ctx)
+			s.input(logfence.Folded{St: st, Err: err})
+		}()
+	case logfence.FoldUpTo:
+		go func() {
+			ctx, cancel := s.ctxOf(e.Req)
+			defer cancel()
+			st, err := s.foldUpTo(ctx, e.Target)
+			s.input(logfence.Folded{St: st, Err: err})
+		}()
+	case logfence.SendMarker:
+		go func() {
+			ctx, cancel := s.ctxOf(e.Req)
+			defer cancel()
+			p := s.producer(e.Prod)
+			if p == nil {
+				s.input(logfence.MarkerSent{Prod: e.Prod, Err: errors.New("producer closed")})
+				return
+			}
+			id, err := p.Send(ctx, &pulsar.ProducerMessage{Properties: e.Rec.Props()})
+			s.input(logfence.MarkerSent{Prod: e.Prod, At: posOf(id), LastSeq: p.LastSequenceID(), Err: err})
+		}()
+	case logfence.ReadSum:
+		go func() {
+			ctx, cancel := s.ctxOf(e.Req)
+			defer cancel()
+			resp, err := s.read(ctx, e.LSN, 1)
+			in := logfence.SumRead{Req: e.Req, LSN: e.LSN, Err: err}
+			if err == nil && len(resp.Entries) > 0 && resp.Entries[0].LSN == e.LSN {
+				in.Sum, in.Found = sha256.Sum256(resp.Entries[0].Data), true
+			}
+			s.input(in)
+		}()
+	default:
+		panic(fmt.Sprintf("pulsarlog: unknown effect %T", e))
+	}
+}
 
 // isBusy: the broker refused the exclusive producer because another one is
 // attached. (Exclusive mode answers ProducerFenced "Topic has an existing
@@ -253,293 +323,70 @@ func isBusy(err error) bool {
 		strings.Contains(m, "existing shared producers")
 }
 
-// acquire attaches the exclusive producer. If another writer holds it, the
-// log is checked first: if it already shows a higher epoch (or, for an
-// attach, not our epoch) the answer is fenced and the holder is left alone;
-// otherwise the topic is unloaded, which disconnects the holder, and the
-// attachment is retried (the holder's reconnect is then refused by the topic
-// epoch check and its client closes it for good). Gives up with errBusy when
-// ctx ends while the producer is still taken.
-func (s *stream) acquire(ctx context.Context, epoch uint64, k kind) (pulsar.Producer, *foldState, error) {
-	checked := false
-	var lastErr error
-	for attempt := 0; ; attempt++ {
-		prod, err := s.l.client.CreateProducer(pulsar.ProducerOptions{
-			Topic:              s.topic,
-			Name:               writerName,
-			ProducerAccessMode: pulsar.ProducerAccessModeExclusive,
-			DisableBatching:    true,
-			SendTimeout:        s.l.cfg.OperationTimeout,
-			MaxPendingMessages: 4096,
-		})
-		if err == nil {
-			return prod, nil, nil
-		}
-		lastErr = err
-		if isBusy(err) {
-			if !checked {
-				st, err := s.foldToEnd(ctx)
-				if err != nil {
-					return nil, nil, fmt.Errorf("producer taken, and checking the log failed: %w", err)
-				}
-				s.note(st)
-				if !st.admits(k, epoch) {
-					return nil, &st, nil
-				}
-				checked = true
-			}
-			// The holder's client retries at once (refused while the topic
-			// is closing) and then after a ~100 ms backoff: attach again
-			// right away to get in first.
-			if err := s.l.admin.Topics().UnloadWithContext(ctx, s.tn); err != nil && ctx.Err() == nil {
-				lastErr = fmt.Errorf("unload %s to take over the producer: %w", s.topic, err)
-			} else if attempt < 50 {
-				continue
-			}
-		}
-		d := min(time.Duration(attempt+1)*10*time.Millisecond, 200*time.Millisecond)
+// createProducer attaches the exclusive producer (after the delay the core
+// asks for), unless the request it works for has given up.
+func (s *stream) createProducer(e logfence.CreateProducer) {
+	ctx, cancel := s.ctxOf(e.Req)
+	defer cancel()
+	if e.DelayMs > 0 {
 		select {
-		case <-time.After(d):
+		case <-time.After(time.Duration(e.DelayMs) * time.Millisecond):
 		case <-ctx.Done():
-			if isBusy(lastErr) {
-				return nil, nil, errBusy
-			}
-			return nil, nil, fmt.Errorf("create producer: %w (last: %v)", ctx.Err(), lastErr)
 		}
 	}
+	if err := ctx.Err(); err != nil {
+		s.input(logfence.ProducerCreated{Prod: e.Prod, GaveUp: true, Err: err})
+		return
+	}
+	prod, err := s.l.client.CreateProducer(pulsar.ProducerOptions{
+		Topic:              s.topic,
+		Name:               writerName,
+		ProducerAccessMode: pulsar.ProducerAccessModeExclusive,
+		DisableBatching:    true,
+		SendTimeout:        s.l.cfg.OperationTimeout,
+		MaxPendingMessages: 4096,
+	})
+	if err != nil {
+		s.input(logfence.ProducerCreated{Prod: e.Prod, Busy: isBusy(err), Err: err})
+		return
+	}
+	s.mu.Lock()
+	s.prods[e.Prod] = prod
+	s.mu.Unlock()
+	s.input(logfence.ProducerCreated{Prod: e.Prod})
 }
 
-// ---- append ----
+// answer turns the core's reply into Do's results.
+func answer(rep logfence.Reply, err error) (model.LogResponse, model.ServiceErr, error) {
+	if err != nil {
+		return model.LogResponse{}, model.ErrNone, err
+	}
+	if rep.Unknown != nil {
+		return model.LogResponse{}, model.ErrNone, rep.Unknown
+	}
+	return rep.Resp, rep.Err, nil
+}
+
+func (s *stream) open(ctx context.Context, epoch uint64) (model.LogResponse, model.ServiceErr, error) {
+	resp, serr, err := answer(s.submit(ctx, func(w *logfence.Writer, req uint64) []logfence.Effect { return w.Open(req, epoch) }))
+	if err != nil {
+		err = fmt.Errorf("open stream %d epoch %d: %w", s.id, epoch, err)
+	}
+	return resp, serr, err
+}
 
 func (s *stream) append(ctx context.Context, req model.LogRequest) (model.LogResponse, model.ServiceErr, error) {
-	if req.LSN == 0 || req.LSN > MaxLSN {
-		return model.LogResponse{}, model.ErrNone, fmt.Errorf("append stream %d: lsn %d out of range [1, %d]", s.id, req.LSN, uint64(MaxLSN))
-	}
 	if len(req.Data) > maxDataSize {
 		return model.LogResponse{}, model.ErrNone, fmt.Errorf("append stream %d lsn %d: %d bytes exceed %d", s.id, req.LSN, len(req.Data), maxDataSize)
 	}
-	sum := sha256.Sum256(req.Data)
-	p, w, resp, serr, err := s.enqueue(ctx, req, sum)
+	sum := logfence.Sum(sha256.Sum256(req.Data))
+	resp, serr, err := answer(s.submit(ctx, func(w *logfence.Writer, id uint64) []logfence.Effect {
+		return w.Append(id, req.Epoch, req.LSN, req.Data, sum)
+	}))
 	if err != nil {
-		return resp, serr, fmt.Errorf("append stream %d lsn %d epoch %d: %w", s.id, req.LSN, req.Epoch, err)
+		err = fmt.Errorf("append stream %d lsn %d epoch %d: %w", s.id, req.LSN, req.Epoch, err)
 	}
-	if p == nil {
-		return resp, serr, nil
-	}
-	select {
-	case <-p.done:
-	case <-ctx.Done():
-		// Still in flight: it may land. A retry of the same LSN joins it or
-		// finds it committed.
-		return model.LogResponse{}, model.ErrNone, fmt.Errorf("append stream %d lsn %d epoch %d: waiting for the ack: %w", s.id, req.LSN, req.Epoch, ctx.Err())
-	}
-	if p.err == nil {
-		return model.LogResponse{LSN: req.LSN, TailLSN: p.tail}, model.ErrNone, nil
-	}
-	resp, serr, err = s.resolve(ctx, req, sum, w)
-	if err != nil {
-		return resp, serr, fmt.Errorf("append stream %d lsn %d epoch %d: send failed (%v), then: %w", s.id, req.LSN, req.Epoch, p.err, err)
-	}
-	return resp, serr, nil
-}
-
-// enqueue answers the append from the writer's state or hands it to the
-// producer (p != nil: wait for p.done).
-func (s *stream) enqueue(ctx context.Context, req model.LogRequest, sum [32]byte) (*pending, *writer, model.LogResponse, model.ServiceErr, error) {
-	if err := acquireSem(ctx, s.op); err != nil {
-		return nil, nil, model.LogResponse{}, model.ErrNone, err
-	}
-	locked := true
-	defer func() {
-		if locked {
-			releaseSem(s.op)
-		}
-	}()
-	L, E := req.LSN, req.Epoch
-	s.mu.Lock()
-	w, seen, known := s.w, s.seenMaxOpen, s.knownTail
-	s.mu.Unlock()
-	if seen > E || (w != nil && w.epoch > E) {
-		return nil, nil, model.LogResponse{LSN: L, TailLSN: known}, model.ErrFenced, nil
-	}
-	for attempt := 0; ; attempt++ {
-		if w != nil && w.epoch == E {
-			s.mu.Lock()
-			if w.failed == nil {
-				break // with s.mu held
-			}
-			s.mu.Unlock()
-		}
-		if attempt == 3 {
-			return nil, nil, model.LogResponse{}, model.ErrNone, errors.New("writer keeps failing")
-		}
-		// No healthy tenure at this epoch here (first append of an epoch-0
-		// writer, a restarted process, or a failed tenure): attach, which
-		// succeeds only if E is the stream's current epoch.
-		tail, serr, err := s.attach(ctx, E, kindAttach)
-		if err != nil {
-			return nil, nil, model.LogResponse{}, model.ErrNone, fmt.Errorf("attach: %w", err)
-		}
-		if serr != model.ErrNone {
-			return nil, nil, model.LogResponse{LSN: L, TailLSN: tail}, serr, nil
-		}
-		s.mu.Lock()
-		w = s.w
-		s.mu.Unlock()
-	}
-	// s.mu is held and w is a healthy tenure at epoch E.
-	switch {
-	case L <= w.tail:
-		tail := w.tail
-		s.mu.Unlock()
-		releaseSem(s.op)
-		locked = false
-		serr, err := s.compare(ctx, L, sum)
-		return nil, nil, model.LogResponse{LSN: L, TailLSN: tail}, serr, err
-	case L <= w.pendTail:
-		p := w.pend[L]
-		s.mu.Unlock()
-		if p == nil || p.sum != sum {
-			return nil, nil, model.LogResponse{LSN: L, TailLSN: w.tail}, model.ErrLSNConflict, nil
-		}
-		return p, w, model.LogResponse{}, model.ErrNone, nil // an identical retry shares the send's fate
-	case L > w.pendTail+1:
-		tail := w.tail
-		s.mu.Unlock()
-		return nil, nil, model.LogResponse{LSN: L, TailLSN: tail}, model.ErrLSNGap, nil
-	}
-	p := &pending{lsn: L, sum: sum, done: make(chan struct{})}
-	w.pend[L] = p
-	w.pendTail = L
-	s.mu.Unlock()
-	seq := seqID(w.gen, L)
-	rec := record{kind: kindData, stream: s.id, epoch: E, lsn: L}
-	// The send's fate must not depend on this caller's context: a cancelled
-	// message could leave a hole under later ones.
-	w.prod.SendAsync(context.Background(), &pulsar.ProducerMessage{
-		Payload:    req.Data,
-		Properties: rec.props(),
-		SequenceID: &seq,
-	}, func(id pulsar.MessageID, _ *pulsar.ProducerMessage, err error) {
-		s.onAck(w, p, id, err)
-	})
-	return p, w, model.LogResponse{}, model.ErrNone, nil
-}
-
-// onAck runs on the client's goroutine for each send, in send order.
-func (s *stream) onAck(w *writer, p *pending, id pulsar.MessageID, err error) {
-	var c ckpt
-	var index, save bool
-	s.mu.Lock()
-	if err == nil && w.failed == nil && p.lsn == w.tail+1 {
-		w.tail = p.lsn
-		p.tail = w.tail
-		s.knownTail = max(s.knownTail, w.tail)
-		s.recent[p.lsn] = p.sum
-		delete(s.recent, p.lsn-min(p.lsn, recentEntries))
-		// A deduplicated re-send is acknowledged without a position
-		// (-1:-1): it was persisted earlier in this tenure.
-		if at := posOf(id); at.entry >= 0 {
-			c = ckpt{at: at, st: foldState{MaxOpen: w.epoch, Tail: w.tail}}
-			index = true
-			s.ix.add(c, false)
-			s.sinceCkpt++
-			if s.sinceCkpt >= checkpointEvery {
-				s.sinceCkpt = 0
-				save = true
-			}
-		}
-	} else {
-		if err == nil {
-			err = errOrphan
-		}
-		if w.failed == nil {
-			w.failed = err
-		}
-		p.err = err
-	}
-	delete(w.pend, p.lsn)
-	s.mu.Unlock()
-	close(p.done)
-	if index && save {
-		s.saveCheckpointAsync()
-	}
-}
-
-// resolve answers an append whose send failed: the outcome is read from the
-// log after re-attaching (which ends the failed tenure for good, so nothing
-// of it can land later).
-func (s *stream) resolve(ctx context.Context, req model.LogRequest, sum [32]byte, failed *writer) (model.LogResponse, model.ServiceErr, error) {
-	if err := acquireSem(ctx, s.op); err != nil {
-		return model.LogResponse{}, model.ErrNone, err
-	}
-	L, E := req.LSN, req.Epoch
-	var tail uint64
-	fenced := false
-	s.mu.Lock()
-	w := s.w
-	resynced := w != nil && w != failed && w.failed == nil
-	if resynced {
-		// Someone attached since: its fold covered our send.
-		tail = w.tail
-		fenced = w.epoch != E
-	}
-	s.mu.Unlock()
-	if !resynced {
-		t, serr, err := s.attach(ctx, E, kindAttach)
-		if err != nil {
-			releaseSem(s.op)
-			return model.LogResponse{}, model.ErrNone, fmt.Errorf("re-attach: %w", err)
-		}
-		switch serr {
-		case model.ErrNone:
-		case model.ErrFenced:
-			fenced = true
-		default:
-			releaseSem(s.op)
-			// The producer is taken and we could not tell: unknown.
-			return model.LogResponse{}, model.ErrNone, fmt.Errorf("re-attach: %v", serr)
-		}
-		tail = t
-	}
-	releaseSem(s.op)
-	if L <= tail {
-		serr, err := s.compare(ctx, L, sum)
-		if serr == model.ErrLSNConflict && fenced {
-			// A newer epoch's entry holds L: the append lost to the newer
-			// writer. Fenced says so (as the simulated log does), where a
-			// conflict would send the writer to re-read a log it no longer owns.
-			serr = model.ErrFenced
-		}
-		return model.LogResponse{LSN: L, TailLSN: tail}, serr, err
-	}
-	if fenced {
-		return model.LogResponse{LSN: L, TailLSN: tail}, model.ErrFenced, nil
-	}
-	// The tenure that sent it is over and the fold past its end does not
-	// hold it: it was not written and never will be.
-	return model.LogResponse{LSN: L, TailLSN: tail}, model.ErrUnavailable, nil
-}
-
-// compare answers an append of a committed LSN: OK if it holds the same data.
-func (s *stream) compare(ctx context.Context, lsn uint64, sum [32]byte) (model.ServiceErr, error) {
-	s.mu.Lock()
-	have, ok := s.recent[lsn]
-	s.mu.Unlock()
-	if !ok {
-		resp, err := s.read(ctx, lsn, 1)
-		if err != nil {
-			return model.ErrNone, fmt.Errorf("read committed lsn %d to compare: %w", lsn, err)
-		}
-		if len(resp.Entries) == 0 || resp.Entries[0].LSN != lsn {
-			return model.ErrNone, fmt.Errorf("committed lsn %d not found by a read (tail %d)", lsn, resp.TailLSN)
-		}
-		have = sha256.Sum256(resp.Entries[0].Data)
-	}
-	if have != sum {
-		return model.ErrLSNConflict, nil
-	}
-	return model.ErrNone, nil
+	return resp, serr, err
 }
 
 // ---- advisory checkpoint in the topic properties ----
@@ -560,15 +407,14 @@ func (s *stream) loadCheckpoint(ctx context.Context) {
 	if err != nil {
 		return
 	}
-	c, err := parseCkpt(props[checkpointProp])
+	c, err := logfence.ParseCkpt(props[checkpointProp])
 	if err != nil {
 		return
 	}
 	s.mu.Lock()
 	s.ix.add(c, true)
-	s.ckptSaved = c.at
-	s.seenMaxOpen = max(s.seenMaxOpen, c.st.MaxOpen)
-	s.knownTail = max(s.knownTail, c.st.Tail)
+	s.ckptSaved = c.At
+	s.core.Note(c.St)
 	s.mu.Unlock()
 }
 
@@ -577,22 +423,20 @@ func (s *stream) loadCheckpoint(ctx context.Context) {
 // so a stale or lost update is harmless.
 func (s *stream) saveCheckpointAsync() {
 	s.mu.Lock()
-	if s.ckptSaving || !s.ix.has || !s.ckptSaved.less(s.ix.last.at) {
+	if s.ckptSaving || !s.ix.has || !s.ckptSaved.Less(s.ix.last.At) {
 		s.mu.Unlock()
 		return
 	}
 	s.ckptSaving = true
 	c := s.ix.last
 	s.mu.Unlock()
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), s.l.cfg.OperationTimeout)
-		defer cancel()
-		err := s.l.admin.Topics().UpdatePropertiesWithContext(ctx, s.tn, map[string]string{checkpointProp: c.encode()})
-		s.mu.Lock()
-		s.ckptSaving = false
-		if err == nil && s.ckptSaved.less(c.at) {
-			s.ckptSaved = c.at
-		}
-		s.mu.Unlock()
-	}()
+	ctx, cancel := context.WithTimeout(context.Background(), s.l.cfg.OperationTimeout)
+	defer cancel()
+	err := s.l.admin.Topics().UpdatePropertiesWithContext(ctx, s.tn, map[string]string{checkpointProp: c.Encode()})
+	s.mu.Lock()
+	s.ckptSaving = false
+	if err == nil && s.ckptSaved.Less(c.At) {
+		s.ckptSaved = c.At
+	}
+	s.mu.Unlock()
 }

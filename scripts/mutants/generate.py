@@ -81,6 +81,12 @@ muts = {
  'prune-keeps-out-degree': ("basic services", "a prune forgets to decrement the pre neuron's out-degree", [
    ('model/subgraph.go', '		s.setDegree(ev.Pre, 0, -1)\n', ''),
  ]),
+ 'fence-lost-send-ok': ("services-topic topic-race", "the log's fencing core (model/logfence) answers OK for an append whose send failed and that the fold past the failed tenure does not hold", [
+   ('model/logfence/writer.go', '		w.reply(c, model.LogResponse{LSN: c.lsn, TailLSN: tail}, model.ErrUnavailable)', '		w.reply(c, model.LogResponse{LSN: c.lsn, TailLSN: tail}, model.ErrNone)'),
+ ], {'expect': 'no-acked-write-lost'}),
+ 'pulsar-shared-producer': ("", "runtime/pulsarlog attaches a shared producer, not an exclusive one: a taken-over writer is not fenced for good and is acknowledged after the newer open (caught against real Pulsar)", [
+   ('runtime/pulsarlog/stream.go', 'ProducerAccessMode: pulsar.ProducerAccessModeExclusive,', 'ProducerAccessMode: pulsar.ProducerAccessModeShared,'),
+ ], {'expect': 'TestTwoWritersRaceOnTheTopic', 'test': '-tags integration -run TestTwoWritersRaceOnTheTopic ./runtime/pulsarlog', 'services': 'pulsar'}),
  'decay-misapplied': ("crash-recovery host-loss", "a recovery's decay is logged correctly (and its result reports the right factor) but the fold applies the factor squared", [
    ('model/subgraph.go', '		s.decay(keep)\n', '		s.decay(keep * keep / decayScale)\n'),
  ]),
