@@ -154,7 +154,11 @@ func (k *claimer) onRouteGet(p *primary, res *result) {
 	}
 	r, err := ParseRoute(res.Coord.KVs[0])
 	if err != nil {
-		panic(sprintf("territory %d: %v", t.cfg.ID, err))
+		// Not the core's value: claim nothing over it, and retry as after a
+		// failed read.
+		t.out.Add(badCoordValue(t.cfg.ID, res.Coord.KVs[0].Key, err))
+		k.claimFailed(p)
+		return
 	}
 	if r.Primary != t.cfg.ID {
 		t.stepDown(p, stepDownWhy{reason: StepDownRouteMoved, route: r})

@@ -83,7 +83,8 @@ func (k *loader) onRange(p *primary, s *loadState, res *result) {
 	for _, kv := range res.Coord.KVs {
 		r, err := ParseSnapshotRecord(kv)
 		if err != nil {
-			panic(sprintf("territory %d: %v", t.cfg.ID, err))
+			t.out.Add(badCoordValue(t.cfg.ID, kv.Key, err)) // not a candidate
+			continue
 		}
 		if (r.State == SnapCommitted || r.State == SnapSuperseded) && r.Location != "" {
 			s.cands = append(s.cands, r)

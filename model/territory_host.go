@@ -86,8 +86,12 @@ func (t *Territory) onBoot(res *result) {
 func (t *Territory) syncRoutes(kvs []KV) {
 	for _, kv := range kvs {
 		r, err := ParseRoute(kv)
+		if err == nil && uint32(r.Subgraph) >= t.cfg.Subgraphs {
+			err = errorf("route %s: subgraph %d beyond the %d of the cluster", kv.Key, r.Subgraph, t.cfg.Subgraphs)
+		}
 		if err != nil {
-			panic(sprintf("territory %d: %v", t.cfg.ID, err)) // routes are written only by the core
+			t.out.Add(badCoordValue(t.cfg.ID, kv.Key, err)) // not the core's: leave that subgraph as it is
+			continue
 		}
 		p := t.subgraphs[r.Subgraph]
 		switch {
@@ -247,6 +251,9 @@ func (t *Territory) answerRead(p *primary, rd pendingRead, kvs []KV) {
 		return
 	}
 	r, err := ParseRoute(*kv)
+	if err != nil {
+		t.out.Add(badCoordValue(t.cfg.ID, kv.Key, err))
+	}
 	if err == nil && (r.Primary != t.cfg.ID || r.Epoch > p.epoch) {
 		t.stepDown(p, stepDownWhy{reason: StepDownRouteMoved, barrier: true, route: r})
 		t.reply(rd.from, rd.req.ID, Result{Status: StatusWrongTerritory})

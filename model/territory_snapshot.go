@@ -196,7 +196,10 @@ func (k *snapshotter) onResult(p *primary, c call, res *result) {
 		if len(res.Coord.KVs) > 0 {
 			r, err := ParseHead(p.sg, res.Coord.KVs[0])
 			if err != nil {
-				panic(sprintf("territory %d: %v", t.cfg.ID, err)) // heads are written only by the core
+				// Not the core's value: commit nothing over it.
+				t.out.Add(badCoordValue(t.cfg.ID, res.Coord.KVs[0].Key, err))
+				k.abandon(s)
+				return
 			}
 			if r.LSN >= j.lsn {
 				p.snapLSN = max(p.snapLSN, r.LSN)
