@@ -185,3 +185,61 @@ func TestManagerReportsBadValuesAndKeepsRunning(t *testing.T) {
 		}
 	}
 }
+
+// TestTerritoryReportsBadValuesAndKeepsRunning: at boot, a malformed route
+// and a route beyond the cluster are reported and skipped while the good
+// route is adopted; a malformed snapshot record at load is reported and is
+// not a candidate, and the territory goes on to open its log.
+func TestTerritoryReportsBadValuesAndKeepsRunning(t *testing.T) {
+	tr, err := NewTerritory(DefaultTerritoryConfig(7, 2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := &Outbox{}
+	tr.Step(0, Start{}, out)
+	boot := effects[CoordCall](out)[0]
+	out.Reset()
+	kvs := routesKVs(2, 7, 0)
+	kvs[1].Value = []byte("primary=seven epoch=0")
+	kvs = append(kvs, KV{Key: RouteKey(2), Value: EncodeRoute(7, 0), ModRevision: 3})
+	tr.Step(1, CoordResult{ReqID: boot.ReqID, Resp: CoordResponse{KVs: kvs}}, out)
+	wantBadFact(t, out, 7, RouteKey(1), "primary")
+	wantBadFact(t, out, 7, RouteKey(2), "beyond")
+	claims := effects[CoordCall](out)
+	if len(claims) != 1 || claims[0].Req.Compares[0].Key != RouteKey(0) {
+		t.Fatalf("only the good route is claimed: %v", out.Effects)
+	}
+	out.Reset()
+	tr.Step(2, CoordResult{ReqID: claims[0].ReqID, Resp: CoordResponse{Succeeded: true, Revision: 5}}, out)
+	load := effects[CoordCall](out)
+	if len(load) != 1 || load[0].Req.Key != SnapshotPrefix(0) {
+		t.Fatalf("no snapshot listing: %v", out.Effects)
+	}
+	out.Reset()
+	bad := KV{Key: SnapshotKey(0, "hand"), Value: []byte("state=COMMITTED lsn=12 location")}
+	tr.Step(2, CoordResult{ReqID: load[0].ReqID, Resp: CoordResponse{KVs: []KV{bad}}}, out)
+	wantBadFact(t, out, 7, bad.Key, "name=value")
+	if open := effects[LogCall](out); len(open) != 1 || open[0].Req.Kind != LogOpen {
+		t.Fatalf("the territory did not go on to open its log: %v", out.Effects)
+	}
+}
+
+// TestReadBarrierOnAGarbageRoute: a read whose barrier finds a route value
+// the core did not write is answered unavailable (never served, never a
+// step-down on a value that says nothing), and the value is reported.
+func TestReadBarrierOnAGarbageRoute(t *testing.T) {
+	tr, out := bootTerritory(t)
+	read := &Request{ID: EventUUID{9, 2}, Op: OpReadNeuron, Neuron: 5}
+	out.Reset()
+	tr.Step(4, MessageIn{From: 50, Msg: &Message{Request: read}}, out)
+	barrier := effects[CoordCall](out)[0]
+	out.Reset()
+	kvs := routesKVs(1, 7, 1)
+	kvs[0].Value = []byte("primary=7 epoch=1 extra")
+	tr.Step(5, CoordResult{ReqID: barrier.ReqID, Resp: CoordResponse{KVs: kvs}}, out)
+	sends := effects[Send](out)
+	if len(sends) != 1 || sends[0].Msg.Reply.Result.Status != StatusUnavailable || len(tr.Operational()) != 1 {
+		t.Fatalf("a garbage route must make the read unavailable and depose nobody: %v", out.Effects)
+	}
+	wantBadFact(t, out, 7, RouteKey(0), "name=value")
+}

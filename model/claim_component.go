@@ -1,5 +1,7 @@
 package model
 
+import "fmt"
+
 // claimer is the claim component: it bumps the subgraph's epoch in its route
 // by compare-and-swap, loads a snapshot when it starts from nothing (the
 // loader), opens the log stream at that epoch (which fences every older
@@ -63,7 +65,7 @@ func (k *claimer) onResult(p *primary, c call, res *result) {
 	case claimReplay:
 		k.onReplay(p, res)
 	default:
-		panic(sprintf("territory %d: claim result for tag %d", k.t.cfg.ID, c.tag))
+		panic(fmt.Sprintf("territory %d: claim result for tag %d", k.t.cfg.ID, c.tag))
 	}
 }
 
@@ -154,7 +156,11 @@ func (k *claimer) onRouteGet(p *primary, res *result) {
 	}
 	r, err := ParseRoute(res.Coord.KVs[0])
 	if err != nil {
-		panic(sprintf("territory %d: %v", t.cfg.ID, err))
+		// Not the core's value: claim nothing over it, and retry as after a
+		// failed read.
+		t.out.Add(badCoordValue(t.cfg.ID, res.Coord.KVs[0].Key, err))
+		k.claimFailed(p)
+		return
 	}
 	if r.Primary != t.cfg.ID {
 		t.stepDown(p, stepDownWhy{reason: StepDownRouteMoved, route: r})

@@ -1,6 +1,11 @@
 package model
 
-import "errors"
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+)
 
 // EventType is the kind of a logged event.
 type EventType uint8
@@ -83,7 +88,7 @@ func EventFromRequest(req *Request, sg SubgraphID, lsn, epoch uint64) (Event, er
 	case OpPrune:
 		ev.Type = EvPrune
 	default:
-		return Event{}, errorf("event from request %s: %s is not a write", req.ID, req.Op)
+		return Event{}, fmt.Errorf("event from request %s: %s is not a write", req.ID, req.Op)
 	}
 	return ev, nil
 }
@@ -103,27 +108,27 @@ var ErrCorruptEvent = errors.New("corrupt event")
 func (ev *Event) AppendEncode(buf []byte) []byte {
 	start := len(buf)
 	buf = append(buf, eventCodecVersion, byte(ev.Type))
-	buf = appendUvarint(buf, ev.LSN)
-	buf = appendLE64(buf, ev.UUID.Hi)
-	buf = appendLE64(buf, ev.UUID.Lo)
-	buf = appendUvarint(buf, uint64(ev.Subgraph))
-	buf = appendUvarint(buf, ev.WriterEpoch)
-	buf = appendUvarint(buf, uint64(ev.Neuron))
-	buf = appendUvarint(buf, uint64(ev.Pre))
-	buf = appendUvarint(buf, uint64(ev.Post))
-	buf = appendVarint(buf, ev.valueSlot())
-	buf = appendVarint(buf, ev.TimestampMs)
+	buf = binary.AppendUvarint(buf, ev.LSN)
+	buf = binary.LittleEndian.AppendUint64(buf, ev.UUID.Hi)
+	buf = binary.LittleEndian.AppendUint64(buf, ev.UUID.Lo)
+	buf = binary.AppendUvarint(buf, uint64(ev.Subgraph))
+	buf = binary.AppendUvarint(buf, ev.WriterEpoch)
+	buf = binary.AppendUvarint(buf, uint64(ev.Neuron))
+	buf = binary.AppendUvarint(buf, uint64(ev.Pre))
+	buf = binary.AppendUvarint(buf, uint64(ev.Post))
+	buf = binary.AppendVarint(buf, ev.valueSlot())
+	buf = binary.AppendVarint(buf, ev.TimestampMs)
 	if ev.Type == EvAdoptPolicy {
 		p := &ev.Policy
-		buf = appendUvarint(buf, p.Epoch)
-		buf = appendUvarint(buf, uint64(p.MaxOutDegree))
-		buf = appendUvarint(buf, uint64(p.MaxInDegree))
-		buf = appendUvarint(buf, uint64(p.DecayPerSecondPM))
-		buf = appendUvarint(buf, uint64(p.SupernodeDegree))
-		buf = appendUvarint(buf, uint64(p.SnapshotEvery))
+		buf = binary.AppendUvarint(buf, p.Epoch)
+		buf = binary.AppendUvarint(buf, uint64(p.MaxOutDegree))
+		buf = binary.AppendUvarint(buf, uint64(p.MaxInDegree))
+		buf = binary.AppendUvarint(buf, uint64(p.DecayPerSecondPM))
+		buf = binary.AppendUvarint(buf, uint64(p.SupernodeDegree))
+		buf = binary.AppendUvarint(buf, uint64(p.SnapshotEvery))
 	}
-	crc := CRC32C(buf[start:])
-	return appendLE32(buf, crc)
+	crc := crc32.Checksum(buf[start:], crc32.MakeTable(crc32.Castagnoli))
+	return binary.LittleEndian.AppendUint32(buf, crc)
 }
 
 // Encode returns the encoding of ev.
@@ -140,9 +145,9 @@ func (d *decoder) uvarint(field string) uint64 {
 	if d.err != nil {
 		return 0
 	}
-	v, n := uvarint(d.buf)
+	v, n := binary.Uvarint(d.buf)
 	if n <= 0 {
-		d.err = errorf("%w: field %s: bad varint", ErrCorruptEvent, field)
+		d.err = fmt.Errorf("%w: field %s: bad varint", ErrCorruptEvent, field)
 		return 0
 	}
 	d.buf = d.buf[n:]
@@ -153,9 +158,9 @@ func (d *decoder) varint(field string) int64 {
 	if d.err != nil {
 		return 0
 	}
-	v, n := varint(d.buf)
+	v, n := binary.Varint(d.buf)
 	if n <= 0 {
-		d.err = errorf("%w: field %s: bad varint", ErrCorruptEvent, field)
+		d.err = fmt.Errorf("%w: field %s: bad varint", ErrCorruptEvent, field)
 		return 0
 	}
 	d.buf = d.buf[n:]
@@ -165,7 +170,7 @@ func (d *decoder) varint(field string) int64 {
 func (d *decoder) u32(field string) uint32 {
 	v := d.uvarint(field)
 	if v > 1<<32-1 && d.err == nil {
-		d.err = errorf("%w: field %s: %d overflows 32 bits", ErrCorruptEvent, field, v)
+		d.err = fmt.Errorf("%w: field %s: %d overflows 32 bits", ErrCorruptEvent, field, v)
 	}
 	return uint32(v)
 }
@@ -175,10 +180,10 @@ func (d *decoder) fixed64(field string) uint64 {
 		return 0
 	}
 	if len(d.buf) < 8 {
-		d.err = errorf("%w: field %s: truncated", ErrCorruptEvent, field)
+		d.err = fmt.Errorf("%w: field %s: truncated", ErrCorruptEvent, field)
 		return 0
 	}
-	v := le64(d.buf)
+	v := binary.LittleEndian.Uint64(d.buf)
 	d.buf = d.buf[8:]
 	return v
 }
@@ -187,21 +192,21 @@ func (d *decoder) fixed64(field string) uint64 {
 // ErrCorruptEvent on any corrupt, truncated or oversized input, never panics.
 func DecodeEvent(data []byte) (Event, error) {
 	if len(data) > maxEventBytes {
-		return Event{}, errorf("%w: %d bytes exceeds %d", ErrCorruptEvent, len(data), maxEventBytes)
+		return Event{}, fmt.Errorf("%w: %d bytes exceeds %d", ErrCorruptEvent, len(data), maxEventBytes)
 	}
 	if len(data) < 2+4 {
-		return Event{}, errorf("%w: %d bytes is too short", ErrCorruptEvent, len(data))
+		return Event{}, fmt.Errorf("%w: %d bytes is too short", ErrCorruptEvent, len(data))
 	}
-	body, sum := data[:len(data)-4], le32(data[len(data)-4:])
-	if got := CRC32C(body); got != sum {
-		return Event{}, errorf("%w: checksum %08x, want %08x", ErrCorruptEvent, got, sum)
+	body, sum := data[:len(data)-4], binary.LittleEndian.Uint32(data[len(data)-4:])
+	if got := crc32.Checksum(body, crc32.MakeTable(crc32.Castagnoli)); got != sum {
+		return Event{}, fmt.Errorf("%w: checksum %08x, want %08x", ErrCorruptEvent, got, sum)
 	}
 	if body[0] != eventCodecVersion {
-		return Event{}, errorf("%w: unknown codec version %d", ErrCorruptEvent, body[0])
+		return Event{}, fmt.Errorf("%w: unknown codec version %d", ErrCorruptEvent, body[0])
 	}
 	ev := Event{Type: EventType(body[1])}
 	if ev.Type == 0 || ev.Type >= evTypeEnd {
-		return Event{}, errorf("%w: unknown event type %d", ErrCorruptEvent, body[1])
+		return Event{}, fmt.Errorf("%w: unknown event type %d", ErrCorruptEvent, body[1])
 	}
 	d := decoder{buf: body[2:]}
 	ev.LSN = d.uvarint("lsn")
@@ -230,7 +235,7 @@ func DecodeEvent(data []byte) (Event, error) {
 		return Event{}, d.err
 	}
 	if len(d.buf) != 0 {
-		return Event{}, errorf("%w: %d trailing bytes", ErrCorruptEvent, len(d.buf))
+		return Event{}, fmt.Errorf("%w: %d trailing bytes", ErrCorruptEvent, len(d.buf))
 	}
 	return ev, nil
 }

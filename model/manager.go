@@ -1,6 +1,7 @@
 package model
 
 import (
+	"fmt"
 	"slices"
 	"strconv"
 )
@@ -32,13 +33,13 @@ func DefaultManagerConfig(id HostID, subgraphs uint32, territories []HostID) Man
 func (c ManagerConfig) Validate() error {
 	switch {
 	case c.ID == 0 || c.Subgraphs == 0 || len(c.Territories) == 0:
-		return errorf("manager config: id, subgraphs and territories are required")
+		return fmt.Errorf("manager config: id, subgraphs and territories are required")
 	case c.TickMs <= 0 || c.ReconcileMs < c.TickMs || c.HostLossMs < c.TickMs:
-		return errorf("manager %d config: tick %d, reconcile %d, host loss %d", c.ID, c.TickMs, c.ReconcileMs, c.HostLossMs)
+		return fmt.Errorf("manager %d config: tick %d, reconcile %d, host loss %d", c.ID, c.TickMs, c.ReconcileMs, c.HostLossMs)
 	case c.StaleUploadMs <= 0 || c.GraceMs < 0 || c.OrphanMs <= 0 || c.MaxDeletes <= 0:
-		return errorf("manager %d config: stale upload %d, grace %d, orphan %d, max deletes %d", c.ID, c.StaleUploadMs, c.GraceMs, c.OrphanMs, c.MaxDeletes)
+		return fmt.Errorf("manager %d config: stale upload %d, grace %d, orphan %d, max deletes %d", c.ID, c.StaleUploadMs, c.GraceMs, c.OrphanMs, c.MaxDeletes)
 	case c.CoordTimeoutMs <= 0 || c.BlobTimeoutMs <= 0:
-		return errorf("manager %d config: timeouts must be positive", c.ID)
+		return fmt.Errorf("manager %d config: timeouts must be positive", c.ID)
 	}
 	return nil
 }
@@ -113,7 +114,7 @@ func (m *Manager) Step(nowMs int64, in Input, out *Outbox) {
 		m.onBlob(in)
 	case LogResult, DiskResult, WatchEvent:
 	default:
-		panic(sprintf("manager %d: unknown input", m.cfg.ID))
+		panic(fmt.Sprintf("manager %d: unknown input", m.cfg.ID))
 	}
 	m.out = nil
 }
@@ -207,7 +208,7 @@ func (m *Manager) onRoutes(res CoordResult) {
 	for _, kv := range res.Resp.KVs {
 		r, err := ParseRoute(kv)
 		if err == nil && uint32(r.Subgraph) >= m.cfg.Subgraphs {
-			err = errorf("route %s: subgraph %d beyond the %d of the cluster", kv.Key, r.Subgraph, m.cfg.Subgraphs)
+			err = fmt.Errorf("route %s: subgraph %d beyond the %d of the cluster", kv.Key, r.Subgraph, m.cfg.Subgraphs)
 		}
 		if err != nil {
 			m.out.Add(badCoordValue(m.cfg.ID, kv.Key, err)) // and leave that route alone

@@ -264,7 +264,7 @@ func (f FactSteppedDown) Why() string {
 	case StepDownRouteDeleted:
 		why = "route deleted"
 	case StepDownRouteMoved:
-		why = sprintf("route names territory %d at epoch %d", f.Primary, f.RouteEpoch)
+		why = fmt.Sprintf("route names territory %d at epoch %d", f.Primary, f.RouteEpoch)
 	default:
 		why = f.Reason.String()
 	}

@@ -1,6 +1,10 @@
 package model
 
-import "slices"
+import (
+	"fmt"
+	"hash/crc32"
+	"slices"
+)
 
 // loader is the snapshot-loader component: a claim that starts from nothing
 // lists the subgraph's snapshot records and tries the committed one, then
@@ -64,7 +68,7 @@ func (k *loader) onResult(p *primary, c call, res *result) {
 	case loadBlob:
 		k.onBlob(p, s, res)
 	default:
-		panic(sprintf("territory %d: load result for tag %d", k.t.cfg.ID, c.tag))
+		panic(fmt.Sprintf("territory %d: load result for tag %d", k.t.cfg.ID, c.tag))
 	}
 }
 
@@ -83,7 +87,8 @@ func (k *loader) onRange(p *primary, s *loadState, res *result) {
 	for _, kv := range res.Coord.KVs {
 		r, err := ParseSnapshotRecord(kv)
 		if err != nil {
-			panic(sprintf("territory %d: %v", t.cfg.ID, err))
+			t.out.Add(badCoordValue(t.cfg.ID, kv.Key, err)) // not a candidate
+			continue
 		}
 		if (r.State == SnapCommitted || r.State == SnapSuperseded) && r.Location != "" {
 			s.cands = append(s.cands, r)
@@ -115,7 +120,7 @@ func (k *loader) onRange(p *primary, s *loadState, res *result) {
 // good decodes data if it is the snapshot cand names: its size and checksum,
 // its subgraph and LSN.
 func (k *loader) good(p *primary, cand SnapshotRecord, data []byte) *SubgraphState {
-	if len(data) != cand.Size || CRC32C(data) != cand.Checksum {
+	if len(data) != cand.Size || crc32.Checksum(data, crc32.MakeTable(crc32.Castagnoli)) != cand.Checksum {
 		return nil
 	}
 	s, err := DecodeSnapshot(data)

@@ -1,5 +1,7 @@
 package model
 
+import "fmt"
+
 // TerritoryConfig configures a territory host. Every queue and retry has a bound.
 type TerritoryConfig struct {
 	ID             HostID
@@ -41,17 +43,17 @@ func DefaultTerritoryConfig(id HostID, subgraphs uint32) TerritoryConfig {
 func (c TerritoryConfig) Validate() error {
 	switch {
 	case c.ID == 0:
-		return errorf("territory config: id must be positive")
+		return fmt.Errorf("territory config: id must be positive")
 	case c.Subgraphs == 0:
-		return errorf("territory %d config: subgraphs must be positive", c.ID)
+		return fmt.Errorf("territory %d config: subgraphs must be positive", c.ID)
 	case c.CoordTimeoutMs <= 0 || c.LogTimeoutMs <= 0 || c.BlobTimeoutMs <= 0:
-		return errorf("territory %d config: timeouts must be positive", c.ID)
+		return fmt.Errorf("territory %d config: timeouts must be positive", c.ID)
 	case c.QueueLimit <= 0 || c.ReadQueueLimit <= 0 || c.AppendAttempts <= 0 || c.ReplayBatch <= 0 || c.LoadAttempts <= 0:
-		return errorf("territory %d config: queue limits, attempts and batch must be positive", c.ID)
+		return fmt.Errorf("territory %d config: queue limits, attempts and batch must be positive", c.ID)
 	case c.RetryBaseMs <= 0 || c.RetryCapMs < c.RetryBaseMs:
-		return errorf("territory %d config: retry backoff base %d cap %d", c.ID, c.RetryBaseMs, c.RetryCapMs)
+		return fmt.Errorf("territory %d config: retry backoff base %d cap %d", c.ID, c.RetryBaseMs, c.RetryCapMs)
 	case c.TickMs <= 0 || c.KeepAliveMs < c.TickMs || c.LeaseTTLMs <= c.KeepAliveMs || c.RoutePollMs < c.TickMs || c.HeartbeatMs < c.TickMs || c.RecoveryMs < c.TickMs:
-		return errorf("territory %d config: tick %d, keepalive %d, lease %d, route poll %d, heartbeat %d, recovery %d: each period must be at least a tick and the lease longer than the keepalive",
+		return fmt.Errorf("territory %d config: tick %d, keepalive %d, lease %d, route poll %d, heartbeat %d, recovery %d: each period must be at least a tick and the lease longer than the keepalive",
 			c.ID, c.TickMs, c.KeepAliveMs, c.LeaseTTLMs, c.RoutePollMs, c.HeartbeatMs, c.RecoveryMs)
 	}
 	return c.Policy.Validate()
@@ -204,7 +206,7 @@ func (t *Territory) Step(nowMs int64, in Input, out *Outbox) {
 	case WatchEvent:
 		// Routes are polled; watches are not needed by this state machine.
 	default:
-		panic(sprintf("territory %d: unknown input", t.cfg.ID))
+		panic(fmt.Sprintf("territory %d: unknown input", t.cfg.ID))
 	}
 	t.out = nil
 }

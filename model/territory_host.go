@@ -1,6 +1,9 @@
 package model
 
-import "slices"
+import (
+	"fmt"
+	"slices"
+)
 
 // The host's own calls and timers.
 const (
@@ -41,7 +44,7 @@ func (h hostPart) onResult(_ *primary, c call, res *result) {
 			t.syncRoutes(res.Coord.KVs)
 		}
 	default:
-		panic(sprintf("territory %d: host result for tag %d", t.cfg.ID, c.tag))
+		panic(fmt.Sprintf("territory %d: host result for tag %d", t.cfg.ID, c.tag))
 	}
 }
 
@@ -60,7 +63,7 @@ func (t *Territory) hostCall(tag uint8) call { return call{comp: hostComp, tag: 
 
 func (t *Territory) boot() {
 	if t.booted || len(t.pending) > 0 {
-		panic(sprintf("territory %d: Start delivered twice to one incarnation", t.cfg.ID))
+		panic(fmt.Sprintf("territory %d: Start delivered twice to one incarnation", t.cfg.ID))
 	}
 	t.readRoutesAtBoot()
 	t.grantLease()
@@ -86,8 +89,12 @@ func (t *Territory) onBoot(res *result) {
 func (t *Territory) syncRoutes(kvs []KV) {
 	for _, kv := range kvs {
 		r, err := ParseRoute(kv)
+		if err == nil && uint32(r.Subgraph) >= t.cfg.Subgraphs {
+			err = fmt.Errorf("route %s: subgraph %d beyond the %d of the cluster", kv.Key, r.Subgraph, t.cfg.Subgraphs)
+		}
 		if err != nil {
-			panic(sprintf("territory %d: %v", t.cfg.ID, err)) // routes are written only by the core
+			t.out.Add(badCoordValue(t.cfg.ID, kv.Key, err)) // not the core's: leave that subgraph as it is
+			continue
 		}
 		p := t.subgraphs[r.Subgraph]
 		switch {
@@ -107,7 +114,7 @@ func (t *Territory) syncRoutes(kvs []KV) {
 // adopt starts serving a subgraph whose route names this territory.
 func (t *Territory) adopt(r Route) {
 	if uint32(r.Subgraph) >= t.cfg.Subgraphs {
-		panic(sprintf("territory %d: route for subgraph %d beyond %d", t.cfg.ID, r.Subgraph, t.cfg.Subgraphs))
+		panic(fmt.Sprintf("territory %d: route for subgraph %d beyond %d", t.cfg.ID, r.Subgraph, t.cfg.Subgraphs))
 	}
 	if _, ok := t.subgraphs[r.Subgraph]; ok {
 		return
@@ -247,6 +254,9 @@ func (t *Territory) answerRead(p *primary, rd pendingRead, kvs []KV) {
 		return
 	}
 	r, err := ParseRoute(*kv)
+	if err != nil {
+		t.out.Add(badCoordValue(t.cfg.ID, kv.Key, err))
+	}
 	if err == nil && (r.Primary != t.cfg.ID || r.Epoch > p.epoch) {
 		t.stepDown(p, stepDownWhy{reason: StepDownRouteMoved, barrier: true, route: r})
 		t.reply(rd.from, rd.req.ID, Result{Status: StatusWrongTerritory})

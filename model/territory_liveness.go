@@ -1,6 +1,10 @@
 package model
 
-import "strconv"
+import (
+	"fmt"
+	"strconv"
+	"strings"
+)
 
 // Liveness, the host's part: the territory keeps a lease-backed key
 // alive/<id> in the coordination store (the control plane's failure
@@ -15,13 +19,13 @@ func AliveKey(id HostID) string { return AlivePrefix + strconv.FormatUint(uint64
 
 // ParseAliveKey returns the territory of a liveness key.
 func ParseAliveKey(key string) (HostID, error) {
-	rest, ok := cutPrefix(key, AlivePrefix)
+	rest, ok := strings.CutPrefix(key, AlivePrefix)
 	if !ok {
-		return 0, errorf("alive key %q: missing prefix", key)
+		return 0, fmt.Errorf("alive key %q: missing prefix", key)
 	}
 	n, err := strconv.ParseUint(rest, 10, 32)
 	if err != nil || n == 0 {
-		return 0, errorf("alive key %q: bad territory id", key)
+		return 0, fmt.Errorf("alive key %q: bad territory id", key)
 	}
 	return HostID(n), nil
 }

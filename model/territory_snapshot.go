@@ -1,6 +1,11 @@
 package model
 
-import "strconv"
+import (
+	"fmt"
+	"hash/crc32"
+	"strconv"
+	"strings"
+)
 
 // Snapshot persistence, per subgraph, in the background:
 //
@@ -43,13 +48,13 @@ func HeadValue(r *SnapshotRecord) []byte {
 
 // ParseHead decodes a head KV into the record it names.
 func ParseHead(sg SubgraphID, kv KV) (SnapshotRecord, error) {
-	f := fields(string(kv.Value))
+	f := strings.Fields(string(kv.Value))
 	if len(f) == 0 {
-		return SnapshotRecord{}, errorf("snapshot head %s: empty", kv.Key)
+		return SnapshotRecord{}, fmt.Errorf("snapshot head %s: empty", kv.Key)
 	}
-	name, uuid, ok := cut(f[0], '=')
+	name, uuid, ok := strings.Cut(f[0], "=")
 	if !ok || name != "uuid" || uuid == "" {
-		return SnapshotRecord{}, errorf("snapshot head %s: first field must be uuid=", kv.Key)
+		return SnapshotRecord{}, fmt.Errorf("snapshot head %s: first field must be uuid=", kv.Key)
 	}
 	rest := kv.Value[len(f[0]):]
 	return ParseSnapshotRecord(KV{Key: SnapshotKey(sg, uuid), Value: rest})
@@ -122,7 +127,7 @@ func (k *snapshotter) maybeSnapshot(p *primary) {
 	j := &snapJob{id: k.seq, lsn: p.state.AppliedLSN, data: EncodeSnapshot(p.state)}
 	j.uuid = "t" + strconv.FormatUint(uint64(t.cfg.ID), 10) + "-e" + strconv.FormatUint(p.epoch, 10) +
 		"-l" + strconv.FormatUint(j.lsn, 10) + "-" + strconv.FormatUint(j.id, 10)
-	j.checksum = CRC32C(j.data)
+	j.checksum = crc32.Checksum(j.data, crc32.MakeTable(crc32.Castagnoli))
 	s.job = j
 	t.observe(FactSnapshotStarted{Territory: t.cfg.ID, Subgraph: p.sg, UUID: j.uuid, LSN: j.lsn})
 	rec := k.record(p, j, SnapUploading)
@@ -182,7 +187,7 @@ func (k *snapshotter) onResult(p *primary, c call, res *result) {
 		j.recRev = res.Coord.Revision
 		t.blob(k.call(snapReadBack, p, j), BlobRequest{Kind: BlobGet, Key: SnapshotBlobKey(p.sg, j.uuid)})
 	case snapReadBack:
-		if !ok || len(res.Blob.Data) != len(j.data) || CRC32C(res.Blob.Data) != j.checksum {
+		if !ok || len(res.Blob.Data) != len(j.data) || crc32.Checksum(res.Blob.Data, crc32.MakeTable(crc32.Castagnoli)) != j.checksum {
 			k.abandon(s) // a partial or corrupted upload is never committed
 			return
 		}
@@ -196,7 +201,10 @@ func (k *snapshotter) onResult(p *primary, c call, res *result) {
 		if len(res.Coord.KVs) > 0 {
 			r, err := ParseHead(p.sg, res.Coord.KVs[0])
 			if err != nil {
-				panic(sprintf("territory %d: %v", t.cfg.ID, err)) // heads are written only by the core
+				// Not the core's value: commit nothing over it.
+				t.out.Add(badCoordValue(t.cfg.ID, res.Coord.KVs[0].Key, err))
+				k.abandon(s)
+				return
 			}
 			if r.LSN >= j.lsn {
 				p.snapLSN = max(p.snapLSN, r.LSN)
@@ -225,7 +233,7 @@ func (k *snapshotter) onResult(p *primary, c call, res *result) {
 		}
 		t.observe(f)
 	default:
-		panic(sprintf("territory %d: snapshot result for tag %d", t.cfg.ID, c.tag))
+		panic(fmt.Sprintf("territory %d: snapshot result for tag %d", t.cfg.ID, c.tag))
 	}
 }
 
@@ -251,4 +259,4 @@ func (k *snapshotter) commit(p *primary, j *snapJob) {
 
 // SnapshotCachePath is where a territory keeps its local copy of a
 // subgraph's latest snapshot.
-func SnapshotCachePath(sg SubgraphID) string { return sprintf("snapcache/%05d.snap", sg) }
+func SnapshotCachePath(sg SubgraphID) string { return fmt.Sprintf("snapcache/%05d.snap", sg) }

@@ -1,6 +1,9 @@
 package model
 
-import "slices"
+import (
+	"fmt"
+	"slices"
+)
 
 // writer is the write pipeline: per subgraph a bounded queue of writes and at
 // most one append in flight, at LSN = applied + 1. The result of a write
@@ -171,7 +174,7 @@ func (k *writer) pump(p *primary, s *writeState) {
 		}
 		ev, err := k.eventOf(p, w)
 		if err != nil {
-			panic(sprintf("territory %d: %v", k.t.cfg.ID, err)) // reads never enter the write queue
+			panic(fmt.Sprintf("territory %d: %v", k.t.cfg.ID, err)) // reads never enter the write queue
 		}
 		w.lsn, w.data = ev.LSN, ev.Encode()
 		s.inflight, s.attempts = w, 0
@@ -217,18 +220,18 @@ func (k *writer) onTimer(p *primary, c call) {
 
 func (k *writer) onResult(p *primary, c call, res *result) {
 	if c.tag != writeAppend {
-		panic(sprintf("territory %d: write result for tag %d", k.t.cfg.ID, c.tag))
+		panic(fmt.Sprintf("territory %d: write result for tag %d", k.t.cfg.ID, c.tag))
 	}
 	t, s := k.t, k.of(p)
 	w := s.inflight
 	if w == nil {
-		panic(sprintf("territory %d subgraph %d: append result with nothing in flight", t.cfg.ID, p.sg))
+		panic(fmt.Sprintf("territory %d subgraph %d: append result with nothing in flight", t.cfg.ID, p.sg))
 	}
 	switch {
 	case res.ok():
 		ev, err := DecodeEvent(w.data)
 		if err != nil {
-			panic(sprintf("territory %d: own event does not decode: %v", t.cfg.ID, err))
+			panic(fmt.Sprintf("territory %d: own event does not decode: %v", t.cfg.ID, err))
 		}
 		r, _ := p.state.Apply(&ev)
 		s.inflight = nil

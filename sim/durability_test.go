@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"hash/crc32"
 	"strings"
 	"testing"
 
@@ -33,7 +34,7 @@ func put(t *testing.T, w *World, kvs ...model.TxnOp) {
 
 func record(sg model.SubgraphID, uuid string, st model.SnapshotState, data []byte) model.SnapshotRecord {
 	return model.SnapshotRecord{Subgraph: sg, UUID: uuid, State: st, LSN: 5, Territory: 1, Epoch: 1,
-		Location: model.SnapshotBlobKey(sg, uuid), Checksum: model.CRC32C(data), Size: len(data)}
+		Location: model.SnapshotBlobKey(sg, uuid), Checksum: crc32.Checksum(data, crc32.MakeTable(crc32.Castagnoli)), Size: len(data)}
 }
 
 func commit(t *testing.T, w *World, r model.SnapshotRecord, data []byte) {

@@ -5,6 +5,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"hash/crc32"
 	"testing"
 	"time"
 
@@ -102,8 +103,8 @@ func checkCommitted(t testing.TB, c *cluster, bs *blob.Store, head model.Snapsho
 	if se != model.ErrNone {
 		t.Fatalf("blob %s of the committed snapshot: %v", head.Location, se)
 	}
-	if len(data) != head.Size || model.CRC32C(data) != head.Checksum {
-		t.Fatalf("blob %s: %d bytes crc %08x, record says %d bytes crc %08x", head.Location, len(data), model.CRC32C(data), head.Size, head.Checksum)
+	if len(data) != head.Size || crc32.Checksum(data, crc32.MakeTable(crc32.Castagnoli)) != head.Checksum {
+		t.Fatalf("blob %s: %d bytes crc %08x, record says %d bytes crc %08x", head.Location, len(data), crc32.Checksum(data, crc32.MakeTable(crc32.Castagnoli)), head.Size, head.Checksum)
 	}
 	snap, err := model.DecodeSnapshot(data)
 	if err != nil || snap.ID != head.Subgraph || snap.AppliedLSN != head.LSN {
