@@ -33,8 +33,8 @@ muts = {
    ('model/snapload_component.go', '	if len(data) != cand.Size || crc32.Checksum(data, crc32.MakeTable(crc32.Castagnoli)) != cand.Checksum {', '	if false && (len(data) != cand.Size || crc32.Checksum(data, crc32.MakeTable(crc32.Castagnoli)) != cand.Checksum) {'),
  ]),
  'replay-from-snapshot-lsn': ("crash-recovery host-loss", "recovery replays from the snapshot's LSN instead of LSN + 1, and the fold's dedup is gone", [
-   ('model/territory.go', 'FromLSN: p.state.AppliedLSN + 1, MaxEntries', 'FromLSN: max(p.state.AppliedLSN, 1), MaxEntries'),
-   ('model/territory.go', '		if e.LSN != p.state.AppliedLSN+1 {\n			break', '		if e.LSN > p.state.AppliedLSN+1 {\n			break'),
+   ('model/claim_component.go', 'FromLSN: p.state.AppliedLSN + 1, MaxEntries', 'FromLSN: max(p.state.AppliedLSN, 1), MaxEntries'),
+   ('model/claim_component.go', '		if e.LSN != p.state.AppliedLSN+1 {\n			break', '		if e.LSN > p.state.AppliedLSN+1 {\n			break'),
    ('model/subgraph.go', '	if ev.LSN <= s.AppliedLSN {\n		if r, ok := s.dedup.get(ev.UUID); ok {\n			return r, false\n		}\n		return Result{}, false\n	}\n	if ev.LSN != s.AppliedLSN+1 {', '	if ev.LSN < s.AppliedLSN {\n		return Result{}, false\n	}\n	if ev.LSN > s.AppliedLSN+1 {'),
    ('model/subgraph.go', '	s.AppliedLSN = ev.LSN\n	if !ev.UUID.IsZero() {\n		if r, ok := s.dedup.get(ev.UUID); ok {\n			return r, false\n		}\n	}', '	s.AppliedLSN = ev.LSN'),
  ]),
@@ -43,17 +43,17 @@ muts = {
    ('model/territory_snapshot.go', '			if r.LSN >= j.lsn {', '			if false && r.LSN >= j.lsn {'),
  ]),
  'decay-not-logged': ("crash-recovery clock-skew", "recovery decay is applied to the live state instead of being logged as an event", [
-   ('model/territory_liveness.go', '	t.enqueue(p, &write{req: Request{ID: id}, internal: EvTerritoryRecovered, tsMs: m.TimestampMs, value: p.recoveryBaseMs})', '	p.state.decay(DecayFactorPM(p.state.Policy.DecayPerSecondPM, m.TimestampMs-p.recoveryBaseMs))\n	p.recoveryDue = false'),
+   ('model/recovery_component.go', '	r.t.writes.submit(p, &write{req: Request{ID: RecoveryUUID(p.sg, s.epoch)}, internal: EvTerritoryRecovered,\n		tsMs: c.TimestampMs, body: RecoveryBody{LastHeartbeatMs: s.baseMs}})', '	p.state.decay(DecayFactorPM(p.state.Policy.DecayPerSecondPM, c.TimestampMs-s.baseMs))\n	s.due = false'),
  ]),
  'paused-primary-acks': ("pause-fencing", "a fenced (paused, then resumed) primary keeps acknowledging writes", [
-   ('model/territory.go', '	case res.Err == ErrFenced:\n		t.stepDown(p, "fenced by a newer writer")', '	case res.Err == ErrFenced:\n		ev, _ := DecodeEvent(w.data)\n		r, _ := p.state.Apply(&ev)\n		p.inflight = nil\n		t.finish(p, w, r)\n		t.pump(p)'),
+   ('model/write_component.go', '	case res.Err == ErrFenced:\n		t.stepDown(p, stepDownWhy{reason: StepDownFenced})', '	case res.Err == ErrFenced:\n		ev, _ := DecodeEvent(w.data)\n		r, _ := p.state.Apply(&ev)\n		s.inflight = nil\n		k.finish(s, w, r)\n		k.pump(p, s)'),
  ]),
  'delete-superseded-immediately': ("snapshot-gc crash-recovery", "the reconciler deletes superseded blobs without waiting for the grace period", [
    ('model/manager.go', '			limit = m.cfg.GraceMs', '			limit = 0'),
  ]),
  'drop-uuid-dedup': ("services network", "the event_uuid dedup is gone: a retried write applies twice", [
-   ('model/territory.go', '	if r, ok := p.state.Deduped(req.ID); ok {\n		t.reply(from, req.ID, r)\n		return\n	}\n', ''),
-   ('model/territory.go', '		if r, ok := p.state.Deduped(w.req.ID); ok {\n			t.finish(p, w, r)\n			continue\n		}\n', ''),
+   ('model/write_component.go', '	if r, ok := p.state.Deduped(req.ID); ok {\n		k.t.reply(from, req.ID, r)\n		return\n	}\n', ''),
+   ('model/write_component.go', '		if r, ok := p.state.Deduped(w.req.ID); ok {\n			k.finish(s, w, r)\n			continue\n		}\n', ''),
    ('model/subgraph.go', '	s.AppliedLSN = ev.LSN\n	if !ev.UUID.IsZero() {\n		if r, ok := s.dedup.get(ev.UUID); ok {\n			return r, false\n		}\n	}', '	s.AppliedLSN = ev.LSN'),
  ]),
  'connect-off-by-one': ("basic services", "a connect is rejected one synapse before the out-degree limit", [
@@ -63,20 +63,20 @@ muts = {
    ('model/subgraph.go', '	if post.InDegree >= s.Policy.MaxInDegree {', '	if false && post.InDegree >= s.Policy.MaxInDegree {'),
  ]),
  'decay-base-after-writes': ("crash-recovery host-loss", "the recovery decays from the last heartbeat when the event is logged, after writes that reached the new primary first", [
-   ('model/territory_liveness.go', 'tsMs: m.TimestampMs, value: p.recoveryBaseMs})', 'tsMs: m.TimestampMs, value: p.state.LastHeartbeatMs})'),
+   ('model/recovery_component.go', 'body: RecoveryBody{LastHeartbeatMs: s.baseMs}})', 'body: RecoveryBody{LastHeartbeatMs: p.state.LastHeartbeatMs}})'),
  ]),
  'heartbeat-wrong-clock': ("crash-recovery clock-skew", "heartbeats are stamped with time since process start, not the host's wall clock", [
-   ('model/territory.go', '			ts = t.nowMs // a heartbeat', '			ts = t.ticks * t.cfg.TickMs // a heartbeat'),
-   ('model/territory.go', '	ev.TimestampMs = t.nowMs\n', '	ev.TimestampMs = t.ticks * t.cfg.TickMs\n'),
+   ('model/write_component.go', '		ts := k.t.nowMs // a heartbeat', '		ts := k.t.ticks * k.t.cfg.TickMs // a heartbeat'),
+   ('model/write_component.go', '	ev.TimestampMs = k.t.nowMs\n', '	ev.TimestampMs = k.t.ticks * k.t.cfg.TickMs\n'),
  ]),
  'reject-some-stimulates': ("basic services", "the territory answers about 30% of stimulates 'rejected' without logging them", [
-   ('model/territory.go', '	sg := SubgraphOf(req.RoutingNeuron(), t.cfg.Subgraphs)\n	p := t.subgraphs[sg]\n	if p == nil {\n		t.reply(from, req.ID, Result{Status: StatusWrongTerritory})', '	if req.Op == OpStimulate && req.ID.Lo%10 < 3 {\n		t.reply(from, req.ID, Result{Status: StatusRejected})\n		return\n	}\n	sg := SubgraphOf(req.RoutingNeuron(), t.cfg.Subgraphs)\n	p := t.subgraphs[sg]\n	if p == nil {\n		t.reply(from, req.ID, Result{Status: StatusWrongTerritory})'),
+   ('model/territory_host.go', '	sg := SubgraphOf(req.RoutingNeuron(), t.cfg.Subgraphs)\n	p := t.subgraphs[sg]\n	if p == nil {\n		t.reply(from, req.ID, Result{Status: StatusWrongTerritory})', '	if req.Op == OpStimulate && req.ID.Lo%10 < 3 {\n		t.reply(from, req.ID, Result{Status: StatusRejected})\n		return\n	}\n	sg := SubgraphOf(req.RoutingNeuron(), t.cfg.Subgraphs)\n	p := t.subgraphs[sg]\n	if p == nil {\n		t.reply(from, req.ID, Result{Status: StatusWrongTerritory})'),
  ]),
  'reply-rejects-not-found': ("basic services", "the reply path turns already-exists and not-found into 'rejected'", [
-   ('model/territory.go', 'func (t *Territory) reply(to HostID, id EventUUID, r Result) {\n', 'func (t *Territory) reply(to HostID, id EventUUID, r Result) {\n	if r.Status == StatusNotFound || r.Status == StatusAlreadyExists {\n		r.Status = StatusRejected\n	}\n'),
+   ('model/component.go', 'func (t *Territory) reply(to HostID, id EventUUID, r Result) {\n', 'func (t *Territory) reply(to HostID, id EventUUID, r Result) {\n	if r.Status == StatusNotFound || r.Status == StatusAlreadyExists {\n		r.Status = StatusRejected\n	}\n'),
  ]),
  'reply-relabels-degree-rejection': ("basic services", "the reply path relabels a degree rejection as 'no such neuron'", [
-   ('model/territory.go', 'func (t *Territory) reply(to HostID, id EventUUID, r Result) {\n', 'func (t *Territory) reply(to HostID, id EventUUID, r Result) {\n	if r.Reason == ReasonMaxOutDegree || r.Reason == ReasonMaxInDegree {\n		r.Reason = ReasonNoSuchNeuron\n	}\n'),
+   ('model/component.go', 'func (t *Territory) reply(to HostID, id EventUUID, r Result) {\n', 'func (t *Territory) reply(to HostID, id EventUUID, r Result) {\n	if r.Reason == ReasonMaxOutDegree || r.Reason == ReasonMaxInDegree {\n		r.Reason = ReasonNoSuchNeuron\n	}\n'),
  ]),
  'prune-keeps-out-degree': ("basic services", "a prune forgets to decrement the pre neuron's out-degree", [
    ('model/subgraph.go', '		s.setDegree(ev.Pre, 0, -1)\n', ''),
@@ -91,10 +91,10 @@ muts = {
    ('model/subgraph.go', '		s.decay(keep)\n', '		s.decay(keep * keep / decayScale)\n'),
  ]),
  'never-answer': ("basic network services crash-recovery host-loss snapshot-gc pause-fencing clock-skew chaos", "the territory never sends a reply: every operation ends with an unknown outcome", [
-   ('model/territory.go', '	t.out.Add(Send{To: to, Msg: &Message{Reply: &Reply{ID: id, Result: r}}})\n', '	_, _, _ = to, id, r\n'),
+   ('model/component.go', '	t.out.Add(Send{To: to, Msg: &Message{Reply: &Reply{ID: id, Result: r}}})\n', '	_, _, _ = to, id, r\n'),
  ]),
  'always-busy': ("basic network services crash-recovery host-loss snapshot-gc pause-fencing clock-skew chaos", "the territory answers busy to everything", [
-   ('model/territory.go', '	t.out.Add(Send{To: to, Msg: &Message{Reply: &Reply{ID: id, Result: r}}})\n', '	_ = r\n	t.out.Add(Send{To: to, Msg: &Message{Reply: &Reply{ID: id, Result: Result{Status: StatusBusy}}}})\n'),
+   ('model/component.go', '	t.out.Add(Send{To: to, Msg: &Message{Reply: &Reply{ID: id, Result: r}}})\n', '	_ = r\n	t.out.Add(Send{To: to, Msg: &Message{Reply: &Reply{ID: id, Result: Result{Status: StatusBusy}}}})\n'),
  ]),
 }
 # expect: the check that must catch each mutation (as named on the summary line).
