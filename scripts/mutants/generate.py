@@ -49,7 +49,7 @@ muts = {
    ('model/territory.go', '	case res.Err == ErrFenced:\n		t.stepDown(p, "fenced by a newer writer")', '	case res.Err == ErrFenced:\n		ev, _ := DecodeEvent(w.data)\n		r, _ := p.state.Apply(&ev)\n		p.inflight = nil\n		t.finish(p, w, r)\n		t.pump(p)'),
  ]),
  'delete-superseded-immediately': ("snapshot-gc crash-recovery", "the reconciler deletes superseded blobs without waiting for the grace period", [
-   ('model/manager.go', '			limit = m.cfg.GraceMs', '			limit = 0'),
+   ('model/manager_reconcile.go', '			limit = r.cfg.GraceMs', '			limit = 0'),
  ]),
  'drop-uuid-dedup': ("services network", "the event_uuid dedup is gone: a retried write applies twice", [
    ('model/territory.go', '	if r, ok := p.state.Deduped(req.ID); ok {\n		t.reply(from, req.ID, r)\n		return\n	}\n', ''),
