@@ -3,7 +3,6 @@ package model
 import (
 	"fmt"
 	"slices"
-	"strconv"
 )
 
 // ManagerConfig configures the control-plane role.
@@ -44,45 +43,75 @@ func (c ManagerConfig) Validate() error {
 	return nil
 }
 
-type mcallKind uint8
-
-const (
-	mcallAlive mcallKind = iota
-	mcallRoutes
-	mcallReassign
-	mcallRecList
-	mcallBlobList
-	mcallRecDelete
-	mcallBlobDelete
-)
-
-type mcall struct {
-	kind mcallKind
-	key  string // the blob to delete after a record delete
+// Manager is the control plane's state machine: a host and its components.
+//
+//   - failureDetector (manager_detector.go): polls the territories' alive keys
+//     every tick; a territory without its key for HostLossMs is lost.
+//   - reassigner (manager_detector.go): moves every subgraph of a lost
+//     territory to the live territory serving the fewest; the new primary's
+//     claim bumps the epoch, which fences the lost one should it come back.
+//   - reconciler (manager_reconcile.go): the snapshot reconciliation
+//     controller: expires stale UPLOADING/VERIFYING records, deletes
+//     SUPERSEDED blobs after their grace and orphan blobs, never a COMMITTED
+//     one.
+//   - recoveryClock (below): answers a territory's Recovered announcement with
+//     the manager's clock, the timestamp of the TerritoryRecovered event.
+//
+// The host owns the tick timer, the tick count (time is counted in ticks, not
+// clock readings, so a clock jump cannot shorten a grace period), the call ids,
+// and the routing: every tick and every message goes to each component in the
+// order of parts, and the result of a call goes back to the component that
+// made it, with the tag and key it gave the call.
+//
+// # Adding a component
+//
+// A new control-plane protocol is a managerPart with its own state, call tags,
+// file and tests, appended to parts in NewManager; no other component changes.
+// This is where migration orchestration (DESIGN.md section 5.5) plugs in: a
+// migrator part that keeps each migration's state machine (PENDING ->
+// SNAPSHOT_STREAMING -> ROUTE_FLIPPED -> CATCHUP_STREAMING -> SYNC_COMPLETE ->
+// COMMITTED, or FAILED -> PENDING) in the coordination store under its
+// migration epoch, drives it from ticks and from its calls' results, and
+// talks to the source and destination territories through onMessage. When it
+// lands, a subgraph with a migration in flight must not also be moved by the
+// reassigner: that is the lost predicate handed to planReassignments.
+//
+// # Not components: the policy service and the topology observer
+//
+// They are nodes of their own (each a [Node] with its own HostID, lease and
+// Step), placed, elected and failing independently of the manager; neither
+// exists yet. The policy service will write policy epochs under PolicyKey,
+// which territories adopt as logged events. The topology observer will keep
+// its sketches of the global graph from telemetry and send repair proposals
+// (migrations, growth mandates) as messages, which the migrator receives
+// through onMessage.
+type Manager struct {
+	cfg    ManagerConfig
+	nowMs  int64
+	out    *Outbox
+	nextID uint64
+	calls  map[uint64]mcall
+	tickID uint64
+	ticks  int64
+	parts  []managerPart
 }
 
-// Manager is the minimal control plane: it detects lost territories from
-// their liveness keys and moves their subgraphs to live ones (the new primary
-// claims with a higher epoch, which fences the old), commits TerritoryRecovered
-// events when a territory announces a recovery, and runs the snapshot
-// reconciliation controller. The leader-elected Territory Manager builds on it.
-type Manager struct {
-	cfg       ManagerConfig
-	nowMs     int64
-	out       *Outbox
-	nextID    uint64
-	calls     map[uint64]mcall
-	tickID    uint64
-	ticks     int64
-	missing   map[HostID]int64 // consecutive polls without the alive key
-	live      []HostID
-	pollBusy  bool
-	moving    int // route swaps in flight
-	recBusy   bool
-	recBlobs  []string
-	seen      map[string]int64 // reconciliation: item -> tick first seen in its current state
-	seenNow   map[string]bool
-	deletions int // deletions in flight this pass
+// managerPart is one component of the manager.
+type managerPart interface {
+	// tick runs on every timer tick (m.ticks is already counted).
+	tick(m *Manager)
+	// onMessage sees every message that arrives.
+	onMessage(m *Manager, in MessageIn)
+	// onCoord and onBlob get the results of the part's own calls.
+	onCoord(m *Manager, c mcall, res CoordResult)
+	onBlob(m *Manager, c mcall, res BlobResult)
+}
+
+// mcall is what the host remembers of a call until its result arrives.
+type mcall struct {
+	part managerPart // the part that made the call, and gets its result
+	tag  uint8       // the part's own call kind
+	key  string      // the part's own argument (e.g. the blob to delete after a record delete)
 }
 
 // NewManager returns a manager that starts on its first Start input.
@@ -90,7 +119,15 @@ func NewManager(cfg ManagerConfig) (*Manager, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Manager{cfg: cfg, calls: map[uint64]mcall{}, missing: map[HostID]int64{}, seen: map[string]int64{}}, nil
+	m := &Manager{cfg: cfg, calls: map[uint64]mcall{}}
+	reassign := &reassigner{}
+	m.parts = []managerPart{
+		newFailureDetector(cfg, reassign),
+		reassign,
+		newReconciler(cfg),
+		recoveryClock{},
+	}
+	return m, nil
 }
 
 // Step feeds one input.
@@ -104,14 +141,19 @@ func (m *Manager) Step(nowMs int64, in Input, out *Outbox) {
 			m.tick()
 		}
 	case MessageIn:
-		if r := in.Msg.Recovered; r != nil {
-			// The event carries the manager's clock: the recovery timestamp.
-			m.out.Add(Send{To: in.From, Msg: &Message{CommitRecovery: &CommitRecovery{Subgraph: r.Subgraph, Epoch: r.Epoch, TimestampMs: m.nowMs}}})
+		for _, p := range m.parts {
+			p.onMessage(m, in)
 		}
 	case CoordResult:
-		m.onCoord(in)
+		if c, ok := m.calls[in.ReqID]; ok {
+			delete(m.calls, in.ReqID)
+			c.part.onCoord(m, c, in)
+		}
 	case BlobResult:
-		m.onBlob(in)
+		if c, ok := m.calls[in.ReqID]; ok {
+			delete(m.calls, in.ReqID)
+			c.part.onBlob(m, c, in)
+		}
 	case LogResult, DiskResult, WatchEvent:
 	default:
 		panic(fmt.Sprintf("manager %d: unknown input", m.cfg.ID))
@@ -125,242 +167,48 @@ func (m *Manager) setTick() {
 	m.out.Add(SetTimer{ID: m.tickID, AfterMs: m.cfg.TickMs})
 }
 
+// tick counts time in timer ticks, not wall-clock readings: a clock jump
+// must not shorten a grace period.
+func (m *Manager) tick() {
+	m.ticks++
+	m.setTick()
+	for _, p := range m.parts {
+		p.tick(m)
+	}
+}
+
+// coord makes a coordination call whose result goes back to c.part.
 func (m *Manager) coord(c mcall, req CoordRequest) {
 	m.nextID++
 	m.calls[m.nextID] = c
 	m.out.Add(CoordCall{ReqID: m.nextID, Req: req, TimeoutMs: m.cfg.CoordTimeoutMs})
 }
 
+// blob makes an object-store call whose result goes back to c.part.
 func (m *Manager) blob(c mcall, req BlobRequest) {
 	m.nextID++
 	m.calls[m.nextID] = c
 	m.out.Add(BlobCall{ReqID: m.nextID, Req: req, TimeoutMs: m.cfg.BlobTimeoutMs})
 }
 
-// tick counts time in timer ticks, not wall-clock readings: a clock jump
-// must not shorten a grace period.
-func (m *Manager) tick() {
-	m.ticks++
-	m.setTick()
-	if !m.pollBusy && m.moving == 0 {
-		m.pollBusy = true
-		m.coord(mcall{kind: mcallAlive}, CoordRequest{Kind: CoordRange, Key: AlivePrefix})
-	}
-	if !m.recBusy && m.ticks%max(1, m.cfg.ReconcileMs/m.cfg.TickMs) == 0 {
-		m.recBusy = true
-		// Blobs first, records second: a record is written before its blob,
-		// so a listed blob whose record is missing from the later listing is
-		// truly an orphan.
-		m.blob(mcall{kind: mcallBlobList}, BlobRequest{Kind: BlobList, Key: SnapshotBlobPrefix})
+// badValue reports a coordination-store value the core did not write (a
+// hand-edited route, a malformed record); the part that read it skips it.
+func (m *Manager) badValue(key string, err error) {
+	m.out.Add(badCoordValue(m.cfg.ID, key, err))
+}
+
+// recoveryClock answers a territory that announces a recovery: the primary
+// commits TerritoryRecovered with the manager's clock as the recovery
+// timestamp (its handler decays for that timestamp minus the last heartbeat).
+type recoveryClock struct{}
+
+func (recoveryClock) tick(*Manager) {}
+
+func (recoveryClock) onMessage(m *Manager, in MessageIn) {
+	if r := in.Msg.Recovered; r != nil {
+		m.out.Add(Send{To: in.From, Msg: &Message{CommitRecovery: &CommitRecovery{Subgraph: r.Subgraph, Epoch: r.Epoch, TimestampMs: m.nowMs}}})
 	}
 }
 
-// ---- failure detection and reassignment ----
-
-func (m *Manager) onAlive(res CoordResult) {
-	if res.Outcome != OutcomeOK {
-		m.pollBusy = false
-		return
-	}
-	alive := map[HostID]bool{}
-	for _, kv := range res.Resp.KVs {
-		id, err := ParseAliveKey(kv.Key)
-		if err != nil {
-			m.out.Add(badCoordValue(m.cfg.ID, kv.Key, err))
-			continue
-		}
-		alive[id] = true
-	}
-	m.live = m.live[:0]
-	var lost bool
-	for _, id := range m.cfg.Territories {
-		if alive[id] {
-			m.missing[id] = 0
-			m.live = append(m.live, id)
-			continue
-		}
-		m.missing[id]++
-		if m.missing[id]*m.cfg.TickMs >= m.cfg.HostLossMs {
-			lost = true
-		}
-	}
-	if !lost || len(m.live) == 0 {
-		m.pollBusy = false
-		return
-	}
-	m.coord(mcall{kind: mcallRoutes}, CoordRequest{Kind: CoordRange, Key: RoutesPrefix})
-}
-
-func (m *Manager) isLost(id HostID) bool {
-	return m.missing[id]*m.cfg.TickMs >= m.cfg.HostLossMs
-}
-
-// onRoutes moves every subgraph of a lost territory to the live territory
-// serving the fewest, keeping the epoch: the new primary bumps it when it
-// claims, and that claim fences the lost one should it come back.
-func (m *Manager) onRoutes(res CoordResult) {
-	m.pollBusy = false
-	if res.Outcome != OutcomeOK {
-		return
-	}
-	load := map[HostID]int{}
-	var routes []Route
-	for _, kv := range res.Resp.KVs {
-		r, err := ParseRoute(kv)
-		if err == nil && uint32(r.Subgraph) >= m.cfg.Subgraphs {
-			err = fmt.Errorf("route %s: subgraph %d beyond the %d of the cluster", kv.Key, r.Subgraph, m.cfg.Subgraphs)
-		}
-		if err != nil {
-			m.out.Add(badCoordValue(m.cfg.ID, kv.Key, err)) // and leave that route alone
-			continue
-		}
-		routes = append(routes, r)
-		load[r.Primary]++
-	}
-	for _, r := range routes {
-		if !m.isLost(r.Primary) || slices.Contains(m.live, r.Primary) {
-			continue
-		}
-		target := m.live[0]
-		for _, id := range m.live[1:] {
-			if load[id] < load[target] {
-				target = id
-			}
-		}
-		load[target]++
-		m.moving++
-		m.coord(mcall{kind: mcallReassign}, PutIfVersion(RouteKey(r.Subgraph), EncodeRoute(target, r.Epoch), r.ModRevision))
-	}
-}
-
-// ---- snapshot reconciliation ----
-
-func (m *Manager) onBlobList(res BlobResult) {
-	if res.Outcome != OutcomeOK {
-		m.recBusy = false
-		return
-	}
-	m.recBlobs = res.Resp.Keys
-	m.coord(mcall{kind: mcallRecList}, CoordRequest{Kind: CoordRange, Key: SnapshotsPrefix})
-}
-
-// firstSeen returns how long (in ms of ticks) an item has been seen in its
-// current state, recording it on first sight.
-func (m *Manager) firstSeen(item string) int64 {
-	m.seenNow[item] = true
-	at, ok := m.seen[item]
-	if !ok {
-		m.seen[item] = m.ticks
-		at = m.ticks
-	}
-	return (m.ticks - at) * m.cfg.TickMs
-}
-
-func (m *Manager) onRecList(res CoordResult) {
-	if res.Outcome != OutcomeOK {
-		m.recBusy = false
-		return
-	}
-	m.seenNow = map[string]bool{}
-	hasRecord := map[string]bool{}
-	budget := m.cfg.MaxDeletes
-	for _, kv := range res.Resp.KVs {
-		r, err := ParseSnapshotRecord(kv)
-		if err != nil {
-			m.out.Add(badCoordValue(m.cfg.ID, kv.Key, err))
-			// Keep the blob a record we cannot read may name: deleting it
-			// as an orphan could lose a snapshot.
-			if sg, uuid, kerr := ParseSnapshotRecordKey(kv.Key); kerr == nil {
-				hasRecord[SnapshotBlobKey(sg, uuid)] = true
-			}
-			continue
-		}
-		blobKey := SnapshotBlobKey(r.Subgraph, r.UUID)
-		hasRecord[blobKey] = true
-		item := kv.Key + "@" + strconv.FormatInt(kv.ModRevision, 10)
-		var limit int64
-		switch r.State {
-		case SnapUploading, SnapVerifying:
-			limit = m.cfg.StaleUploadMs
-		case SnapSuperseded:
-			limit = m.cfg.GraceMs
-		default:
-			continue // a COMMITTED snapshot and its blob are never touched
-		}
-		if m.firstSeen(item) < limit || budget == 0 {
-			continue
-		}
-		budget--
-		m.deletions++
-		// The record goes first, only if unchanged; its blob after. A blob
-		// left behind by a failed delete is an orphan the next passes remove.
-		m.coord(mcall{kind: mcallRecDelete, key: blobKey}, CoordRequest{Kind: CoordTxn,
-			Compares: []Compare{{Key: kv.Key, ModRevision: kv.ModRevision}},
-			Then:     []TxnOp{{Kind: TxnDelete, Key: kv.Key}}})
-	}
-	for _, key := range m.recBlobs {
-		if hasRecord[key] {
-			continue
-		}
-		if m.firstSeen("blob:"+key) < m.cfg.OrphanMs || budget == 0 {
-			continue
-		}
-		budget--
-		m.deletions++
-		m.blob(mcall{kind: mcallBlobDelete}, BlobRequest{Kind: BlobDelete, Key: key})
-	}
-	for item := range m.seen { // order: forgetting items gone or changed is order-free
-		if !m.seenNow[item] {
-			delete(m.seen, item)
-		}
-	}
-	m.recBlobs = nil
-	if m.deletions == 0 {
-		m.recBusy = false
-	}
-}
-
-func (m *Manager) deletionDone() {
-	m.deletions--
-	if m.deletions == 0 {
-		m.recBusy = false
-	}
-}
-
-func (m *Manager) onCoord(res CoordResult) {
-	c, ok := m.calls[res.ReqID]
-	if !ok {
-		return
-	}
-	delete(m.calls, res.ReqID)
-	switch c.kind {
-	case mcallAlive:
-		m.onAlive(res)
-	case mcallRoutes:
-		m.onRoutes(res)
-	case mcallReassign:
-		m.moving--
-	case mcallRecList:
-		m.onRecList(res)
-	case mcallRecDelete:
-		if res.Outcome == OutcomeOK && res.Resp.Succeeded {
-			m.blob(mcall{kind: mcallBlobDelete}, BlobRequest{Kind: BlobDelete, Key: c.key})
-			return
-		}
-		m.deletionDone()
-	}
-}
-
-func (m *Manager) onBlob(res BlobResult) {
-	c, ok := m.calls[res.ReqID]
-	if !ok {
-		return
-	}
-	delete(m.calls, res.ReqID)
-	switch c.kind {
-	case mcallBlobList:
-		m.onBlobList(res)
-	case mcallBlobDelete:
-		m.deletionDone()
-	}
-}
+func (recoveryClock) onCoord(*Manager, mcall, CoordResult) {}
+func (recoveryClock) onBlob(*Manager, mcall, BlobResult)   {}

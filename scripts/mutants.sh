@@ -50,9 +50,14 @@ esc() { local s=${1//\\/\\\\}; s=${s//\"/\\\"}; printf '%s' "$s"; }
 header() { sed -n "s/^# $1: //p" "$2" | head -n 1; }
 
 # copy_tree DIR: the module's files (tracked and untracked, not ignored) into DIR.
+# Outside a git work tree (an exported copy): everything but out/ and bin/.
 copy_tree() {
   mkdir -p "$1"
-  (cd "$root" && git ls-files -z --cached --others --exclude-standard | xargs -0 tar cf -) | tar xf - -C "$1"
+  if git -C "$root" rev-parse --is-inside-work-tree > /dev/null 2>&1; then
+    (cd "$root" && git ls-files -z --cached --others --exclude-standard | xargs -0 tar cf -) | tar xf - -C "$1"
+  else
+    (cd "$root" && tar cf - --exclude=./out --exclude=./bin .) | tar xf - -C "$1"
+  fi
 }
 
 # checks_of_line LINE: the checks a summary line says failed. invariants=a,b

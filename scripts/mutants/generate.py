@@ -49,7 +49,7 @@ muts = {
    ('model/write_component.go', '	case res.Err == ErrFenced:\n		t.stepDown(p, stepDownWhy{reason: StepDownFenced})', '	case res.Err == ErrFenced:\n		ev, _ := DecodeEvent(w.data)\n		r, _ := p.state.Apply(&ev)\n		s.inflight = nil\n		k.finish(s, w, r)\n		k.pump(p, s)'),
  ]),
  'delete-superseded-immediately': ("snapshot-gc crash-recovery", "the reconciler deletes superseded blobs without waiting for the grace period", [
-   ('model/manager.go', '			limit = m.cfg.GraceMs', '			limit = 0'),
+   ('model/manager_reconcile.go', '			limit = r.cfg.GraceMs', '			limit = 0'),
  ]),
  'drop-uuid-dedup': ("services network", "the event_uuid dedup is gone: a retried write applies twice", [
    ('model/write_component.go', '	if r, ok := p.state.Deduped(req.ID); ok {\n		k.t.reply(from, req.ID, r)\n		return\n	}\n', ''),
