@@ -152,6 +152,12 @@ func (l *topicLog) Do(caller model.HostID, inc int, req model.LogRequest, done r
 		l.writers[key] = tw
 		l.order = append(l.order, key)
 	}
+	if tw.dead {
+		// A request of an incarnation that crashed while it crossed the
+		// network: the process is gone, so nobody waits for an answer (the
+		// world drops answers to dead incarnations anyway).
+		return
+	}
 	if req.Kind == model.LogRead {
 		tw.read(req, done)
 		return
