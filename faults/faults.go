@@ -211,11 +211,39 @@ func (s *Schedule) Sort() {
 	})
 }
 
-// Validate checks every fault.
+// Validate checks every fault, and that faults which compose stay in range
+// while they overlap: the drifts of one host add up, and their sum must stay
+// within (-1000000, 1000000] ppm.
 func (s Schedule) Validate(top Topology) error {
 	for i, f := range s.Faults {
 		if err := f.Validate(top); err != nil {
 			return fmt.Errorf("schedule entry %d: %w", i, err)
+		}
+	}
+	for _, h := range top.Hosts {
+		if err := s.validateDrift(h); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// validateDrift sweeps one host's drifts in time: at every start, the sum of
+// the drifts active then (those that started and have not ended) must stay
+// in range. A fault ends before one that starts at the same instant.
+func (s Schedule) validateDrift(host string) error {
+	for i, f := range s.Faults {
+		if f.Kind != ClockDrift || !slices.Contains(f.Hosts, host) {
+			continue
+		}
+		var sum int64
+		for _, g := range s.Faults {
+			if g.Kind == ClockDrift && slices.Contains(g.Hosts, host) && g.AtMs <= f.AtMs && g.EndMs() > f.AtMs {
+				sum += g.RatePM
+			}
+		}
+		if sum <= -1_000_000 || sum > 1_000_000 {
+			return fmt.Errorf("schedule entry %d: fault %s: the overlapping drifts of %s add up to %d ppm, beyond (-1000000, 1000000]", i, f, host, sum)
 		}
 	}
 	return nil
@@ -268,6 +296,19 @@ type Spec struct {
 	MaxClockMs  int64    // bound of clock skews and jumps, either way
 	MaxDriftPM  int64    // bound of clock drift, either way
 	MaxLost     int      // host losses allowed in one schedule (the rest become crashes)
+	// SplitBrainPM is the odds (per million) that a net.partition is a split
+	// brain: a territory and some clients (each with odds one half, at least
+	// one) cut from the coordination store and the managers (and, half the
+	// time each, from the log and the object store), for
+	// SplitBrainMinMs..SplitBrainMaxMs. Longer than the lease plus the
+	// host-loss timeout, the territory is deposed while the clients on its
+	// side, unable to read the routes, still ask it.
+	SplitBrainPM    int64
+	SplitBrainMinMs int64
+	SplitBrainMaxMs int64
+	Coord           string // the coordination store's host
+	Log             string // the log's host
+	Blob            string // the object store's host
 }
 
 func between(r Rand, lo, hi int64) int64 {
@@ -287,6 +328,9 @@ func Generate(r Rand, spec Spec, top Topology) (Schedule, error) {
 	if spec.EndMs <= spec.StartMs || spec.MaxDurMs < spec.MinDurMs || len(spec.Territories) == 0 {
 		return Schedule{}, fmt.Errorf("fault spec: bad window %d..%d, durations %d..%d, or no territories", spec.StartMs, spec.EndMs, spec.MinDurMs, spec.MaxDurMs)
 	}
+	if spec.SplitBrainPM > 0 && (spec.Coord == "" || spec.SplitBrainMinMs <= 0 || spec.SplitBrainMaxMs < spec.SplitBrainMinMs) {
+		return Schedule{}, fmt.Errorf("fault spec: split brain needs the coordination store's host and durations, got %q, %d..%d", spec.Coord, spec.SplitBrainMinMs, spec.SplitBrainMaxMs)
+	}
 	var s Schedule
 	lost := map[string]bool{}
 	for i := 0; i < spec.Count; i++ {
@@ -298,6 +342,11 @@ func Generate(r Rand, spec Spec, top Topology) (Schedule, error) {
 		rate := func() int64 { return between(r, spec.MaxRatePM/10, spec.MaxRatePM) }
 		switch f.Kind {
 		case NetPartition, NetPartitionOneWay:
+			if f.Kind == NetPartition && spec.SplitBrainPM > 0 && r.Chance(spec.SplitBrainPM) {
+				f.Hosts, f.Peers = splitBrainSide(r, spec), splitBrainPeers(r, spec)
+				f.DurationMs = between(r, spec.SplitBrainMinMs, spec.SplitBrainMaxMs)
+				break
+			}
 			// A territory against a part of the rest: clients, another territory, or a service.
 			f.Hosts = []string{pick(r, spec.Territories)}
 			others := append(append(slices.Clone(spec.Clients), spec.Services...), spec.Territories...)
@@ -340,4 +389,54 @@ func Generate(r Rand, spec Spec, top Topology) (Schedule, error) {
 	}
 	s.Sort()
 	return s, s.Validate(top)
+}
+
+// splitBrainSide is the minority side of a split brain: one territory and
+// some of the clients (at least one, if there are clients). Those clients
+// reach the territory but not the coordination store, so they cannot learn
+// that it was deposed: they keep asking it.
+func splitBrainSide(r Rand, spec Spec) []string {
+	side := []string{pick(r, spec.Territories)}
+	for _, c := range spec.Clients {
+		if r.Chance(500_000) {
+			side = append(side, c)
+		}
+	}
+	if len(side) == 1 && len(spec.Clients) > 0 {
+		side = append(side, pick(r, spec.Clients))
+	}
+	return side
+}
+
+// splitBrainPeers: the control plane always, the log and the object store
+// half the time each. Cut from the log too, a deposed primary's appends hang
+// instead of being fenced, and it goes on answering what it can.
+func splitBrainPeers(r Rand, spec Spec) []string {
+	peers := append([]string{spec.Coord}, spec.Managers...)
+	for _, svc := range []string{spec.Log, spec.Blob} {
+		if svc != "" && r.Chance(500_000) {
+			peers = append(peers, svc)
+		}
+	}
+	return peers
+}
+
+// IsSplitBrain reports whether a fault is a split brain as the generator
+// draws them with Spec.SplitBrainPM: a territory and some clients cut from
+// the coordination store, and from no client.
+func (f Fault) IsSplitBrain(coord string, territories, clients []string) bool {
+	if f.Kind != NetPartition || len(f.Hosts) < 2 || !slices.Contains(territories, f.Hosts[0]) || !slices.Contains(f.Peers, coord) {
+		return false
+	}
+	for _, h := range f.Hosts[1:] {
+		if !slices.Contains(clients, h) {
+			return false
+		}
+	}
+	for _, p := range f.Peers {
+		if slices.Contains(clients, p) {
+			return false
+		}
+	}
+	return true
 }

@@ -98,3 +98,50 @@ func TestSortIsStableForHandEditedSchedules(t *testing.T) {
 		t.Fatalf("last end %d", s.LastEndMs())
 	}
 }
+
+func TestValidateRejectsOverlappingDriftsBeyondRange(t *testing.T) {
+	ok := Schedule{Faults: []Fault{
+		{AtMs: 0, DurationMs: 100, Kind: ClockDrift, Hosts: []string{"t1"}, RatePM: -600_000},
+		{AtMs: 100, DurationMs: 100, Kind: ClockDrift, Hosts: []string{"t1"}, RatePM: -600_000}, // starts as the first ends
+		{AtMs: 50, DurationMs: 100, Kind: ClockDrift, Hosts: []string{"t2"}, RatePM: -600_000},  // another host
+	}}
+	if err := ok.Validate(top); err != nil {
+		t.Fatalf("drifts that never add up out of range: %v", err)
+	}
+	bad := Schedule{Faults: append(ok.Faults, Fault{AtMs: 150, DurationMs: 10, Kind: ClockDrift, Hosts: []string{"t1"}, RatePM: -500_000})}
+	if err := bad.Validate(top); err == nil || !strings.Contains(err.Error(), "add up to -1100000") {
+		t.Fatalf("overlapping drifts of t1 summing to -1100000 ppm: %v", err)
+	}
+}
+
+func TestGeneratedSplitBrainsCutATerritoryAndItsClientsFromTheControlPlane(t *testing.T) {
+	sp := spec()
+	sp.Kinds = []Kind{NetPartition}
+	sp.Clients = []string{"c1"}
+	sp.Managers = []string{"log"} // the topology has no manager host; any control-plane host will do
+	sp.Coord, sp.Log, sp.Blob = "coord", "log", "blob"
+	sp.SplitBrainPM, sp.SplitBrainMinMs, sp.SplitBrainMaxMs = 1_000_000, 8_000, 20_000
+	s, err := Generate(&rnd{s: 3}, sp, top)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range s.Faults {
+		if !f.IsSplitBrain("coord", sp.Territories, sp.Clients) {
+			t.Errorf("not a split brain: %s", f)
+		}
+		if f.DurationMs < 8_000 || f.DurationMs > 20_000 {
+			t.Errorf("split brain %s lasts %d ms, not 8000..20000", f, f.DurationMs)
+		}
+	}
+	sp.SplitBrainPM = 0
+	s, _ = Generate(&rnd{s: 3}, sp, top)
+	for _, f := range s.Faults {
+		if f.IsSplitBrain("coord", sp.Territories, sp.Clients) && f.DurationMs > sp.MaxDurMs {
+			t.Errorf("split brain drawn with odds 0: %s", f)
+		}
+	}
+	sp.SplitBrainPM, sp.Coord = 1, ""
+	if _, err := Generate(&rnd{s: 3}, sp, top); err == nil {
+		t.Error("split brains without the coordination store's host were accepted")
+	}
+}

@@ -22,6 +22,13 @@ type ClientConfig struct {
 	BackoffCapMs     int64
 	CoordTimeoutMs   int64
 	MaxInFlight      int
+	// WatchRoutes keeps the routing cache fresh from a watch on the routes
+	// (as well as from the reads after a failed attempt). Production clients
+	// have none (the daemon's transport offers no watch), so the default is
+	// off: such a client learns of a moved subgraph only from a wrong-territory
+	// answer, a timeout or an unavailable answer, and keeps asking a deposed
+	// primary until then.
+	WatchRoutes bool
 }
 
 // DefaultClientConfig fills timeouts and bounds.
@@ -262,7 +269,7 @@ func (c *Client) refresh() {
 	c.nextID++ // shares the id space with timers; the driver answers each call exactly once
 	c.refreshID = c.nextID
 	c.out.Add(CoordCall{ReqID: c.nextID, Req: CoordRequest{Kind: CoordRange, Key: RoutesPrefix}, TimeoutMs: c.cfg.CoordTimeoutMs})
-	if !c.watching && c.watchID == 0 {
+	if c.cfg.WatchRoutes && !c.watching && c.watchID == 0 {
 		c.watch() // a lost registration is retried with the next refresh
 	}
 }

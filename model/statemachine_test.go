@@ -28,7 +28,9 @@ func routesKVs(n uint32, primary HostID, epoch uint64) []KV {
 
 func newTestClient(t *testing.T) (*Client, *Outbox) {
 	t.Helper()
-	c, err := NewClient(DefaultClientConfig(50, 9, 4), &seqRand{})
+	cfg := DefaultClientConfig(50, 9, 4)
+	cfg.WatchRoutes = true // these tests follow the watch path
+	c, err := NewClient(cfg, &seqRand{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -56,7 +56,10 @@ func Base() sim.Config {
 		CoordMinUs: 200, CoordMaxUs: 1_000,
 		BlobMinUs: 1_000, BlobMaxUs: 5_000,
 		Workload: sim.Workload{
-			Neurons: 48, InFlight: 1, ThinkMinUs: 10_000, ThinkMaxUs: 60_000,
+			// Half the clients keep their routes from watches; the other
+			// half, like production clients, have none. Each keeps a few
+			// operations outstanding, as production clients do.
+			Neurons: 48, InFlight: 3, WatchingClients: 2, ThinkMinUs: 10_000, ThinkMaxUs: 60_000,
 			Mix: sim.OpMix{Create: 10, Stimulate: 25, ReadNeuron: 20, Connect: 12, Adjust: 12, Prune: 6, ReadSynapse: 15},
 		},
 		LivenessMs: 8_000,
@@ -74,6 +77,11 @@ func faultSpec(cfg *sim.Config, kinds []faults.Kind, count int) faults.Spec {
 		Services:   []string{sim.CoordHostName, sim.LogHostName, sim.BlobHostName},
 		Managers:   []string{sim.ManagerHostName},
 		MaxClockMs: 3_000, MaxDriftPM: 20_000, MaxLost: cfg.Territories - 2,
+		Coord: sim.CoordHostName, Log: sim.LogHostName, Blob: sim.BlobHostName,
+		// A split brain outlasts the lease (2 s) plus the host-loss timeout
+		// (3 s) well: the territory is deposed and asked for seconds (in
+		// runs shortened below 48 s, by the shrinker say, it shrinks too).
+		SplitBrainMinMs: min(8_000, cfg.DurationMs/6), SplitBrainMaxMs: min(20_000, cfg.DurationMs/3),
 	}
 }
 
@@ -112,7 +120,10 @@ var all = []Scenario{
 		Name:    "network",
 		Summary: "partitions (symmetric and one-way), drop, duplicate, reorder and delay spikes",
 		build: func(seed uint64, cfg *sim.Config) error {
-			return generate(seed, cfg, []faults.Kind{faults.NetPartition, faults.NetPartitionOneWay, faults.NetDegrade}, 10)
+			spec := faultSpec(cfg, []faults.Kind{faults.NetPartition, faults.NetPartitionOneWay, faults.NetDegrade}, 10)
+			spec.SplitBrainPM = 300_000
+			cfg.LivenessMs = 12_000
+			return generateSpec(seed, cfg, spec)
 		},
 	},
 	{
@@ -177,8 +188,23 @@ var all = []Scenario{
 			// jobs in flight when a primary freezes: a resumed primary must not
 			// commit over its successor's snapshots either.
 			withSnapshots(cfg, 8)
-			spec := faultSpec(cfg, []faults.Kind{faults.HostPause, faults.HostPause, faults.HostPause, faults.CoordSlow}, 8)
+			// Split brains: a primary cut from the control plane keeps its
+			// clients, as a paused one would after it resumes.
+			spec := faultSpec(cfg, []faults.Kind{faults.HostPause, faults.HostPause, faults.HostPause, faults.CoordSlow, faults.NetPartition}, 8)
 			spec.MinDurMs, spec.MaxDurMs = 2_000, min(9_000, cfg.DurationMs/5)
+			spec.SplitBrainPM = 1_000_000
+			cfg.LivenessMs = 15_000
+			return generateSpec(seed, cfg, spec)
+		},
+	},
+	{
+		Name:    "split-brain",
+		Summary: "primaries cut from the coordination store and the manager for 8-20 s while their clients, half without route watches, still reach them",
+		build: func(seed uint64, cfg *sim.Config) error {
+			withSnapshots(cfg, 40)
+			cfg.Workload.InFlight = 4
+			spec := faultSpec(cfg, []faults.Kind{faults.NetPartition, faults.NetPartition, faults.NetPartition, faults.NetDegrade}, 4)
+			spec.SplitBrainPM = 1_000_000
 			cfg.LivenessMs = 15_000
 			return generateSpec(seed, cfg, spec)
 		},
@@ -213,6 +239,7 @@ var all = []Scenario{
 			}
 			spec := faultSpec(cfg, kinds, int(r.Between(5, 25)))
 			spec.MaxRatePM = r.Between(20_000, 300_000)
+			spec.SplitBrainPM = 400_000
 			spec.MaxLost = 1
 			cfg.LivenessMs = 15_000
 			return generateSpec(seed, cfg, spec)

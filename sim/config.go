@@ -130,12 +130,16 @@ type TerritoryOverrides struct {
 // Workload is the client workload: each client keeps InFlight operations
 // outstanding, thinking between them.
 type Workload struct {
-	Neurons    int   `json:"neurons"` // neuron ids 1..Neurons
-	InFlight   int   `json:"in_flight"`
-	ThinkMinUs int64 `json:"think_min_us"`
-	ThinkMaxUs int64 `json:"think_max_us"`
-	MaxOps     int   `json:"max_ops"` // 0: no limit; shrinking lowers it
-	Mix        OpMix `json:"mix"`
+	Neurons  int `json:"neurons"` // neuron ids 1..Neurons
+	InFlight int `json:"in_flight"`
+	// WatchingClients: clients c1..cN keep their route caches from watches;
+	// the others, like production clients, have none and learn of a moved
+	// subgraph only from an answer or a timeout.
+	WatchingClients int   `json:"watching_clients"`
+	ThinkMinUs      int64 `json:"think_min_us"`
+	ThinkMaxUs      int64 `json:"think_max_us"`
+	MaxOps          int   `json:"max_ops"` // 0: no limit; shrinking lowers it
+	Mix             OpMix `json:"mix"`
 }
 
 // OpMix weighs the operations of the workload.
@@ -200,6 +204,8 @@ func (c *Config) Validate() error {
 		// Past the client's own bound it refuses operations locally: they
 		// never reach the store and would only confuse the history.
 		return fmt.Errorf("config %s: workload in_flight %d exceeds the client's limit of %d", c.Scenario, c.Workload.InFlight, model.DefaultClientConfig(1, 1, 1).MaxInFlight)
+	case c.Workload.WatchingClients < 0 || c.Workload.WatchingClients > c.Clients:
+		return fmt.Errorf("config %s: workload watching_clients %d not in 0..%d", c.Scenario, c.Workload.WatchingClients, c.Clients)
 	case c.Workload.Mix.total() <= 0:
 		return fmt.Errorf("config %s: workload mix is empty", c.Scenario)
 	case c.Workload.ThinkMinUs < 0 || c.Workload.ThinkMaxUs < c.Workload.ThinkMinUs:

@@ -26,6 +26,7 @@ type Outcome struct {
 	MaxOpsKeyName string
 	Logs          []linearizability.SubgraphLog // the committed logs, for the log checker
 	Progress      ProgressStats
+	Deposed       DeposedStats
 	// BadCoordValues are the coordination values the core reported unusable.
 	BadCoordValues []model.FactBadCoordValue
 }
@@ -51,5 +52,6 @@ func (w *World) finish() *Outcome {
 	}
 	o.Violations = w.violations
 	o.Durability.DiskFaults = w.diskFaults
+	o.Deposed = w.deposed
 	return o
 }

@@ -42,6 +42,7 @@ type Result struct {
 	OutageP50Ms   float64                `json:"outage_p50_ms"`
 	OutageMaxMs   float64                `json:"outage_max_ms"`
 	Durability    DurabilityStats        `json:"durability"`
+	Deposed       DeposedStats           `json:"deposed"` // what deposed primaries were asked and answered
 	Progress      ProgressStats          `json:"progress"`
 	Config        Config                 `json:"config"`
 
@@ -98,6 +99,7 @@ func Run(cfg Config, seed uint64, linTimeout time.Duration) (*Result, error) {
 		r.OutageP50Ms, r.OutageMaxMs = float64(sorted[len(sorted)/2])/1000, float64(sorted[len(sorted)-1])/1000
 	}
 	r.Durability, r.Progress = out.Durability, out.Progress
+	r.Deposed = out.Deposed
 	r.Invariants = "ok"
 	if len(r.Violations) > 0 {
 		names := map[string]bool{}

@@ -3,7 +3,6 @@ package sim
 import (
 	"fmt"
 
-	"territory/faults"
 	"territory/model"
 	"territory/sim/blobstore"
 	"territory/sim/coordstore"
@@ -90,7 +89,7 @@ type World struct {
 	rndDisk      *kernel.Rand // local-disk latency
 
 	// fault state
-	activePartitions []faults.Fault
+	faultsInProgress faultState // active faults and pause holds (faultexec.go)
 	coordExtraUs     int64
 	blobExtraUs      int64
 	ackLossPM        int64
@@ -110,6 +109,8 @@ type World struct {
 	diskFaults  int
 	stopIssuing bool
 	trace       uint64
+	deposed     DeposedStats
+	asked       map[deposedKey]bool // requests a deposed primary was asked, until answered: is it a read
 }
 
 type sentBy struct {
@@ -237,7 +238,9 @@ func (w *World) send(h *host, e model.Send) {
 		panic(fmt.Sprintf("sim: host %s sends to unknown host %d", h.name, e.To))
 	}
 	to, from, msg := w.hosts[e.To], h.id, e.Msg
+	w.noteReply(h, msg)
 	w.net.Send(from, to.id, func() {
+		w.noteDelivery(to, msg)
 		if msg.Reply != nil && to.kind == kindClient && to.up {
 			w.publish(ReplySeen{Client: to.id, From: from, Reply: *msg.Reply})
 		}
@@ -388,6 +391,7 @@ func (w *World) boot(h *host) {
 	case kindClient:
 		session := uint64(h.id)<<32 | uint64(h.incarnation+1)
 		cfg := model.DefaultClientConfig(h.id, session, w.cfg.Subgraphs)
+		cfg.WatchRoutes = h.index < w.cfg.Workload.WatchingClients
 		c, err := model.NewClient(cfg, w.rndClients.Fork())
 		if err != nil {
 			panic(fmt.Sprintf("sim: %v", err))

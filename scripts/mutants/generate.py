@@ -65,6 +65,9 @@ muts = {
  'decay-base-after-writes': ("crash-recovery host-loss", "the recovery decays from the last heartbeat when the event is logged, after writes that reached the new primary first", [
    ('model/recovery_component.go', 'body: RecoveryBody{LastHeartbeatMs: s.baseMs}})', 'body: RecoveryBody{LastHeartbeatMs: p.state.LastHeartbeatMs}})'),
  ]),
+ 'skip-read-barrier': ("split-brain chaos network pause-fencing", "reads are answered from the local state without the read barrier: a deposed primary serves stale reads", [
+   ('model/territory_host.go', '	t.reads = append(t.reads, pendingRead{from: from, req: *req})\n	t.startBarrier()\n', '	t.reply(from, req.ID, p.state.Read(req))\n'),
+ ]),
  'heartbeat-wrong-clock': ("crash-recovery clock-skew", "heartbeats are stamped with time since process start, not the host's wall clock", [
    ('model/write_component.go', '		ts := k.t.nowMs // a heartbeat', '		ts := k.t.ticks * k.t.cfg.TickMs // a heartbeat'),
    ('model/write_component.go', '	ev.TimestampMs = k.t.nowMs\n', '	ev.TimestampMs = k.t.ticks * k.t.cfg.TickMs\n'),
@@ -106,6 +109,7 @@ expect = {
  'decay-misapplied': 'logcheck',
  'never-answer': 'progress',
  'always-busy': 'progress',
+ 'skip-read-barrier': 'linearizable',
 }
 outdir = root + '/scripts/mutants'
 for name, entry in muts.items():
