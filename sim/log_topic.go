@@ -27,6 +27,7 @@ type logService interface {
 	CrashBookie(i int)
 	StallBookie(i int, untilUs int64)
 	RestartBookie(i int)
+	BookieCrashed(i int) bool
 }
 
 // bookieLog is sim/replog as a logService: one broker, no per-process state.
@@ -140,6 +141,7 @@ func (l *topicLog) Streams() []uint32 { return l.b.Topics() }
 func (l *topicLog) CrashBookie(int)             {}
 func (l *topicLog) StallBookie(int, int64)      {}
 func (l *topicLog) RestartBookie(int)           {}
+func (l *topicLog) BookieCrashed(int) bool      { return false }
 func (l *topicLog) Broker() *pulsartopic.Broker { return l.b }
 
 func (l *topicLog) Do(caller model.HostID, inc int, req model.LogRequest, done replog.Done) {
