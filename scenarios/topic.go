@@ -37,7 +37,11 @@ func init() {
 			build: func(seed uint64, cfg *sim.Config) error {
 				onTopic(cfg, 10_000, 30_000)
 				cfg.Subgraphs = 4 // few streams: every takeover races on a busy one
-				cfg.Workload.ThinkMinUs, cfg.Workload.ThinkMaxUs = 2_000, 20_000
+				// Busy streams, but not so busy that one subgraph's history
+				// (about 2,000 operations at these think times) outgrows
+				// porcupine's budget: at 2-20 ms it held ~5,000 and timed out.
+				cfg.Workload.ThinkMinUs, cfg.Workload.ThinkMaxUs = 10_000, 60_000
+				cfg.Workload.InFlight = 2
 				spec := faultSpec(cfg, []faults.Kind{faults.HostPause, faults.HostPause, faults.HostPause, faults.HostCrash}, 10)
 				spec.MinDurMs, spec.MaxDurMs = 2_000, min(8_000, cfg.DurationMs/5)
 				cfg.LivenessMs = 15_000
