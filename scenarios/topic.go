@@ -36,9 +36,9 @@ func init() {
 				"successors write; sends are lost and duplicated",
 			build: func(seed uint64, cfg *sim.Config) error {
 				onTopic(cfg, 10_000, 30_000)
-				cfg.Subgraphs = 4 // few streams: every takeover races on a busy one
+				cfg.Subgraphs = 8 // few streams: every takeover races on a busy one
 				// Busy streams, but not so busy that one subgraph's history
-				// (about 2,000 operations at these think times) outgrows
+				// (about 1,000 operations at these think times, with 8 streams) outgrows
 				// porcupine's budget: at 2-20 ms it held ~5,000 and timed out.
 				cfg.Workload.ThinkMinUs, cfg.Workload.ThinkMaxUs = 10_000, 60_000
 				cfg.Workload.InFlight = 2
