@@ -55,7 +55,7 @@ func (w *World) condition() condition {
 	c.AckLossPM, c.BlobErrPM, c.BlobAmbigPM = w.ackLossPM, w.blobErrPM, w.blobAmbigPM
 	c.DiskTornPM, c.DiskCorruptPM = w.diskTornPM, w.diskCorruptPM
 	for i := 0; i < w.cfg.Log.Bookies; i++ {
-		if w.log.BookieCrashed(i) {
+		if bl, ok := w.log.(bookieLog); ok && bl.BookieCrashed(i) { // the topic backend has no bookies
 			c.BookiesDown = append(c.BookiesDown, i)
 		}
 	}

@@ -147,6 +147,16 @@ func (l *topicLog) Broker() *pulsartopic.Broker { return l.b }
 func (l *topicLog) Do(caller model.HostID, inc int, req model.LogRequest, done replog.Done) {
 	key := writerKey{caller, inc, req.Stream}
 	tw := l.writers[key]
+	if alive, _ := l.state(caller, inc); !alive {
+		// A request of an incarnation that crashed while it crossed the
+		// network: the process is gone, so nobody waits for an answer (the
+		// world drops answers to dead incarnations anyway), and its writer,
+		// if it has one, does nothing more.
+		if tw != nil && !tw.dead {
+			tw.kill()
+		}
+		return
+	}
 	if tw == nil {
 		l.retire(caller, inc)
 		tw = &topicWriter{l: l, key: key, topic: l.b.Topic(req.Stream), core: logfence.NewWriter(req.Stream),
@@ -155,10 +165,7 @@ func (l *topicLog) Do(caller model.HostID, inc int, req model.LogRequest, done r
 		l.order = append(l.order, key)
 	}
 	if tw.dead {
-		// A request of an incarnation that crashed while it crossed the
-		// network: the process is gone, so nobody waits for an answer (the
-		// world drops answers to dead incarnations anyway).
-		return
+		panic(fmt.Sprintf("sim: the live incarnation %d of host %d has a dead writer", inc, caller))
 	}
 	if req.Kind == model.LogRead {
 		tw.read(req, done)

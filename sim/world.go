@@ -314,7 +314,9 @@ func (w *World) notifyWatch(watcher model.HostID, ev model.WatchEvent) {
 }
 
 func (w *World) logCall(h *host, e model.LogCall) {
-	req, caller := e.Req, h.id
+	// The request belongs to the incarnation that sends it: the host may
+	// crash (and restart as the next one) while it crosses the network.
+	req, caller, inc := e.Req, h.id, h.incarnation
 	if req.Kind == model.LogAppend {
 		if k := (appendKey{req.Stream, req.Epoch, req.LSN}); w.firstSent[k].atUs == 0 {
 			w.firstSent[k] = sentBy{h.id, w.k.NowUs()}
@@ -324,7 +326,7 @@ func (w *World) logCall(h *host, e model.LogCall) {
 		w.publish(LogSent{Host: h.id, Req: req})
 	}
 	w.call(h, w.logID, e.ReqID, e.TimeoutMs, model.LogResult{ReqID: e.ReqID, Outcome: model.OutcomeTimeout}, func(reply func(model.Input)) {
-		w.log.Do(h.id, h.incarnation, req, func(resp model.LogResponse, err model.ServiceErr) {
+		w.log.Do(caller, inc, req, func(resp model.LogResponse, err model.ServiceErr) {
 			// committed, but the acknowledgement is lost: an ambiguous append
 			lost := req.Kind == model.LogAppend && err == model.ErrNone && w.rndAckLoss.Chance(w.ackLossPM)
 			w.publish(LogAnswered{Host: caller, Req: req, Resp: resp, Err: err, Lost: lost})
