@@ -64,7 +64,7 @@ func Run(cfg Config, seed uint64, linTimeout time.Duration) (*Result, error) {
 	simWall := time.Since(start)
 	checkStart := time.Now()
 	ops := out.History.Operations()
-	lin := linearizability.Check(LinConfig(cfg), ops, linTimeout)
+	lin := linearizability.Check(LinConfig(cfg), linearizability.PruneUnknown(ops, out.Logs), linTimeout)
 	logRes := linearizability.LogCheck(LinBounds(), ops, out.Logs)
 	r := &Result{
 		Scenario: cfg.Scenario, Seed: seed, Trace: fmt.Sprintf("%016x", out.TraceHash),
