@@ -10,7 +10,7 @@ SEED        ?= 7
 SWEEP_SEEDS ?= 50
 OUT         := $(CURDIR)/out
 
-.PHONY: run test lint unit sweep mutants test-integration bench fuzz proto clean
+.PHONY: run test lint unit sweep mutants test-integration bench fuzz proto clean connectome
 
 run: ## run one seeded scenario and write its report under out/run
 	$(GO) run ./cmd/sim run --scenario $(SCENARIO) --seed $(SEED) --report $(OUT)/run
@@ -27,11 +27,14 @@ lint: $(STATICCHECK) ## formatting, vet, staticcheck, the sans-IO analyzer on mo
 	$(STATICCHECK) ./...
 	$(GO) run ./tools/sansio/cmd/sansio -test=false ./model/...
 
-unit: ## unit tests, the sans-IO check and the determinism test (20 seeds per scenario, run twice); ./runtime/... and ./cmd/... (where the goroutines are) under the race detector
+connectome: ## fetch and verify the C. elegans edge list (pip download of cect, pinned SHA-256) into ~/.cache/territory: the connectome tests and scenario read it
+	bash scripts/connectome.sh fetch
+
+unit: connectome ## unit tests, the sans-IO check and the determinism test (20 seeds per scenario, run twice); ./runtime/... and ./cmd/... (where the goroutines are) under the race detector
 	$(GO) test -count=1 $$($(GO) list ./... | grep -v -e '^territory/runtime/' -e '^territory/cmd/')
 	$(GO) test -race -count=1 ./runtime/... ./cmd/...
 
-sweep: ## SWEEP_SEEDS seeds of every scenario in parallel; swarm.json, junit.xml and replays under out/sweep
+sweep: connectome ## SWEEP_SEEDS seeds of every scenario in parallel; swarm.json, junit.xml and replays under out/sweep
 	$(GO) build -o $(BIN)/sim ./cmd/sim
 	mkdir -p $(OUT)
 	$(BIN)/sim swarm --scenario all --seeds 1..$(SWEEP_SEEDS) --out $(OUT)/sweep --progress lines > $(OUT)/sweep.log || { tail -n 40 $(OUT)/sweep.log; exit 1; }
@@ -41,7 +44,7 @@ mutants: ## the planted-bug suite: every mutation must be caught by the check it
 	bash scripts/mutants-selftest.sh
 	MUTANTS_SELECT=local bash scripts/mutants.sh
 
-test-integration: ## the runtime under -race against real Pulsar (3 bookies), S3, GCS and Azure emulators started by scripts/; absent services fail; the mutants that need them
+test-integration: connectome ## the runtime under -race against real Pulsar (3 bookies), S3, GCS and Azure emulators started by scripts/; absent services fail; the mutants that need them
 	TERRITORY_PULSAR_RESTART_TEST=1 bash scripts/test-integration.sh
 
 bench: ## speed figures: simulated seconds per wall second, events per second
