@@ -23,6 +23,8 @@ const (
 	EntryHeartbeat
 	// EntryAdoptPolicy adopts Policy if its epoch is newer.
 	EntryAdoptPolicy
+	// EntrySaga is a step of a handshake saga; Op is its SagaEffect.
+	EntrySaga
 )
 
 // Entry is one committed log entry in a form that does not depend on the
@@ -246,6 +248,15 @@ func (c *subgraphCheck) fold() bool {
 			c.answers[i] = Output{Status: StatusOK}
 		case EntryHeartbeat:
 			c.answers[i] = Output{Status: StatusOK}
+		case EntrySaga:
+			if e.Op.Kind != SagaEffect || e.Op.Subgraph != c.sg || e.Op.ID != e.ID {
+				c.violate(CheckLogGap, lsn, -1, "saga entry holds %s of subgraph %d", e.Op, e.Op.Subgraph)
+				return false
+			}
+			st, c.answers[i] = Apply(&cfg, st, e.Op)
+			if e.Op.Neuron == 0 {
+				c.record(lsn, st, Input{Kind: Connect, Pre: e.Op.Pre, Post: e.Op.Post})
+			}
 		default:
 			c.violate(CheckLogGap, lsn, -1, "entry of unknown kind %d", e.Kind)
 			return false

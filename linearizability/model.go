@@ -233,7 +233,9 @@ func Apply(cfg *Config, st State, in Input) (State, Output) {
 		st.synapses = slices.Delete(slices.Clone(st.synapses), i, i+1)
 		st.neurons = slices.Clone(st.neurons)
 		st.degree(in.Pre, 0, -1)
-		st.degree(in.Post, -1, 0)
+		if in.PostSubgraph == in.Subgraph {
+			st.degree(in.Post, -1, 0) // across subgraphs, post's saga releases its in-slot later
+		}
 		return st, Output{Status: StatusOK}
 	case ReadSynapse:
 		i, ok := st.synapse(in.Pre, in.Post)
@@ -241,6 +243,8 @@ func Apply(cfg *Config, st State, in Input) (State, Output) {
 			return st, Output{Status: StatusOK}
 		}
 		return st, Output{Status: StatusOK, Value: st.synapses[i].weight, Exists: true}
+	case SagaEffect:
+		return sagaEffect(st, in), Output{Status: StatusOK}
 	case Decay:
 		keep := DecayFactorPM(cfg.Policy.DecayPerSecondPM, in.RecoveryMs-in.HeartbeatMs)
 		if keep != decayScale && len(st.neurons) > 0 {
@@ -282,6 +286,21 @@ func connect(cfg *Config, st State, in Input) (State, Output) {
 	st.degree(in.Pre, 0, +1)
 	st.degree(in.Post, +1, 0)
 	return st, Output{Status: StatusOK, Value: w, Exists: true}
+}
+
+// sagaEffect applies a saga step the log decided (see [SagaEffect]).
+func sagaEffect(st State, in Input) State {
+	if in.Neuron != 0 {
+		if _, ok := st.neuron(in.Neuron); ok {
+			st.neurons = slices.Clone(st.neurons)
+			st.degree(in.Neuron, int(in.DIn), int(in.DOut))
+		}
+		return st
+	}
+	if i, exists := st.synapse(in.Pre, in.Post); !exists {
+		st.synapses = slices.Insert(slices.Clip(st.synapses), i, synapse{pre: in.Pre, post: in.Post, weight: in.Weight})
+	}
+	return st
 }
 
 // degree adjusts a neuron's degrees in place; st.neurons must be a private

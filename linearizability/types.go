@@ -22,6 +22,14 @@ const (
 	// policy's decay rate. The simulator records it from the entry's first
 	// append to the moment it became visible (applied by a primary).
 	Decay
+	// SagaEffect is one step of a cross-subgraph handshake saga, as the
+	// log decided it: a degree change of Neuron (a reservation or its
+	// release at pre, an in-slot or its release at post), or the insert of
+	// the synapse Pre->Post with Weight when pre's log commits the saga.
+	// Its answer is always ok; the saga's decisions are checked by the
+	// simulator's saga and degree checks, and the client's answer to the
+	// cross-subgraph connect against pre's log.
+	SagaEffect
 )
 
 var kindNames = [...]string{
@@ -33,10 +41,11 @@ var kindNames = [...]string{
 	Prune:        "prune",
 	ReadSynapse:  "read-synapse",
 	Decay:        "decay",
+	SagaEffect:   "saga",
 }
 
 // Valid reports whether k is one of the declared kinds.
-func (k Kind) Valid() bool { return k >= CreateNeuron && k <= Decay }
+func (k Kind) Valid() bool { return k >= CreateNeuron && k <= SagaEffect }
 
 // IsRead reports whether k is ReadNeuron or ReadSynapse.
 func (k Kind) IsRead() bool { return k == ReadNeuron || k == ReadSynapse }
@@ -134,6 +143,7 @@ type Input struct {
 	Weight       int64
 	RecoveryMs   int64
 	HeartbeatMs  int64
+	DIn, DOut    int8 // SagaEffect: the degree change of Neuron
 }
 
 // Output is the response the client saw, compared field by field with the
@@ -172,6 +182,11 @@ func (in Input) String() string {
 		return fmt.Sprintf("%s(n%d->n%d)", in.Kind, in.Pre, in.Post)
 	case Decay:
 		return fmt.Sprintf("decay(sg%d, down %dms)", in.Subgraph, in.RecoveryMs-in.HeartbeatMs)
+	case SagaEffect:
+		if in.Neuron != 0 {
+			return fmt.Sprintf("saga(n%d in %+d out %+d)", in.Neuron, in.DIn, in.DOut)
+		}
+		return fmt.Sprintf("saga(commit n%d->n%d, w=%d)", in.Pre, in.Post, in.Weight)
 	}
 	return fmt.Sprintf("%s(neuron=%d, pre=%d, post=%d)", in.Kind, in.Neuron, in.Pre, in.Post)
 }

@@ -23,10 +23,19 @@ const (
 	EvTerritoryRecovered
 	// EvHeartbeat: the primary records its clock, the base of decay on recovery.
 	EvHeartbeat
+	// The handshake saga's steps (saga_state.go): Reserve, Commit,
+	// Compensate and Unlinked in pre's log, Accept and Settle in post's.
+	EvSagaReserve
+	EvSagaAccept
+	EvSagaCommit
+	EvSagaCompensate
+	EvSagaUnlinked
+	EvSagaSettle
 	evTypeEnd
 )
 
-var evNames = [...]string{"ev?", "create-neuron", "stimulate", "connect", "adjust-weight", "prune", "adopt-policy", "territory-recovered", "heartbeat"}
+var evNames = [...]string{"ev?", "create-neuron", "stimulate", "connect", "adjust-weight", "prune", "adopt-policy", "territory-recovered", "heartbeat",
+	"saga-reserve", "saga-accept", "saga-commit", "saga-compensate", "saga-unlinked", "saga-settle"}
 
 func (t EventType) String() string {
 	if int(t) < len(evNames) {
@@ -54,6 +63,7 @@ type Event struct {
 	TimestampMs int64
 	Policy      Policy
 	Recovery    RecoveryBody
+	Saga        SagaBody
 }
 
 // RecoveryBody is the body of EvTerritoryRecovered.
@@ -126,6 +136,16 @@ func (ev *Event) AppendEncode(buf []byte) []byte {
 		buf = binary.AppendUvarint(buf, uint64(p.DecayPerSecondPM))
 		buf = binary.AppendUvarint(buf, uint64(p.SupernodeDegree))
 		buf = binary.AppendUvarint(buf, uint64(p.SnapshotEvery))
+	}
+	if ev.Type.IsSaga() {
+		g := &ev.Saga
+		buf = binary.LittleEndian.AppendUint64(buf, g.ID.Hi)
+		buf = binary.LittleEndian.AppendUint64(buf, g.ID.Lo)
+		flags := uint64(g.Reason) << 1
+		if g.Release {
+			flags |= 1
+		}
+		buf = binary.AppendUvarint(buf, flags)
 	}
 	crc := crc32.Checksum(buf[start:], crc32.MakeTable(crc32.Castagnoli))
 	return binary.LittleEndian.AppendUint32(buf, crc)
@@ -230,6 +250,18 @@ func DecodeEvent(data []byte) (Event, error) {
 		ev.Policy.DecayPerSecondPM = d.u32("policy.decay_per_second_pm")
 		ev.Policy.SupernodeDegree = d.u32("policy.supernode_degree")
 		ev.Policy.SnapshotEvery = d.u32("policy.snapshot_every")
+	}
+	if ev.Type.IsSaga() {
+		ev.Saga.ID.Hi = d.fixed64("saga.id.hi")
+		ev.Saga.ID.Lo = d.fixed64("saga.id.lo")
+		flags := d.uvarint("saga.flags")
+		if flags>>1 > 255 && d.err == nil {
+			d.err = fmt.Errorf("%w: field saga.flags: reason %d", ErrCorruptEvent, flags>>1)
+		}
+		ev.Saga.Reason, ev.Saga.Release = Reason(flags>>1), flags&1 == 1
+		if ev.Saga.ID.IsZero() && d.err == nil {
+			d.err = fmt.Errorf("%w: saga event without a saga id", ErrCorruptEvent)
+		}
 	}
 	if d.err != nil {
 		return Event{}, d.err

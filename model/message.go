@@ -71,10 +71,17 @@ const (
 	ReasonMaxOutDegree
 	ReasonMaxInDegree
 	ReasonNoSuchNeuron
+	// ReasonCrossSubgraph: logs written before the handshake saga refused
+	// every cross-subgraph connect; their events still fold to it.
 	ReasonCrossSubgraph
+	// ReasonSagaInProgress: another connect of the same synapse is mid-saga.
+	ReasonSagaInProgress
+	// ReasonSagaTimeout: the saga's peer did not answer within the saga
+	// timeout, and pre compensated: the synapse was not made.
+	ReasonSagaTimeout
 )
 
-var reasonNames = [...]string{"", "MAX_OUT_DEGREE_POLICY_EXCEEDED", "MAX_IN_DEGREE_POLICY_EXCEEDED", "NO_SUCH_NEURON", "CROSS_SUBGRAPH_UNSUPPORTED"}
+var reasonNames = [...]string{"", "MAX_OUT_DEGREE_POLICY_EXCEEDED", "MAX_IN_DEGREE_POLICY_EXCEEDED", "NO_SUCH_NEURON", "CROSS_SUBGRAPH_UNSUPPORTED", "SAGA_IN_PROGRESS", "SAGA_TIMEOUT"}
 
 func (r Reason) String() string {
 	if int(r) < len(reasonNames) {
@@ -144,7 +151,73 @@ type Message struct {
 	Reply          *Reply
 	Recovered      *Recovered
 	CommitRecovery *CommitRecovery
+	Saga           *SagaMsg
 }
+
+// SagaMsgKind is a message of the handshake saga (saga_component.go).
+type SagaMsgKind uint8
+
+const (
+	// SagaAccept: pre asks post to take an in-slot for the synapse.
+	SagaAccept SagaMsgKind = iota + 1
+	// SagaAcceptReply: post's logged answer (ok, or rejected with a reason),
+	// or a non-final status (wrong territory, unavailable): pre retries.
+	SagaAcceptReply
+	// SagaSettle: pre's decision (Release false: committed; true: released),
+	// or with Unlink the release of a pruned synapse, which post acknowledges.
+	SagaSettle
+	// SagaSettled: post released the slot of an unlink.
+	SagaSettled
+	// SagaQuery: post asks pre what became of a saga it holds a slot for.
+	SagaQuery
+	// SagaQueryReply: pre's answer (Outcome).
+	SagaQueryReply
+)
+
+// SagaOutcome is what pre's log says of a saga.
+type SagaOutcome uint8
+
+const (
+	SagaPending SagaOutcome = iota + 1
+	SagaCommitted
+	SagaReleased // compensated, pruned, or never reserved
+)
+
+// SagaMsg is one message of the handshake saga. ID is the saga's id (the
+// client's connect event_uuid).
+type SagaMsg struct {
+	Kind      SagaMsgKind
+	ID        EventUUID
+	Pre, Post NeuronID
+	Weight    int64
+	Status    Status // SagaAcceptReply
+	Reason    Reason // SagaAcceptReply
+	Release   bool   // SagaSettle
+	Unlink    bool   // SagaSettle
+	Outcome   SagaOutcome
+}
+
+// Mandate reason codes of mandate.fulfillment.failed.
+const (
+	MandatePeerRejection = "PEER_REJECTION"
+	MandateTimeout       = "TIMEOUT"
+)
+
+// FactMandateFailed is a mandate.fulfillment.failed event: pre's log
+// compensated a saga. EventID is fixed per saga, so a report repeated after
+// a re-claim is recognisable as the same event.
+type FactMandateFailed struct {
+	EventID         EventUUID
+	SourceTerritory HostID
+	Subgraph        SubgraphID
+	Saga            EventUUID
+	Pre, Post       NeuronID
+	ReasonCode      string
+	Reason          Reason
+	Details         string
+}
+
+func (FactMandateFailed) isFact() {}
 
 // Recovered: a territory became the operational primary of a subgraph by a
 // claim that replaced an earlier epoch (a restart, a host loss, a re-claim).

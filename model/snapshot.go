@@ -168,7 +168,11 @@ func ParseSnapshotRecord(kv KV) (SnapshotRecord, error) {
 // ---- the blob ----
 
 const snapshotMagic = "TSNP"
+
+// Version 1 has no saga records; version 2 appends them. A state with no
+// saga record still encodes as version 1, byte for byte.
 const snapshotVersion = 1
+const snapshotVersionSagas = 2
 
 // ErrCorruptSnapshot wraps every snapshot decoding failure.
 var ErrCorruptSnapshot = errors.New("corrupt snapshot")
@@ -178,7 +182,12 @@ var ErrCorruptSnapshot = errors.New("corrupt snapshot")
 func EncodeSnapshot(s *SubgraphState) []byte {
 	b := make([]byte, 0, 64+len(s.neurons)*24+len(s.synapses)*24+len(s.dedup.ring)*32)
 	b = append(b, snapshotMagic...)
-	b = append(b, snapshotVersion)
+	sagas := s.saga.records() > 0
+	if sagas {
+		b = append(b, snapshotVersionSagas)
+	} else {
+		b = append(b, snapshotVersion)
+	}
 	b = binary.AppendUvarint(b, uint64(s.ID))
 	b = binary.AppendUvarint(b, uint64(s.Count))
 	b = binary.AppendUvarint(b, s.AppliedLSN)
@@ -218,6 +227,9 @@ func EncodeSnapshot(s *SubgraphState) []byte {
 			b = append(b, 0)
 		}
 	}
+	if sagas {
+		b = s.appendSagas(b)
+	}
 	return binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, crc32.MakeTable(crc32.Castagnoli)))
 }
 
@@ -232,7 +244,7 @@ func DecodeSnapshot(data []byte) (*SubgraphState, error) {
 	if got, want := crc32.Checksum(body, crc32.MakeTable(crc32.Castagnoli)), binary.LittleEndian.Uint32(data[len(data)-4:]); got != want {
 		return nil, fmt.Errorf("%w: checksum %x, want %x", ErrCorruptSnapshot, got, want)
 	}
-	if string(body[:4]) != snapshotMagic || body[4] != snapshotVersion {
+	if string(body[:4]) != snapshotMagic || (body[4] != snapshotVersion && body[4] != snapshotVersionSagas) {
 		return nil, fmt.Errorf("%w: bad magic or version", ErrCorruptSnapshot)
 	}
 	d := decoder{buf: body[5:]}
@@ -285,6 +297,9 @@ func DecodeSnapshot(data []byte) (*SubgraphState, error) {
 		d.buf = d.buf[1:]
 		s.dedup.put(uuid, r)
 	}
+	if body[4] == snapshotVersionSagas && d.err == nil {
+		s.decodeSagas(&d)
+	}
 	if d.err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrCorruptSnapshot, d.err)
 	}
@@ -299,7 +314,12 @@ func DecodeSnapshot(data []byte) (*SubgraphState, error) {
 	synapses := slices.SortedFunc(maps.Keys(s.synapses), compareSynapse)
 	for _, k := range synapses {
 		out[k.Pre]++
-		in[k.Post]++
+		if !s.crossKey(k) {
+			in[k.Post]++
+		}
+	}
+	if err := s.checkSagas(in, out); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrCorruptSnapshot, err)
 	}
 	for _, id := range slices.Sorted(maps.Keys(s.neurons)) {
 		nn := s.neurons[id]
@@ -313,7 +333,7 @@ func DecodeSnapshot(data []byte) (*SubgraphState, error) {
 		if _, ok := s.neurons[k.Pre]; !ok {
 			return nil, fmt.Errorf("%w: synapse n%d->n%d without its pre neuron", ErrCorruptSnapshot, k.Pre, k.Post)
 		}
-		if _, ok := s.neurons[k.Post]; !ok {
+		if _, ok := s.neurons[k.Post]; !ok && !s.crossKey(k) {
 			return nil, fmt.Errorf("%w: synapse n%d->n%d without its post neuron", ErrCorruptSnapshot, k.Pre, k.Post)
 		}
 	}
@@ -338,6 +358,7 @@ func (s *SubgraphState) Clone() *SubgraphState {
 	maps.Copy(c.neurons, s.neurons)
 	c.synapses = make(map[SynapseKey]int64, len(s.synapses))
 	maps.Copy(c.synapses, s.synapses)
+	c.saga = s.saga.clone()
 	c.dedup = dedupTable{ring: slices.Clone(s.dedup.ring), next: s.dedup.next, results: make(map[EventUUID]Result, len(s.dedup.results))}
 	maps.Copy(c.dedup.results, s.dedup.results)
 	return &c

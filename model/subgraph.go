@@ -58,8 +58,9 @@ type SubgraphState struct {
 	Policy          Policy
 	LastHeartbeatMs int64
 	neurons         map[NeuronID]Neuron
-	synapses        map[SynapseKey]int64
+	synapses        map[SynapseKey]int64 // pre side: local synapses and committed cross-subgraph ones
 	dedup           dedupTable
+	saga            sagaState
 }
 
 // NewSubgraphState is the empty state at LSN 0.
@@ -70,7 +71,7 @@ func NewSubgraphState(id SubgraphID, count uint32, policy Policy) *SubgraphState
 	return &SubgraphState{
 		ID: id, Count: count, Policy: policy,
 		neurons: make(map[NeuronID]Neuron), synapses: make(map[SynapseKey]int64),
-		dedup: newDedupTable(),
+		dedup: newDedupTable(), saga: newSagaState(),
 	}
 }
 
@@ -130,6 +131,9 @@ func (s *SubgraphState) Apply(ev *Event) (res Result, applied bool) {
 }
 
 func (s *SubgraphState) mutate(ev *Event) Result {
+	if ev.Type.IsSaga() {
+		return s.mutateSaga(ev)
+	}
 	switch ev.Type {
 	case EvCreateNeuron:
 		if _, ok := s.neurons[ev.Neuron]; ok {
@@ -160,6 +164,9 @@ func (s *SubgraphState) mutate(ev *Event) Result {
 		k := SynapseKey{ev.Pre, ev.Post}
 		if _, ok := s.synapses[k]; !ok {
 			return Result{Status: StatusNotFound}
+		}
+		if saga, ok := s.saga.cross[k]; ok {
+			return s.pruneCross(k, saga)
 		}
 		delete(s.synapses, k)
 		s.setDegree(ev.Pre, 0, -1)
@@ -313,6 +320,7 @@ func (s *SubgraphState) Digest() uint64 {
 		h.u64(uint64(r.Status)<<8 | uint64(r.Reason))
 		h.u64(uint64(r.Value))
 	}
+	s.digestSaga(h)
 	return h.sum
 }
 

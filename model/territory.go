@@ -24,6 +24,9 @@ type TerritoryConfig struct {
 	HeartbeatMs    int64 // an idle subgraph logs a heartbeat this often
 	RecoveryMs     int64 // how often an unacknowledged recovery is announced again
 	LoadAttempts   int   // snapshot-load attempts before replaying the whole log
+	SagaTimeoutMs  int64 // a saga pre has no answer for after this long is compensated
+	SagaRetryMs    int64 // the base period of a saga's message retries
+	SagaLimit      int   // open sagas per subgraph (reservations); beyond, connects are busy
 }
 
 // DefaultTerritoryConfig fills the timeouts and bounds.
@@ -36,6 +39,7 @@ func DefaultTerritoryConfig(id HostID, subgraphs uint32) TerritoryConfig {
 		AppendAttempts: 6, ReplayBatch: 256,
 		TickMs: 250, LeaseTTLMs: 2000, KeepAliveMs: 500, RoutePollMs: 500,
 		HeartbeatMs: 1000, RecoveryMs: 500, LoadAttempts: 3,
+		SagaTimeoutMs: 3000, SagaRetryMs: 250, SagaLimit: 64,
 	}
 }
 
@@ -50,6 +54,8 @@ func (c TerritoryConfig) Validate() error {
 		return fmt.Errorf("territory %d config: timeouts must be positive", c.ID)
 	case c.QueueLimit <= 0 || c.ReadQueueLimit <= 0 || c.AppendAttempts <= 0 || c.ReplayBatch <= 0 || c.LoadAttempts <= 0:
 		return fmt.Errorf("territory %d config: queue limits, attempts and batch must be positive", c.ID)
+	case c.SagaTimeoutMs <= 0 || c.SagaRetryMs <= 0 || c.SagaLimit <= 0:
+		return fmt.Errorf("territory %d config: saga timeout %d, retry %d and limit %d must be positive", c.ID, c.SagaTimeoutMs, c.SagaRetryMs, c.SagaLimit)
 	case c.RetryBaseMs <= 0 || c.RetryCapMs < c.RetryBaseMs:
 		return fmt.Errorf("territory %d config: retry backoff base %d cap %d", c.ID, c.RetryBaseMs, c.RetryCapMs)
 	case c.TickMs <= 0 || c.KeepAliveMs < c.TickMs || c.LeaseTTLMs <= c.KeepAliveMs || c.RoutePollMs < c.TickMs || c.HeartbeatMs < c.TickMs || c.RecoveryMs < c.TickMs:
@@ -89,6 +95,8 @@ type primary struct {
 type pendingRead struct {
 	from HostID
 	req  Request
+	saga *SagaMsg // a saga query waiting for the barrier (req is then unused)
+	sg   SubgraphID
 }
 
 // Territory is the territory host's state machine: it claims the subgraphs the
@@ -118,11 +126,13 @@ type Territory struct {
 	lease     int64 // the liveness lease, 0 while none is held
 	leaseBusy bool  // a grant, put or keepalive is in flight
 	pollBusy  bool
-	genSeq    uint64 // claim generations, never reused: a re-adopted subgraph must not match its predecessor's calls
+	genSeq    uint64   // claim generations, never reused: a re-adopted subgraph must not match its predecessor's calls
+	peers     []HostID // by subgraph: the primary the routes last named (0: unknown), for saga messages
 
 	claims *claimer
 	loader *loader
 	writes *writer
+	sagas  *sagas
 }
 
 // Internal event_uuids: the high word says who made them, so they never
@@ -150,7 +160,7 @@ func NewTerritory(cfg TerritoryConfig) (*Territory, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	t := &Territory{cfg: cfg, pending: make(map[uint64]call), subgraphs: make(map[SubgraphID]*primary)}
+	t := &Territory{cfg: cfg, pending: make(map[uint64]call), subgraphs: make(map[SubgraphID]*primary), peers: make([]HostID, cfg.Subgraphs)}
 	t.register(hostPart{t})
 	// Registration order is hook order: a recovery is announced before the
 	// queued writes are pumped, and a snapshot is considered last.
@@ -158,6 +168,7 @@ func NewTerritory(cfg TerritoryConfig) (*Territory, error) {
 	t.loader = newLoader(t)
 	newRecoverer(t)
 	t.writes = newWriter(t)
+	t.sagas = newSagas(t)
 	newSnapshotter(t)
 	return t, nil
 }

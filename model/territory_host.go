@@ -96,6 +96,7 @@ func (t *Territory) syncRoutes(kvs []KV) {
 			t.out.Add(badCoordValue(t.cfg.ID, kv.Key, err)) // not the core's: leave that subgraph as it is
 			continue
 		}
+		t.peers[r.Subgraph] = r.Primary
 		p := t.subgraphs[r.Subgraph]
 		switch {
 		case r.Primary == t.cfg.ID && p == nil:
@@ -182,6 +183,10 @@ func (t *Territory) onRequest(from HostID, req *Request) {
 		t.onRead(from, p, req)
 		return
 	}
+	if req.Op == OpConnect && SubgraphOf(req.Post, t.cfg.Subgraphs) != sg {
+		t.sagas.onConnect(from, p, req)
+		return
+	}
 	t.writes.onRequest(from, p, req)
 }
 
@@ -198,6 +203,18 @@ func (t *Territory) onRead(from HostID, p *primary, req *Request) {
 	t.startBarrier()
 }
 
+// enqueueBarrierWait queues a saga query behind the next read barrier.
+func (t *Territory) enqueueBarrierWait(from HostID, p *primary, g *SagaMsg) {
+	if len(t.reads) >= t.cfg.ReadQueueLimit {
+		return // post asks again
+	}
+	t.reads = append(t.reads, pendingRead{from: from, saga: g, sg: p.sg})
+	t.startBarrier()
+}
+
+// peerOf is the primary the routes last named for a subgraph (0: unknown).
+func (t *Territory) peerOf(sg SubgraphID) HostID { return t.peers[sg] }
+
 // startBarrier reads every route in one call; it covers all reads that arrived
 // before it was sent.
 func (t *Territory) startBarrier() {
@@ -213,8 +230,13 @@ func (t *Territory) onBarrier(res *result) {
 	t.covered, t.barrierID = nil, 0
 	for _, rd := range covered {
 		sg := SubgraphOf(rd.req.RoutingNeuron(), t.cfg.Subgraphs)
+		if rd.saga != nil {
+			sg = rd.sg
+		}
 		p := t.subgraphs[sg]
 		switch {
+		case rd.saga != nil && (!res.ok() || p == nil || p.phase != phaseOperational):
+			// post asks again
 		case !res.ok():
 			t.reply(rd.from, rd.req.ID, Result{Status: StatusUnavailable})
 		case p == nil:
@@ -245,8 +267,15 @@ func (t *Territory) answerRead(p *primary, rd pendingRead, kvs []KV) {
 		}
 	}
 	if kv != nil && string(kv.Value) == string(p.routeValue) {
+		if rd.saga != nil {
+			t.sagas.afterBarrier(rd.from, p, rd.saga)
+			return
+		}
 		t.reply(rd.from, rd.req.ID, p.state.Read(&rd.req))
 		return
+	}
+	if rd.saga != nil {
+		return // a moved route is found by the next read or poll; post asks again
 	}
 	if kv == nil {
 		t.stepDown(p, stepDownWhy{reason: StepDownRouteDeleted, barrier: true})

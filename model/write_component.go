@@ -34,6 +34,8 @@ type write struct {
 	tsMs     int64        // EvTerritoryRecovered: the control plane's clock
 	policy   Policy       // EvAdoptPolicy: the policy adopted
 	body     RecoveryBody // EvTerritoryRecovered
+	saga     SagaBody     // saga steps; their Pre, Post and Value are in req
+	onDone   func(Result) // an internal write's owner, told the fold's result (not if the write is dropped)
 	waiters  []HostID
 	lsn      uint64 // set once appended
 	data     []byte
@@ -193,7 +195,8 @@ func (k *writer) eventOf(p *primary, w *write) (Event, error) {
 		if w.internal == EvTerritoryRecovered {
 			ts = w.tsMs // a recovery carries the control plane's clock
 		}
-		return Event{LSN: lsn, UUID: w.req.ID, Subgraph: p.sg, Type: w.internal, WriterEpoch: p.epoch, TimestampMs: ts, Policy: w.policy, Recovery: w.body}, nil
+		return Event{LSN: lsn, UUID: w.req.ID, Subgraph: p.sg, Type: w.internal, WriterEpoch: p.epoch, TimestampMs: ts, Policy: w.policy, Recovery: w.body,
+			Pre: w.req.Pre, Post: w.req.Post, Value: w.req.Value, Saga: w.saga}, nil
 	}
 	ev, err := EventFromRequest(&w.req, p.sg, lsn, p.epoch)
 	ev.TimestampMs = k.t.nowMs
@@ -209,6 +212,9 @@ func (k *writer) finish(s *writeState, w *write, r Result) {
 	delete(s.byUUID, w.req.ID)
 	for _, c := range w.waiters {
 		k.t.reply(c, w.req.ID, r)
+	}
+	if w.onDone != nil {
+		w.onDone(r)
 	}
 }
 

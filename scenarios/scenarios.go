@@ -220,6 +220,24 @@ var all = []Scenario{
 		},
 	},
 	{
+		Name:    "sagas",
+		Summary: "cross-subgraph-heavy workload (the handshake saga) with tight degrees, partitions, message loss, crashes and a host loss",
+		build: func(seed uint64, cfg *sim.Config) error {
+			cfg.Workload.CrossPM = 700_000
+			cfg.Workload.Mix.Connect, cfg.Workload.Mix.Prune = 20, 8
+			withSnapshots(cfg, 30)
+			spec := faultSpec(cfg, []faults.Kind{faults.NetPartition, faults.NetPartitionOneWay, faults.NetDegrade,
+				faults.HostCrash, faults.HostPause, faults.HostLoss, faults.LogAckLoss}, 14)
+			spec.MaxLost = 1
+			cfg.LivenessMs = 15_000
+			if err := generateSpec(seed, cfg, spec); err != nil {
+				return err
+			}
+			ensureLoss(seed, cfg)
+			return nil
+		},
+	},
+	{
 		Name:    "chaos",
 		Summary: "swarm: a random subset of every fault kind, at random rates, per seed",
 		build: func(seed uint64, cfg *sim.Config) error {
@@ -242,6 +260,7 @@ var all = []Scenario{
 			spec.SplitBrainPM = 400_000
 			spec.MaxLost = 1
 			cfg.LivenessMs = 15_000
+			cfg.Workload.CrossPM = r.Between(50_000, 600_000)
 			return generateSpec(seed, cfg, spec)
 		},
 	},

@@ -139,6 +139,9 @@ type EntryFolded struct {
 	Result          model.Result
 	Applied         bool
 	LastHeartbeatMs int64 // the fold's last heartbeat after this entry
+	// Fold is the reference fold of Subgraph's log after this entry; shared,
+	// read it during the event only, never change it.
+	Fold *model.SubgraphState
 }
 
 // BlobApplied: the object store applied a request.

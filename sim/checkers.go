@@ -20,6 +20,7 @@ var checkerRegistry = []func(v *View) Checker{
 	newDurability,
 	newProgressChecker,
 	newBadValues,
+	newSagaChecker,
 }
 
 // ---- history: the linearizability record ----
@@ -54,7 +55,10 @@ func (c *history) Observe(v *View, e BusEvent) {
 		}
 		delete(c.opIDs, e.Done.Request.ID)
 		out, sent := toLinOutput(e.Done)
-		if !sent {
+		if !sent || isCrossConnect(&e.Done.Request, v.Config().Subgraphs) {
+			// A cross-subgraph connect's answer depends on post's log too:
+			// the saga checker checks it against pre's log, and its steps
+			// are recorded as SagaEffect operations.
 			c.rec.Discard(id) // never sent: not an operation
 			return
 		}
@@ -68,9 +72,16 @@ func (c *history) Observe(v *View, e BusEvent) {
 		if e.Applied && e.Event.Type == model.EvTerritoryRecovered {
 			c.lin.recordDecay(e.Subgraph, &e.Event, e.Entry.FirstSentUs, v.NowUs()) // one operation over the subgraph
 		}
+		if e.Applied && e.Event.Type.IsSaga() {
+			c.lin.recordSaga(e, v.NowUs())
+		}
 	case FactObserved:
 		c.lin.observe(e.Fact)
 	}
+}
+
+func isCrossConnect(req *model.Request, n uint32) bool {
+	return req.Op == model.OpConnect && model.SubgraphOf(req.Pre, n) != model.SubgraphOf(req.Post, n)
 }
 
 // recorderManagerClient is the client id decay operations are recorded under.
@@ -110,7 +121,7 @@ func (c *foldChecker) Observe(v *View, e BusEvent) {
 	case EntryCommitted:
 		sg := model.SubgraphID(e.Stream)
 		ev, res, applied := c.folds.Committed(v.NowUs(), sg, model.LogEntry{LSN: e.LSN, Data: e.Data})
-		v.Publish(EntryFolded{Entry: e, Subgraph: sg, Event: ev, Result: res, Applied: applied, LastHeartbeatMs: c.folds.LastHeartbeatMs(sg)})
+		v.Publish(EntryFolded{Entry: e, Subgraph: sg, Event: ev, Result: res, Applied: applied, LastHeartbeatMs: c.folds.LastHeartbeatMs(sg), Fold: c.folds.State(sg)})
 	case FactObserved:
 		if f, ok := e.Fact.(model.FactOperational); ok {
 			if st, _ := v.State(e.Host, f.Subgraph); st != nil {
@@ -162,6 +173,9 @@ func (c *ackedChecker) Observe(v *View, e BusEvent) {
 	}
 	if _, sent := toLinOutput(r.Done); !sent {
 		return // refused by the client itself: never sent
+	}
+	if isCrossConnect(&r.Done.Request, v.Config().Subgraphs) {
+		return // its steps are logged under their own ids; the saga checker finds its answer in pre's log
 	}
 	sg := model.SubgraphOf(r.Done.Request.RoutingNeuron(), v.Config().Subgraphs)
 	c.acked.Acked(v.NowUs(), sg, r.Done.Request.ID, r.Done.Request.Op)

@@ -124,7 +124,16 @@ func (o ManagerOverrides) apply(c *model.ManagerConfig) {
 
 // TerritoryOverrides tunes the territory state machine for a scenario (zero: default).
 type TerritoryOverrides struct {
-	QueueLimit int `json:"queue_limit,omitempty"`
+	QueueLimit    int   `json:"queue_limit,omitempty"`
+	SagaTimeoutMs int64 `json:"saga_timeout_ms,omitempty"`
+}
+
+// SagaTimeoutMs is the territories' saga timeout, the default filled in.
+func (c *Config) SagaTimeoutMs() int64 {
+	if c.Territory.SagaTimeoutMs > 0 {
+		return c.Territory.SagaTimeoutMs
+	}
+	return model.DefaultTerritoryConfig(1, 1).SagaTimeoutMs
 }
 
 // Workload is the client workload: each client keeps InFlight operations
@@ -140,6 +149,10 @@ type Workload struct {
 	ThinkMaxUs      int64 `json:"think_max_us"`
 	MaxOps          int   `json:"max_ops"` // 0: no limit; shrinking lowers it
 	Mix             OpMix `json:"mix"`
+	// CrossPM: parts per million of synapse operations whose post is drawn
+	// from any subgraph (a cross-subgraph connect runs the handshake saga);
+	// the others pair neurons of one subgraph. 0: 5%.
+	CrossPM int64 `json:"cross_pm,omitempty"`
 }
 
 // OpMix weighs the operations of the workload.

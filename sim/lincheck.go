@@ -17,6 +17,7 @@ type linChecks struct {
 	rec      *linearizability.Recorder
 	commitUs map[uint32][]int64 // by stream, LSN-1
 	decays   map[model.SubgraphID][]openDecay
+	sagas    map[uint32]map[uint64]linearizability.Input // by stream and LSN: the saga steps that changed something
 }
 
 // openDecay is a recorded decay not yet visible at any primary.
@@ -27,7 +28,7 @@ type openDecay struct {
 }
 
 func newLinChecks(w *World, rec *linearizability.Recorder) *linChecks {
-	return &linChecks{w: w, rec: rec, commitUs: map[uint32][]int64{}, decays: map[model.SubgraphID][]openDecay{}}
+	return &linChecks{w: w, rec: rec, commitUs: map[uint32][]int64{}, decays: map[model.SubgraphID][]openDecay{}, sagas: map[uint32]map[uint64]linearizability.Input{}}
 }
 
 // LinConfig is the porcupine model's configuration: the scenario's policy
@@ -66,6 +67,40 @@ func (l *linChecks) recordDecay(sg model.SubgraphID, ev *model.Event, firstAppen
 	in := linearizability.Input{Kind: linearizability.Decay, ID: linUUID(ev.UUID), Subgraph: uint32(sg), RecoveryMs: ev.TimestampMs, HeartbeatMs: ev.Recovery.LastHeartbeatMs}
 	id := l.rec.Call(recorderManagerClient, in, call)
 	l.decays[sg] = append(l.decays[sg], openDecay{id: id, lsn: ev.LSN, uuid: ev.UUID})
+}
+
+// recordSaga records a saga step that changed its subgraph as one closed
+// SagaEffect operation, from its first append to its commit: its only
+// observers are later entries of the same log (connects, through degrees;
+// synapse reads, through the commit), so the commit is a sound return.
+func (l *linChecks) recordSaga(e EntryFolded, nowUs int64) {
+	ev := &e.Event
+	in := linearizability.Input{Kind: linearizability.SagaEffect, ID: linUUID(ev.UUID), Subgraph: uint32(e.Subgraph)}
+	switch {
+	case ev.Type == model.EvSagaReserve && e.Result.Status == model.StatusOK:
+		in.Neuron, in.DOut = uint64(ev.Pre), 1
+	case ev.Type == model.EvSagaCompensate && e.Result.Status == model.StatusRejected:
+		in.Neuron, in.DOut = uint64(ev.Pre), -1
+	case ev.Type == model.EvSagaAccept && e.Result.Status == model.StatusOK:
+		in.Neuron, in.DIn = uint64(ev.Post), 1
+	case ev.Type == model.EvSagaSettle && ev.Saga.Release && e.Result.Exists:
+		in.Neuron, in.DIn = uint64(ev.Post), -1
+	case ev.Type == model.EvSagaCommit && e.Result.Exists:
+		in.Pre, in.Post, in.Weight = uint64(ev.Pre), uint64(ev.Post), e.Result.Value
+		in.PostSubgraph = uint32(model.SubgraphOf(ev.Post, l.w.cfg.Subgraphs))
+	default:
+		return // changed nothing a client can see
+	}
+	call := nowUs
+	if e.Entry.FirstSentUs > 0 {
+		call = e.Entry.FirstSentUs
+	}
+	id := l.rec.Call(recorderManagerClient, in, call)
+	l.rec.Return(id, linearizability.Output{Status: linearizability.StatusOK}, nowUs)
+	if l.sagas[e.Entry.Stream] == nil {
+		l.sagas[e.Entry.Stream] = map[uint64]linearizability.Input{}
+	}
+	l.sagas[e.Entry.Stream][e.Entry.LSN] = in
 }
 
 // visible closes the decays of sg that a primary's state holds: its state is
@@ -119,6 +154,13 @@ func (l *linChecks) logs() ([]linearizability.SubgraphLog, error) {
 			switch ev.Type {
 			case model.EvHeartbeat:
 				le.Kind = linearizability.EntryHeartbeat
+			case model.EvSagaReserve, model.EvSagaAccept, model.EvSagaCommit, model.EvSagaCompensate, model.EvSagaUnlinked, model.EvSagaSettle:
+				le.Kind = linearizability.EntryHeartbeat // a step that changed nothing a client sees
+				if in, ok := l.sagas[s][e.LSN]; ok {
+					le.Kind, le.Op = linearizability.EntrySaga, in
+				} else {
+					le.ID = linearizability.UUID{}
+				}
 			case model.EvAdoptPolicy:
 				le.Kind, le.Policy = linearizability.EntryAdoptPolicy, linPolicy(ev.Policy)
 			case model.EvTerritoryRecovered:

@@ -13,6 +13,7 @@ type Outcome struct {
 	Ops           int
 	UnknownOps    int
 	AckedWrites   int
+	Sagas         SagaStats
 	Events        uint64
 	SimMs         int64
 	Violations    []invariants.Violation

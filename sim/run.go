@@ -28,6 +28,7 @@ type Result struct {
 	Ops           int                    `json:"ops"`
 	UnknownOps    int                    `json:"unknown_ops"`
 	AckedWrites   int                    `json:"acked_writes"`
+	Sagas         SagaStats              `json:"sagas"`
 	Events        uint64                 `json:"events"`
 	LogEntries    int                    `json:"log_entries"`
 	SimMs         int64                  `json:"sim_ms"`
@@ -68,7 +69,7 @@ func Run(cfg Config, seed uint64, linTimeout time.Duration) (*Result, error) {
 	logRes := linearizability.LogCheck(LinBounds(), ops, out.Logs)
 	r := &Result{
 		Scenario: cfg.Scenario, Seed: seed, Trace: fmt.Sprintf("%016x", out.TraceHash),
-		Linearizable: lin.Verdict, Ops: out.Ops, UnknownOps: out.UnknownOps, AckedWrites: out.AckedWrites,
+		Linearizable: lin.Verdict, Ops: out.Ops, UnknownOps: out.UnknownOps, AckedWrites: out.AckedWrites, Sagas: out.Sagas,
 		Events: out.Events, LogEntries: out.LogEntries, SimMs: out.SimMs,
 		WallMs: float64(simWall.Microseconds()) / 1000, CheckMs: float64(time.Since(checkStart).Microseconds()) / 1000,
 		MaxOpsPerKey: out.MaxOpsPerKey, ViolatingKeys: lin.ViolatingKeys, Violations: out.Violations,

@@ -6,9 +6,9 @@ import (
 )
 
 // nextOp draws the next client operation. Neuron ids come from a small pool so
-// that keys see contention; synapses pair neurons of one subgraph (cross-
-// subgraph synapses need the handshake saga, which is not built yet), with a
-// few cross-subgraph attempts to exercise the rejection path.
+// that keys see contention; synapses pair neurons of one subgraph, except a
+// CrossPM share whose post is any neuron (mostly in another subgraph: the
+// handshake saga).
 func (w *World) nextOp() model.Request {
 	wl := &w.cfg.Workload
 	r := w.rndWorkload
@@ -16,7 +16,11 @@ func (w *World) nextOp() model.Request {
 	neuron := func() model.NeuronID { return model.NeuronID(1 + r.Intn(wl.Neurons)) }
 	pair := func() (model.NeuronID, model.NeuronID) {
 		pre := neuron()
-		if r.Chance(50_000) {
+		cross := wl.CrossPM
+		if cross <= 0 {
+			cross = 50_000
+		}
+		if r.Chance(cross) {
 			return pre, neuron()
 		}
 		sg := model.SubgraphOf(pre, w.cfg.Subgraphs)

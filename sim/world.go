@@ -382,6 +382,7 @@ func (w *World) boot(h *host) {
 		cfg := model.DefaultTerritoryConfig(h.id, w.cfg.Subgraphs)
 		cfg.Policy = w.cfg.Policy
 		cfg.Manager = w.managerHost.id
+		cfg.SagaTimeoutMs = w.cfg.SagaTimeoutMs()
 		if q := w.cfg.Territory.QueueLimit; q > 0 {
 			cfg.QueueLimit = q
 		}

@@ -32,6 +32,11 @@ const (
 	NoOrphans         = "no-orphan-blobs"        // after reconciliation quiesces, every blob has a record
 	DecayBounded      = "decay-bounded"          // logged timestamps (the base of decay) are within the clock error of true time
 	DegreePolicy      = "degree-policy"          // degrees stay within the policy, and a connect is rejected exactly when it must be
+	// The handshake saga's promises (sim/saga_checker.go).
+	SagaTerminates = "saga-terminates" // every saga, unlink and in-slot is settled within a bound once faults heal
+	SagaAtomic     = "saga-atomic"     // pre holds a cross synapse exactly when post holds its in-slot; a client's answer is pre's logged outcome
+	SagaNoLeak     = "saga-no-leak"    // every degree is explained by synapses, reservations and in-slots
+	SagaCompensate = "saga-compensate" // a saga is compensated only if it did not commit, and decided once
 )
 
 // ---- single writer per epoch ----
@@ -180,12 +185,15 @@ func (f *Folds) Committed(atUs int64, sg model.SubgraphID, e model.LogEntry) (mo
 		f.errs = append(f.errs, Violation{StateIsFoldOfLog, atUs, fmt.Sprintf("subgraph %d: log committed LSN %d after %d", sg, e.LSN, s.AppliedLSN)})
 	default:
 		want, check := expectConnect(s, &ev)
+		if !check {
+			want, check = expectSaga(s, &ev)
+		}
 		res, applied := s.Apply(&ev)
 		if check && applied && (res.Status != want.Status || res.Reason != want.Reason) {
 			f.errs = append(f.errs, Violation{DegreePolicy, atUs, fmt.Sprintf("subgraph %d LSN %d: connect n%d->n%d answered %s %s, the policy says %s %s",
 				sg, ev.LSN, ev.Pre, ev.Post, res.Status, res.Reason, want.Status, want.Reason)})
 		}
-		if applied && ev.Type == model.EvConnect {
+		if applied && (ev.Type == model.EvConnect || ev.Type == model.EvSagaReserve || ev.Type == model.EvSagaAccept) {
 			for _, id := range []model.NeuronID{ev.Pre, ev.Post} {
 				if n, ok := s.Neuron(id); ok && (n.OutDegree > s.Policy.MaxOutDegree || n.InDegree > s.Policy.MaxInDegree) {
 					f.errs = append(f.errs, Violation{DegreePolicy, atUs, fmt.Sprintf("subgraph %d LSN %d: n%d has degree in %d out %d, policy allows %d/%d",
@@ -229,6 +237,49 @@ func expectConnect(s *model.SubgraphState, ev *model.Event) (model.Result, bool)
 	}
 	return model.Result{Status: model.StatusOK}, true
 }
+
+// expectSaga states the Reserve and Accept rules independently: the
+// degree limits count reservations and in-slots, which the fold's own
+// degrees must then agree with (saga-no-leak checks that they do).
+func expectSaga(s *model.SubgraphState, ev *model.Event) (model.Result, bool) {
+	if (ev.Type != model.EvSagaReserve && ev.Type != model.EvSagaAccept) || ev.LSN != s.AppliedLSN+1 {
+		return model.Result{}, false
+	}
+	if _, dup := s.Deduped(ev.UUID); dup {
+		return model.Result{}, false
+	}
+	rejected := func(r model.Reason) (model.Result, bool) {
+		return model.Result{Status: model.StatusRejected, Reason: r}, true
+	}
+	k := model.SynapseKey{Pre: ev.Pre, Post: ev.Post}
+	if ev.Type == model.EvSagaAccept {
+		post, ok := s.Neuron(ev.Post)
+		switch {
+		case !ok || model.SubgraphOf(ev.Post, s.Count) != s.ID:
+			return rejected(model.ReasonNoSuchNeuron)
+		case post.InDegree >= s.Policy.MaxInDegree:
+			return rejected(model.ReasonMaxInDegree)
+		}
+		return model.Result{Status: model.StatusOK}, true
+	}
+	if _, exists := s.Synapse(k); exists {
+		return model.Result{Status: model.StatusAlreadyExists}, true
+	}
+	if _, busy := s.ReservedBy(k); busy {
+		return rejected(model.ReasonSagaInProgress)
+	}
+	pre, ok := s.Neuron(ev.Pre)
+	switch {
+	case !ok || model.SubgraphOf(ev.Pre, s.Count) != s.ID || model.SubgraphOf(ev.Post, s.Count) == s.ID:
+		return rejected(model.ReasonNoSuchNeuron)
+	case pre.OutDegree >= s.Policy.MaxOutDegree:
+		return rejected(model.ReasonMaxOutDegree)
+	}
+	return model.Result{Status: model.StatusOK}, true
+}
+
+// State is the fold of sg's committed log (read-only for the caller).
+func (f *Folds) State(sg model.SubgraphID) *model.SubgraphState { return f.state(sg) }
 
 func (f *Folds) state(sg model.SubgraphID) *model.SubgraphState {
 	s := f.shadow[sg]
