@@ -26,6 +26,13 @@ HEADERS = {
  'ignore-in-degree': {'expect': 'degree-policy'},
  'decay-base-after-writes': {'expect': 'decay-bounded'},
  'heartbeat-wrong-clock': {'expect': 'decay-bounded'},
+ 'saga-reserve-no-slot': {'expect': 'saga-no-leak'},
+ 'saga-accept-ignores-in-degree': {'expect': 'degree-policy'},
+ 'saga-commit-on-refusal': {'expect': 'saga-atomic'},
+ 'saga-commit-keeps-reservation': {'expect': 'saga-compensate'},
+ 'saga-pending-means-released': {'expect': 'saga-atomic'},
+ 'saga-unlink-never-closed': {'expect': 'saga-terminates'},
+ 'saga-answer-at-reserve': {'expect': 'saga-atomic'},
 }
 muts = {
  'skip-checksum': ("snapshot-gc crash-recovery", "a corrupt snapshot blob is loaded: the checksum checks are skipped", [
@@ -98,6 +105,27 @@ muts = {
  ]),
  'always-busy': ("basic network services crash-recovery host-loss snapshot-gc pause-fencing clock-skew chaos", "the territory answers busy to everything", [
    ('model/component.go', '	t.out.Add(Send{To: to, Msg: &Message{Reply: &Reply{ID: id, Result: r}}})\n', '	_ = r\n	t.out.Add(Send{To: to, Msg: &Message{Reply: &Reply{ID: id, Result: Result{Status: StatusBusy}}}})\n'),
+ ]),
+ 'saga-reserve-no-slot': ("sagas chaos", "a saga's Reserve takes no out-slot: pre's out-degree no longer counts reservations", [
+   ('model/saga_state.go', '	g.reserved[k] = ev.Saga.ID\n	s.setDegree(ev.Pre, 0, +1)\n', '	g.reserved[k] = ev.Saga.ID\n'),
+ ]),
+ 'saga-accept-ignores-in-degree': ("sagas", "post's Accept ignores its in-degree limit", [
+   ('model/saga_state.go', '		case post.InDegree >= s.Policy.MaxInDegree:\n			return Result{Status: StatusRejected, Reason: ReasonMaxInDegree}\n', '		case post.InDegree >= s.Policy.MaxInDegree+1<<30:\n			return Result{Status: StatusRejected, Reason: ReasonMaxInDegree}\n'),
+ ]),
+ 'saga-commit-on-refusal': ("sagas", "pre commits a saga that post refused", [
+   ('model/saga_component.go', '		case StatusRejected:\n			k.decide(p, g.ID, false, g.Reason)', '		case StatusRejected:\n			k.decide(p, g.ID, true, g.Reason)'),
+ ]),
+ 'saga-commit-keeps-reservation': ("sagas", "pre's Commit leaves the reservation open, so the timeout compensates a committed saga", [
+   ('model/saga_state.go', '		delete(g.out, id)\n		delete(g.reserved, ok2)\n', '		delete(g.reserved, ok2)\n'),
+ ]),
+ 'saga-pending-means-released': ("sagas", "post gives back its in-slot when pre says the saga is still pending", [
+   ('model/saga_component.go', '		if ok && !x.Committed && g.Outcome != SagaPending {', '		if ok && !x.Committed {'),
+ ]),
+ 'saga-unlink-never-closed': ("sagas", "pre ignores post's acknowledgement of an unlink: a pruned cross synapse's unlink stays open", [
+   ('model/saga_component.go', '		if _, ok := p.state.Unlink(g.ID); ok {', '		if _, ok := p.state.Unlink(g.ID); ok && g.ID.IsZero() {'),
+ ]),
+ 'saga-answer-at-reserve': ("sagas", "the client is told ok as soon as pre reserved, before post accepted", [
+   ('model/saga_component.go', '	if o, ok := p.state.OutSaga(id); ok {\n		k.sendAccept(p, id, o)', '	if o, ok := p.state.OutSaga(id); ok {\n		for _, c := range k.of(p).waiters[id] {\n			k.t.reply(c, id, Result{Status: StatusOK, Value: o.Weight, Exists: true})\n		}\n		k.sendAccept(p, id, o)'),
  ]),
 }
 # expect: the check that must catch each mutation (as named on the summary line).
