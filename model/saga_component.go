@@ -83,7 +83,7 @@ func (k *sagas) onConnect(from HostID, p *primary, req *Request) {
 		return
 	}
 	id := req.ID
-	w := &write{req: Request{ID: SagaStepUUID(id, sagaStepReserve), Pre: req.Pre, Post: req.Post, Value: req.Value},
+	w := &write{req: Request{ID: SagaStepUUID(id, SagaStepReserve), Pre: req.Pre, Post: req.Post, Value: req.Value},
 		internal: EvSagaReserve, saga: SagaBody{ID: id}}
 	w.onDone = func(r Result) { k.reserved(p, id, r) }
 	if !k.t.writes.submit(p, w) {
@@ -130,9 +130,9 @@ func (k *sagas) decide(p *primary, id EventUUID, commit bool, reason Reason) {
 	if !ok {
 		return
 	}
-	step, ty := sagaStepCommit, EvSagaCommit
+	step, ty := SagaStepCommit, EvSagaCommit
 	if !commit {
-		step, ty = sagaStepCompensate, EvSagaCompensate
+		step, ty = SagaStepCompensate, EvSagaCompensate
 	}
 	w := &write{req: Request{ID: SagaStepUUID(id, step), Pre: o.Pre, Post: o.Post}, internal: ty, saga: SagaBody{ID: id, Reason: reason}}
 	w.onDone = func(r Result) { k.decided(p, id, o, commit, r) }
@@ -192,7 +192,7 @@ func (k *sagas) message(from HostID, m *Message) bool {
 		k.onSettle(from, p, g)
 	case SagaSettled:
 		if _, ok := p.state.Unlink(g.ID); ok {
-			k.t.writes.submit(p, &write{req: Request{ID: SagaStepUUID(g.ID, sagaStepUnlinked), Pre: g.Pre, Post: g.Post},
+			k.t.writes.submit(p, &write{req: Request{ID: SagaStepUUID(g.ID, SagaStepUnlinked), Pre: g.Pre, Post: g.Post},
 				internal: EvSagaUnlinked, saga: SagaBody{ID: g.ID}})
 		}
 	case SagaQuery:
@@ -208,7 +208,7 @@ func (k *sagas) message(from HostID, m *Message) bool {
 
 // onAccept is post's side: log the in-slot (or the refusal), then answer.
 func (k *sagas) onAccept(from HostID, p *primary, g *SagaMsg) {
-	step := SagaStepUUID(g.ID, sagaStepAccept)
+	step := SagaStepUUID(g.ID, SagaStepAccept)
 	if r, ok := p.state.Deduped(step); ok {
 		k.send(from, SagaMsg{Kind: SagaAcceptReply, ID: g.ID, Pre: g.Pre, Post: g.Post, Status: r.Status, Reason: r.Reason})
 		return
@@ -248,9 +248,9 @@ func (k *sagas) onSettle(from HostID, p *primary, g *SagaMsg) {
 // pre host waiting for an unlink's release.
 func (k *sagas) settle(p *primary, id EventUUID, x InSlot, release bool, ackTo *HostID) {
 	s := k.of(p)
-	step := sagaStepSettleCommit
+	step := SagaStepSettleCommit
 	if release {
-		step = sagaStepSettleRelease
+		step = SagaStepSettleRelease
 	}
 	if ackTo != nil && *ackTo != 0 {
 		addWaiter(s.unlinkWaiters, id, *ackTo)
@@ -362,6 +362,6 @@ func mandateFailed(t HostID, sg SubgraphID, id EventUUID, o OutSaga, reason Reas
 	if reason == ReasonSagaTimeout {
 		code, details = MandateTimeout, fmt.Sprintf("peer subgraph of n%d did not answer synapse n%d->n%d in time", o.Post, o.Pre, o.Post)
 	}
-	return FactMandateFailed{EventID: SagaStepUUID(id, sagaStepCompensate), SourceTerritory: t, Subgraph: sg, Saga: id,
+	return FactMandateFailed{EventID: SagaStepUUID(id, SagaStepCompensate), SourceTerritory: t, Subgraph: sg, Saga: id,
 		Pre: o.Pre, Post: o.Post, ReasonCode: code, Reason: reason, Details: details}
 }

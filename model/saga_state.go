@@ -68,15 +68,16 @@ func (g *sagaState) clone() sagaState {
 		unlinks: maps.Clone(g.unlinks), in: maps.Clone(g.in), seq: g.seq}
 }
 
-// Saga steps, the part of a step's event_uuid that says which step it is.
+// SagaStep* name the steps of a saga: the part of a step's event_uuid that
+// says which step it is (SagaStepUUID).
 const (
-	sagaStepReserve uint64 = iota + 1
-	sagaStepAccept
-	sagaStepCommit
-	sagaStepCompensate
-	sagaStepSettleCommit
-	sagaStepSettleRelease
-	sagaStepUnlinked
+	SagaStepReserve uint64 = iota + 1
+	SagaStepAccept
+	SagaStepCommit
+	SagaStepCompensate
+	SagaStepSettleCommit
+	SagaStepSettleRelease
+	SagaStepUnlinked
 )
 
 // uuidSaga marks the event_uuids of saga steps (beside heartbeat, recovery

@@ -405,6 +405,123 @@ func (x *CommitRecovery) GetTimestampMs() int64 {
 	return 0
 }
 
+// SagaMsg mirrors model.SagaMsg: one message of the handshake saga.
+type SagaMsg struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Kind          uint32                 `protobuf:"varint,1,opt,name=kind,proto3" json:"kind,omitempty"`
+	Id            *EventUUID             `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
+	Pre           uint64                 `protobuf:"varint,3,opt,name=pre,proto3" json:"pre,omitempty"`
+	Post          uint64                 `protobuf:"varint,4,opt,name=post,proto3" json:"post,omitempty"`
+	Weight        int64                  `protobuf:"varint,5,opt,name=weight,proto3" json:"weight,omitempty"`
+	Status        uint32                 `protobuf:"varint,6,opt,name=status,proto3" json:"status,omitempty"`
+	Reason        uint32                 `protobuf:"varint,7,opt,name=reason,proto3" json:"reason,omitempty"`
+	Release       bool                   `protobuf:"varint,8,opt,name=release,proto3" json:"release,omitempty"`
+	Unlink        bool                   `protobuf:"varint,9,opt,name=unlink,proto3" json:"unlink,omitempty"`
+	Outcome       uint32                 `protobuf:"varint,10,opt,name=outcome,proto3" json:"outcome,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SagaMsg) Reset() {
+	*x = SagaMsg{}
+	mi := &file_territory_v1_transport_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SagaMsg) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SagaMsg) ProtoMessage() {}
+
+func (x *SagaMsg) ProtoReflect() protoreflect.Message {
+	mi := &file_territory_v1_transport_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SagaMsg.ProtoReflect.Descriptor instead.
+func (*SagaMsg) Descriptor() ([]byte, []int) {
+	return file_territory_v1_transport_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *SagaMsg) GetKind() uint32 {
+	if x != nil {
+		return x.Kind
+	}
+	return 0
+}
+
+func (x *SagaMsg) GetId() *EventUUID {
+	if x != nil {
+		return x.Id
+	}
+	return nil
+}
+
+func (x *SagaMsg) GetPre() uint64 {
+	if x != nil {
+		return x.Pre
+	}
+	return 0
+}
+
+func (x *SagaMsg) GetPost() uint64 {
+	if x != nil {
+		return x.Post
+	}
+	return 0
+}
+
+func (x *SagaMsg) GetWeight() int64 {
+	if x != nil {
+		return x.Weight
+	}
+	return 0
+}
+
+func (x *SagaMsg) GetStatus() uint32 {
+	if x != nil {
+		return x.Status
+	}
+	return 0
+}
+
+func (x *SagaMsg) GetReason() uint32 {
+	if x != nil {
+		return x.Reason
+	}
+	return 0
+}
+
+func (x *SagaMsg) GetRelease() bool {
+	if x != nil {
+		return x.Release
+	}
+	return false
+}
+
+func (x *SagaMsg) GetUnlink() bool {
+	if x != nil {
+		return x.Unlink
+	}
+	return false
+}
+
+func (x *SagaMsg) GetOutcome() uint32 {
+	if x != nil {
+		return x.Outcome
+	}
+	return 0
+}
+
 // Envelope is one model.Message from host `from` to host `to`.
 type Envelope struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -416,6 +533,7 @@ type Envelope struct {
 	//	*Envelope_Reply
 	//	*Envelope_Recovered
 	//	*Envelope_CommitRecovery
+	//	*Envelope_Saga
 	Body          isEnvelope_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -423,7 +541,7 @@ type Envelope struct {
 
 func (x *Envelope) Reset() {
 	*x = Envelope{}
-	mi := &file_territory_v1_transport_proto_msgTypes[6]
+	mi := &file_territory_v1_transport_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -435,7 +553,7 @@ func (x *Envelope) String() string {
 func (*Envelope) ProtoMessage() {}
 
 func (x *Envelope) ProtoReflect() protoreflect.Message {
-	mi := &file_territory_v1_transport_proto_msgTypes[6]
+	mi := &file_territory_v1_transport_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -448,7 +566,7 @@ func (x *Envelope) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Envelope.ProtoReflect.Descriptor instead.
 func (*Envelope) Descriptor() ([]byte, []int) {
-	return file_territory_v1_transport_proto_rawDescGZIP(), []int{6}
+	return file_territory_v1_transport_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Envelope) GetFrom() uint32 {
@@ -508,6 +626,15 @@ func (x *Envelope) GetCommitRecovery() *CommitRecovery {
 	return nil
 }
 
+func (x *Envelope) GetSaga() *SagaMsg {
+	if x != nil {
+		if x, ok := x.Body.(*Envelope_Saga); ok {
+			return x.Saga
+		}
+	}
+	return nil
+}
+
 type isEnvelope_Body interface {
 	isEnvelope_Body()
 }
@@ -528,6 +655,10 @@ type Envelope_CommitRecovery struct {
 	CommitRecovery *CommitRecovery `protobuf:"bytes,6,opt,name=commit_recovery,json=commitRecovery,proto3,oneof"`
 }
 
+type Envelope_Saga struct {
+	Saga *SagaMsg `protobuf:"bytes,7,opt,name=saga,proto3,oneof"`
+}
+
 func (*Envelope_Request) isEnvelope_Body() {}
 
 func (*Envelope_Reply) isEnvelope_Body() {}
@@ -535,6 +666,8 @@ func (*Envelope_Reply) isEnvelope_Body() {}
 func (*Envelope_Recovered) isEnvelope_Body() {}
 
 func (*Envelope_CommitRecovery) isEnvelope_Body() {}
+
+func (*Envelope_Saga) isEnvelope_Body() {}
 
 type InfoRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -544,7 +677,7 @@ type InfoRequest struct {
 
 func (x *InfoRequest) Reset() {
 	*x = InfoRequest{}
-	mi := &file_territory_v1_transport_proto_msgTypes[7]
+	mi := &file_territory_v1_transport_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -556,7 +689,7 @@ func (x *InfoRequest) String() string {
 func (*InfoRequest) ProtoMessage() {}
 
 func (x *InfoRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_territory_v1_transport_proto_msgTypes[7]
+	mi := &file_territory_v1_transport_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -569,7 +702,7 @@ func (x *InfoRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InfoRequest.ProtoReflect.Descriptor instead.
 func (*InfoRequest) Descriptor() ([]byte, []int) {
-	return file_territory_v1_transport_proto_rawDescGZIP(), []int{7}
+	return file_territory_v1_transport_proto_rawDescGZIP(), []int{8}
 }
 
 // InfoResponse tells a client how to reach the cluster.
@@ -584,7 +717,7 @@ type InfoResponse struct {
 
 func (x *InfoResponse) Reset() {
 	*x = InfoResponse{}
-	mi := &file_territory_v1_transport_proto_msgTypes[8]
+	mi := &file_territory_v1_transport_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -596,7 +729,7 @@ func (x *InfoResponse) String() string {
 func (*InfoResponse) ProtoMessage() {}
 
 func (x *InfoResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_territory_v1_transport_proto_msgTypes[8]
+	mi := &file_territory_v1_transport_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -609,7 +742,7 @@ func (x *InfoResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InfoResponse.ProtoReflect.Descriptor instead.
 func (*InfoResponse) Descriptor() ([]byte, []int) {
-	return file_territory_v1_transport_proto_rawDescGZIP(), []int{8}
+	return file_territory_v1_transport_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *InfoResponse) GetSubgraphs() uint32 {
@@ -639,7 +772,7 @@ type KV struct {
 
 func (x *KV) Reset() {
 	*x = KV{}
-	mi := &file_territory_v1_transport_proto_msgTypes[9]
+	mi := &file_territory_v1_transport_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -651,7 +784,7 @@ func (x *KV) String() string {
 func (*KV) ProtoMessage() {}
 
 func (x *KV) ProtoReflect() protoreflect.Message {
-	mi := &file_territory_v1_transport_proto_msgTypes[9]
+	mi := &file_territory_v1_transport_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -664,7 +797,7 @@ func (x *KV) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KV.ProtoReflect.Descriptor instead.
 func (*KV) Descriptor() ([]byte, []int) {
-	return file_territory_v1_transport_proto_rawDescGZIP(), []int{9}
+	return file_territory_v1_transport_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *KV) GetKey() string {
@@ -707,7 +840,7 @@ type CoordReadRequest struct {
 
 func (x *CoordReadRequest) Reset() {
 	*x = CoordReadRequest{}
-	mi := &file_territory_v1_transport_proto_msgTypes[10]
+	mi := &file_territory_v1_transport_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -719,7 +852,7 @@ func (x *CoordReadRequest) String() string {
 func (*CoordReadRequest) ProtoMessage() {}
 
 func (x *CoordReadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_territory_v1_transport_proto_msgTypes[10]
+	mi := &file_territory_v1_transport_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -732,7 +865,7 @@ func (x *CoordReadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CoordReadRequest.ProtoReflect.Descriptor instead.
 func (*CoordReadRequest) Descriptor() ([]byte, []int) {
-	return file_territory_v1_transport_proto_rawDescGZIP(), []int{10}
+	return file_territory_v1_transport_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *CoordReadRequest) GetKey() string {
@@ -761,7 +894,7 @@ type CoordReadResponse struct {
 
 func (x *CoordReadResponse) Reset() {
 	*x = CoordReadResponse{}
-	mi := &file_territory_v1_transport_proto_msgTypes[11]
+	mi := &file_territory_v1_transport_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -773,7 +906,7 @@ func (x *CoordReadResponse) String() string {
 func (*CoordReadResponse) ProtoMessage() {}
 
 func (x *CoordReadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_territory_v1_transport_proto_msgTypes[11]
+	mi := &file_territory_v1_transport_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -786,7 +919,7 @@ func (x *CoordReadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CoordReadResponse.ProtoReflect.Descriptor instead.
 func (*CoordReadResponse) Descriptor() ([]byte, []int) {
-	return file_territory_v1_transport_proto_rawDescGZIP(), []int{11}
+	return file_territory_v1_transport_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *CoordReadResponse) GetRevision() int64 {
@@ -840,14 +973,27 @@ const file_territory_v1_transport_proto_rawDesc = "" +
 	"\x0eCommitRecovery\x12\x1a\n" +
 	"\bsubgraph\x18\x01 \x01(\rR\bsubgraph\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12!\n" +
-	"\ftimestamp_ms\x18\x03 \x01(\x03R\vtimestampMs\"\x98\x02\n" +
+	"\ftimestamp_ms\x18\x03 \x01(\x03R\vtimestampMs\"\x80\x02\n" +
+	"\aSagaMsg\x12\x12\n" +
+	"\x04kind\x18\x01 \x01(\rR\x04kind\x12'\n" +
+	"\x02id\x18\x02 \x01(\v2\x17.territory.v1.EventUUIDR\x02id\x12\x10\n" +
+	"\x03pre\x18\x03 \x01(\x04R\x03pre\x12\x12\n" +
+	"\x04post\x18\x04 \x01(\x04R\x04post\x12\x16\n" +
+	"\x06weight\x18\x05 \x01(\x03R\x06weight\x12\x16\n" +
+	"\x06status\x18\x06 \x01(\rR\x06status\x12\x16\n" +
+	"\x06reason\x18\a \x01(\rR\x06reason\x12\x18\n" +
+	"\arelease\x18\b \x01(\bR\arelease\x12\x16\n" +
+	"\x06unlink\x18\t \x01(\bR\x06unlink\x12\x18\n" +
+	"\aoutcome\x18\n" +
+	" \x01(\rR\aoutcome\"\xc5\x02\n" +
 	"\bEnvelope\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\rR\x04from\x12\x0e\n" +
 	"\x02to\x18\x02 \x01(\rR\x02to\x121\n" +
 	"\arequest\x18\x03 \x01(\v2\x15.territory.v1.RequestH\x00R\arequest\x12+\n" +
 	"\x05reply\x18\x04 \x01(\v2\x13.territory.v1.ReplyH\x00R\x05reply\x127\n" +
 	"\trecovered\x18\x05 \x01(\v2\x17.territory.v1.RecoveredH\x00R\trecovered\x12G\n" +
-	"\x0fcommit_recovery\x18\x06 \x01(\v2\x1c.territory.v1.CommitRecoveryH\x00R\x0ecommitRecoveryB\x06\n" +
+	"\x0fcommit_recovery\x18\x06 \x01(\v2\x1c.territory.v1.CommitRecoveryH\x00R\x0ecommitRecovery\x12+\n" +
+	"\x04saga\x18\a \x01(\v2\x15.territory.v1.SagaMsgH\x00R\x04sagaB\x06\n" +
 	"\x04body\"\r\n" +
 	"\vInfoRequest\"\xa3\x01\n" +
 	"\fInfoResponse\x12\x1c\n" +
@@ -887,7 +1033,7 @@ func file_territory_v1_transport_proto_rawDescGZIP() []byte {
 	return file_territory_v1_transport_proto_rawDescData
 }
 
-var file_territory_v1_transport_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_territory_v1_transport_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_territory_v1_transport_proto_goTypes = []any{
 	(*EventUUID)(nil),         // 0: territory.v1.EventUUID
 	(*Request)(nil),           // 1: territory.v1.Request
@@ -895,35 +1041,38 @@ var file_territory_v1_transport_proto_goTypes = []any{
 	(*Reply)(nil),             // 3: territory.v1.Reply
 	(*Recovered)(nil),         // 4: territory.v1.Recovered
 	(*CommitRecovery)(nil),    // 5: territory.v1.CommitRecovery
-	(*Envelope)(nil),          // 6: territory.v1.Envelope
-	(*InfoRequest)(nil),       // 7: territory.v1.InfoRequest
-	(*InfoResponse)(nil),      // 8: territory.v1.InfoResponse
-	(*KV)(nil),                // 9: territory.v1.KV
-	(*CoordReadRequest)(nil),  // 10: territory.v1.CoordReadRequest
-	(*CoordReadResponse)(nil), // 11: territory.v1.CoordReadResponse
-	nil,                       // 12: territory.v1.InfoResponse.HostsEntry
+	(*SagaMsg)(nil),           // 6: territory.v1.SagaMsg
+	(*Envelope)(nil),          // 7: territory.v1.Envelope
+	(*InfoRequest)(nil),       // 8: territory.v1.InfoRequest
+	(*InfoResponse)(nil),      // 9: territory.v1.InfoResponse
+	(*KV)(nil),                // 10: territory.v1.KV
+	(*CoordReadRequest)(nil),  // 11: territory.v1.CoordReadRequest
+	(*CoordReadResponse)(nil), // 12: territory.v1.CoordReadResponse
+	nil,                       // 13: territory.v1.InfoResponse.HostsEntry
 }
 var file_territory_v1_transport_proto_depIdxs = []int32{
 	0,  // 0: territory.v1.Request.id:type_name -> territory.v1.EventUUID
 	0,  // 1: territory.v1.Reply.id:type_name -> territory.v1.EventUUID
 	2,  // 2: territory.v1.Reply.result:type_name -> territory.v1.Result
-	1,  // 3: territory.v1.Envelope.request:type_name -> territory.v1.Request
-	3,  // 4: territory.v1.Envelope.reply:type_name -> territory.v1.Reply
-	4,  // 5: territory.v1.Envelope.recovered:type_name -> territory.v1.Recovered
-	5,  // 6: territory.v1.Envelope.commit_recovery:type_name -> territory.v1.CommitRecovery
-	12, // 7: territory.v1.InfoResponse.hosts:type_name -> territory.v1.InfoResponse.HostsEntry
-	9,  // 8: territory.v1.CoordReadResponse.kvs:type_name -> territory.v1.KV
-	6,  // 9: territory.v1.Transport.Link:input_type -> territory.v1.Envelope
-	7,  // 10: territory.v1.Transport.Info:input_type -> territory.v1.InfoRequest
-	10, // 11: territory.v1.Transport.CoordRead:input_type -> territory.v1.CoordReadRequest
-	6,  // 12: territory.v1.Transport.Link:output_type -> territory.v1.Envelope
-	8,  // 13: territory.v1.Transport.Info:output_type -> territory.v1.InfoResponse
-	11, // 14: territory.v1.Transport.CoordRead:output_type -> territory.v1.CoordReadResponse
-	12, // [12:15] is the sub-list for method output_type
-	9,  // [9:12] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	0,  // 3: territory.v1.SagaMsg.id:type_name -> territory.v1.EventUUID
+	1,  // 4: territory.v1.Envelope.request:type_name -> territory.v1.Request
+	3,  // 5: territory.v1.Envelope.reply:type_name -> territory.v1.Reply
+	4,  // 6: territory.v1.Envelope.recovered:type_name -> territory.v1.Recovered
+	5,  // 7: territory.v1.Envelope.commit_recovery:type_name -> territory.v1.CommitRecovery
+	6,  // 8: territory.v1.Envelope.saga:type_name -> territory.v1.SagaMsg
+	13, // 9: territory.v1.InfoResponse.hosts:type_name -> territory.v1.InfoResponse.HostsEntry
+	10, // 10: territory.v1.CoordReadResponse.kvs:type_name -> territory.v1.KV
+	7,  // 11: territory.v1.Transport.Link:input_type -> territory.v1.Envelope
+	8,  // 12: territory.v1.Transport.Info:input_type -> territory.v1.InfoRequest
+	11, // 13: territory.v1.Transport.CoordRead:input_type -> territory.v1.CoordReadRequest
+	7,  // 14: territory.v1.Transport.Link:output_type -> territory.v1.Envelope
+	9,  // 15: territory.v1.Transport.Info:output_type -> territory.v1.InfoResponse
+	12, // 16: territory.v1.Transport.CoordRead:output_type -> territory.v1.CoordReadResponse
+	14, // [14:17] is the sub-list for method output_type
+	11, // [11:14] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_territory_v1_transport_proto_init() }
@@ -931,11 +1080,12 @@ func file_territory_v1_transport_proto_init() {
 	if File_territory_v1_transport_proto != nil {
 		return
 	}
-	file_territory_v1_transport_proto_msgTypes[6].OneofWrappers = []any{
+	file_territory_v1_transport_proto_msgTypes[7].OneofWrappers = []any{
 		(*Envelope_Request)(nil),
 		(*Envelope_Reply)(nil),
 		(*Envelope_Recovered)(nil),
 		(*Envelope_CommitRecovery)(nil),
+		(*Envelope_Saga)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -943,7 +1093,7 @@ func file_territory_v1_transport_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_territory_v1_transport_proto_rawDesc), len(file_territory_v1_transport_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   13,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

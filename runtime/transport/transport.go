@@ -414,6 +414,10 @@ func toPB(from, to model.HostID, msg *model.Message) (*pb.Envelope, bool) {
 	case msg.CommitRecovery != nil:
 		r := msg.CommitRecovery
 		env.Body = &pb.Envelope_CommitRecovery{CommitRecovery: &pb.CommitRecovery{Subgraph: uint32(r.Subgraph), Epoch: r.Epoch, TimestampMs: r.TimestampMs}}
+	case msg.Saga != nil:
+		g := msg.Saga
+		env.Body = &pb.Envelope_Saga{Saga: &pb.SagaMsg{Kind: uint32(g.Kind), Id: &pb.EventUUID{Hi: g.ID.Hi, Lo: g.ID.Lo}, Pre: uint64(g.Pre), Post: uint64(g.Post),
+			Weight: g.Weight, Status: uint32(g.Status), Reason: uint32(g.Reason), Release: g.Release, Unlink: g.Unlink, Outcome: uint32(g.Outcome)}}
 	default:
 		return nil, false
 	}
@@ -447,6 +451,13 @@ func fromPB(env *pb.Envelope) (*model.Message, bool) {
 	case *pb.Envelope_CommitRecovery:
 		r := b.CommitRecovery
 		return &model.Message{CommitRecovery: &model.CommitRecovery{Subgraph: model.SubgraphID(r.Subgraph), Epoch: r.Epoch, TimestampMs: r.TimestampMs}}, true
+	case *pb.Envelope_Saga:
+		g := b.Saga
+		if g.Kind == 0 || g.Kind > 255 || g.Status > 255 || g.Reason > 255 || g.Outcome > 255 || g.Id == nil {
+			return nil, false // not a saga message the core knows: dropped, like a lost one
+		}
+		return &model.Message{Saga: &model.SagaMsg{Kind: model.SagaMsgKind(g.Kind), ID: uuid(g.Id), Pre: model.NeuronID(g.Pre), Post: model.NeuronID(g.Post),
+			Weight: g.Weight, Status: model.Status(g.Status), Reason: model.Reason(g.Reason), Release: g.Release, Unlink: g.Unlink, Outcome: model.SagaOutcome(g.Outcome)}}, true
 	}
 	return nil, false
 }

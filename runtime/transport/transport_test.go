@@ -178,6 +178,8 @@ func TestConversionRoundTrip(t *testing.T) {
 		{Reply: &model.Reply{ID: model.EventUUID{Hi: 1, Lo: 2}, Result: model.Result{Status: model.StatusBusy, Value: 4, Exists: true}}},
 		{Recovered: &model.Recovered{Territory: 3, Subgraph: 7, Epoch: 11}},
 		{CommitRecovery: &model.CommitRecovery{Subgraph: 7, Epoch: 11, TimestampMs: 1234567}},
+		{Saga: &model.SagaMsg{Kind: model.SagaAcceptReply, ID: model.EventUUID{Hi: 5, Lo: 6}, Pre: 1 << 40, Post: 3, Weight: -7,
+			Status: model.StatusRejected, Reason: model.ReasonMaxInDegree, Release: true, Unlink: true, Outcome: model.SagaReleased}},
 	} {
 		env, ok := toPB(1, 2, msg)
 		if !ok {
@@ -191,7 +193,8 @@ func TestConversionRoundTrip(t *testing.T) {
 		case msg.Request != nil && *back.Request != *msg.Request,
 			msg.Reply != nil && *back.Reply != *msg.Reply,
 			msg.Recovered != nil && *back.Recovered != *msg.Recovered,
-			msg.CommitRecovery != nil && *back.CommitRecovery != *msg.CommitRecovery:
+			msg.CommitRecovery != nil && *back.CommitRecovery != *msg.CommitRecovery,
+			msg.Saga != nil && *back.Saga != *msg.Saga:
 			t.Fatalf("%+v came back as %+v", msg, back)
 		}
 	}

@@ -1,0 +1,170 @@
+package sim
+
+import (
+	"testing"
+
+	"territory/model"
+	"territory/sim/invariants"
+)
+
+// sagaFolds is a hand-made pair of reference folds, pre's and post's, and a
+// way to publish their entries to a test world's checkers.
+type sagaFolds struct {
+	t         *testing.T
+	w         *World
+	pre, post *model.SubgraphState
+	a, b      model.NeuronID
+	n         uint64
+}
+
+func newSagaFolds(t *testing.T) *sagaFolds {
+	w := testWorld(t)
+	count := w.cfg.Subgraphs
+	f := &sagaFolds{t: t, w: w}
+	for n := model.NeuronID(1); f.a == 0 || f.b == 0; n++ {
+		switch model.SubgraphOf(n, count) {
+		case 0:
+			if f.a == 0 {
+				f.a = n
+			}
+		case 1:
+			if f.b == 0 {
+				f.b = n
+			}
+		}
+	}
+	f.pre = model.NewSubgraphState(0, count, w.cfg.Policy)
+	f.post = model.NewSubgraphState(1, count, w.cfg.Policy)
+	f.fold(f.pre, model.Event{Type: model.EvCreateNeuron, Neuron: f.a})
+	f.fold(f.post, model.Event{Type: model.EvCreateNeuron, Neuron: f.b})
+	return f
+}
+
+// fold applies ev to s and publishes it as the fold checker would; result,
+// if set, replaces the fold's answer (a planted wrong step).
+func (f *sagaFolds) fold(s *model.SubgraphState, ev model.Event, result ...model.Result) {
+	f.n++
+	if ev.UUID.IsZero() {
+		ev.UUID = model.EventUUID{Hi: 5, Lo: f.n}
+	}
+	ev.LSN, ev.Subgraph = s.AppliedLSN+1, s.ID
+	r, applied := s.Apply(&ev)
+	if len(result) > 0 {
+		r = result[0]
+	}
+	f.w.publish(EntryFolded{Entry: EntryCommitted{Stream: uint32(s.ID), LSN: ev.LSN}, Subgraph: s.ID, Event: ev, Result: r, Applied: applied, Fold: s})
+}
+
+func (f *sagaFolds) step(s *model.SubgraphState, ty model.EventType, saga model.EventUUID, step uint64, body model.SagaBody, result ...model.Result) {
+	body.ID = saga
+	f.fold(s, model.Event{Type: ty, UUID: model.SagaStepUUID(saga, step), Pre: f.a, Post: f.b, Value: 3, Saga: body}, result...)
+}
+
+// final runs the saga checker's end-of-run judgement alone (the world did
+// not run, so the others would flag it).
+func final(w *World) {
+	var c *sagaChecker
+	for _, x := range w.checkers {
+		if sc, ok := x.(*sagaChecker); ok {
+			c = sc
+		}
+	}
+	w.violations = append(w.violations, c.Final(&View{w})...)
+}
+
+// answer delivers a client's final answer to the saga checker alone.
+func answer(w *World, done model.FactOpDone) {
+	for _, x := range w.checkers {
+		if sc, ok := x.(*sagaChecker); ok {
+			sc.Observe(&View{w}, OpReturned{Client: 1, Done: done})
+		}
+	}
+}
+
+var sagaID = model.EventUUID{Hi: 3, Lo: 1}
+
+const (
+	stReserve       = model.SagaStepReserve
+	stAccept        = model.SagaStepAccept
+	stCommit        = model.SagaStepCommit
+	stCompensate    = model.SagaStepCompensate
+	stSettleCommit  = model.SagaStepSettleCommit
+	stSettleRelease = model.SagaStepSettleRelease
+)
+
+func TestSagaAtomicCatchesACommitWithoutAnInSlot(t *testing.T) {
+	f := newSagaFolds(t)
+	f.step(f.pre, model.EvSagaReserve, sagaID, stReserve, model.SagaBody{})
+	f.step(f.pre, model.EvSagaCommit, sagaID, stCommit, model.SagaBody{}) // planted: post never accepted
+	if !violated(f.w, invariants.SagaAtomic, "no in-slot at post") {
+		t.Fatalf("a commit with no in-slot not caught: %v", f.w.violations)
+	}
+}
+
+func TestSagaAtomicPassesAWholeSagaAndCatchesAReleaseOfAHeldSynapse(t *testing.T) {
+	f := newSagaFolds(t)
+	f.step(f.pre, model.EvSagaReserve, sagaID, stReserve, model.SagaBody{})
+	f.step(f.post, model.EvSagaAccept, sagaID, stAccept, model.SagaBody{})
+	f.step(f.pre, model.EvSagaCommit, sagaID, stCommit, model.SagaBody{})
+	f.step(f.post, model.EvSagaSettle, sagaID, stSettleCommit, model.SagaBody{})
+	final(f.w)
+	if len(f.w.violations) != 0 {
+		t.Fatalf("a clean saga flagged: %v", f.w.violations)
+	}
+	f.step(f.post, model.EvSagaSettle, sagaID, stSettleRelease, model.SagaBody{Release: true}) // planted: pre still holds it
+	if !violated(f.w, invariants.SagaAtomic, "while pre holds the synapse") {
+		t.Fatalf("post releasing a held synapse not caught: %v", f.w.violations)
+	}
+	f.w.violations = nil
+	final(f.w)
+	if !violated(f.w, invariants.SagaAtomic, "post holds no in-slot") {
+		t.Fatalf("the final cross-check misses a synapse without its in-slot: %v", f.w.violations)
+	}
+}
+
+func TestSagaAtomicCatchesAnAnswerThatIsNotPresLog(t *testing.T) {
+	f := newSagaFolds(t)
+	f.step(f.pre, model.EvSagaReserve, sagaID, stReserve, model.SagaBody{})
+	f.step(f.post, model.EvSagaAccept, sagaID, stAccept, model.SagaBody{}, model.Result{Status: model.StatusRejected, Reason: model.ReasonMaxInDegree})
+	f.step(f.pre, model.EvSagaCompensate, sagaID, stCompensate, model.SagaBody{Reason: model.ReasonMaxInDegree})
+	req := model.Request{ID: sagaID, Op: model.OpConnect, Pre: f.a, Post: f.b, Value: 3}
+	answer(f.w, model.FactOpDone{Request: req, Result: model.Result{Status: model.StatusRejected, Reason: model.ReasonMaxInDegree}, Tries: 1})
+	if len(f.w.violations) != 0 {
+		t.Fatalf("the logged answer flagged: %v", f.w.violations)
+	}
+	answer(f.w, model.FactOpDone{Request: req, Result: model.Result{Status: model.StatusOK, Value: 3, Exists: true}, Tries: 1}) // planted
+	if !violated(f.w, invariants.SagaAtomic, "pre's log says") {
+		t.Fatalf("an answer pre's log does not hold not caught: %v", f.w.violations)
+	}
+}
+
+func TestSagaCompensateCatchesACommittedSagaCompensated(t *testing.T) {
+	f := newSagaFolds(t)
+	f.step(f.pre, model.EvSagaReserve, sagaID, stReserve, model.SagaBody{})
+	f.step(f.post, model.EvSagaAccept, sagaID, stAccept, model.SagaBody{})
+	f.step(f.pre, model.EvSagaCommit, sagaID, stCommit, model.SagaBody{})
+	// planted: the fold reports a compensation that released the slot
+	f.step(f.pre, model.EvSagaCompensate, sagaID, stCompensate, model.SagaBody{Reason: model.ReasonSagaTimeout}, model.Result{Status: model.StatusRejected})
+	if !violated(f.w, invariants.SagaCompensate, "both committed and compensated") {
+		t.Fatalf("a committed saga compensated not caught: %v", f.w.violations)
+	}
+}
+
+func TestSagaTerminatesCatchesAReservationLeftOpen(t *testing.T) {
+	f := newSagaFolds(t)
+	f.step(f.pre, model.EvSagaReserve, sagaID, stReserve, model.SagaBody{})
+	final(f.w)
+	if violated(f.w, invariants.SagaTerminates, "") {
+		t.Fatalf("a fresh reservation flagged: %v", f.w.violations)
+	}
+	f.w.violations = nil
+	bound := 2*f.w.cfg.SagaTimeoutMs() + f.w.cfg.LivenessMs
+	f.w.k.At((bound+1_000)*1000, func() {})
+	if err := f.w.k.Run((bound + 1_000) * 1000); err != nil {
+		t.Fatal(err)
+	}
+	final(f.w) // planted: nobody ever decided it
+	if !violated(f.w, invariants.SagaTerminates, "reservation open") {
+		t.Fatalf("a reservation open past the bound not caught: %v", f.w.violations)
+	}
+}
