@@ -2,6 +2,8 @@ package conformance
 
 import (
 	"bytes"
+	"fmt"
+	"strings"
 
 	"territory/model"
 )
@@ -60,6 +62,7 @@ func CoordCases() []Case[CoordService] {
 		{Name: "cas", Run: coordCAS},
 		{Name: "txn-compares", Run: coordTxn},
 		{Name: "txn-duplicate-key", Run: coordTxnDup},
+		{Name: "txn-limits-empty-key", Run: coordLimits},
 		{Name: "range-prefix", Run: coordRange},
 		{Name: "linearizable-clients", Run: coordClients},
 		{Name: "lost-answer-cas", Run: coordLostCAS},
@@ -374,14 +377,81 @@ func coordTxnDup(svc CoordService, root string) error {
 		if err != nil {
 			return errf("duplicate-key transaction %d: unknown outcome: %v", i, err)
 		}
-		if se == model.ErrNone {
-			return errf("duplicate-key transaction %d was accepted (succeeded=%v)", i, r.Succeeded)
+		if se != model.ErrInvalid {
+			return errf("duplicate-key transaction %d: %v (succeeded=%v), want %v", i, se, r.Succeeded, model.ErrInvalid)
 		}
 		for _, key := range []string{k, other} {
 			if _, err := wantValue(c, key, nil); err != nil {
 				return errf("after refused duplicate-key transaction %d: %v", i, err)
 			}
 		}
+	}
+	return nil
+}
+
+// coordLimits: etcd's default limits and its empty-key check. A transaction
+// of model.MaxTxnOps compares and as many puts is accepted; one more compare
+// or one more put, a request over model.MaxRequestBytes, or an empty key (a
+// get, a put, a delete or a compare) is refused with ErrInvalid (etcd's
+// InvalidArgument) and writes nothing. A range of the empty prefix is every
+// key, not an error.
+func coordLimits(svc CoordService, root string) error {
+	c := svc.Client()
+	wide := func(cmps, puts int) model.CoordRequest {
+		var req model.CoordRequest
+		req.Kind = model.CoordTxn
+		for i := range cmps {
+			req.Compares = append(req.Compares, model.Compare{Key: fmt.Sprintf("%sc%03d", root, i)})
+		}
+		for i := range puts {
+			req.Then = append(req.Then, put(fmt.Sprintf("%sp%03d", root, i), "v"))
+		}
+		return req
+	}
+	big := txn(nil, []model.TxnOp{put(root+"big", string(make([]byte, model.MaxRequestBytes)))}, nil)
+	for i, req := range []model.CoordRequest{
+		wide(model.MaxTxnOps+1, 1),
+		wide(0, model.MaxTxnOps+1),
+		txn(nil, nil, wide(0, model.MaxTxnOps+1).Then),
+		big,
+		txn(nil, []model.TxnOp{put("", "v")}, nil),
+		txn(nil, []model.TxnOp{del("")}, nil),
+		txn(nil, nil, []model.TxnOp{put("", "v")}),
+		txn([]model.Compare{{Key: ""}}, []model.TxnOp{put(root+"p000", "v")}, nil),
+		{Kind: model.CoordGet, Key: ""},
+	} {
+		r, se, err := c.Do(req)
+		if err != nil {
+			return errf("refused request %d: unknown outcome: %v", i, err)
+		}
+		if se != model.ErrInvalid {
+			return errf("request %d (%s): %v (succeeded=%v), want %v", i, describeCoord(req), se, r.Succeeded, model.ErrInvalid)
+		}
+	}
+	for _, key := range []string{root + "p000", root + "p128", root + "big"} {
+		if _, err := wantValue(c, key, nil); err != nil {
+			return errf("after the refused requests: %v", err)
+		}
+	}
+	r, err := cdo(c, wide(model.MaxTxnOps, model.MaxTxnOps))
+	if err != nil {
+		return errf("a transaction of exactly %d compares and puts: %v", model.MaxTxnOps, err)
+	}
+	if !r.Succeeded {
+		return errf("a transaction of %d absent-key compares failed its compares", model.MaxTxnOps)
+	}
+	all, err := cdo(c, model.CoordRequest{Kind: model.CoordRange, Key: ""})
+	if err != nil {
+		return errf("range of the empty prefix: %v", err)
+	}
+	n := 0
+	for _, kv := range all.KVs {
+		if strings.HasPrefix(kv.Key, root) {
+			n++
+		}
+	}
+	if n != model.MaxTxnOps {
+		return errf("range of the empty prefix: %d keys of this case, want %d", n, model.MaxTxnOps)
 	}
 	return nil
 }

@@ -52,9 +52,15 @@ const (
 	ErrCorrupt
 	// ErrLeaseExpired: the session's lease is gone.
 	ErrLeaseExpired
+	// ErrInvalid: the service refused the request itself as malformed or
+	// over a limit (etcd's InvalidArgument: an empty key, one key written
+	// twice in a transaction branch, too many operations, a request too
+	// large; a blob key that is not a flat object name). Retrying the same
+	// request cannot succeed.
+	ErrInvalid
 )
 
-var serviceErrNames = [...]string{"none", "fenced", "lsn-conflict", "lsn-gap", "unavailable", "not-found", "corrupt", "lease-expired"}
+var serviceErrNames = [...]string{"none", "fenced", "lsn-conflict", "lsn-gap", "unavailable", "not-found", "corrupt", "lease-expired", "invalid"}
 
 func (e ServiceErr) String() string {
 	if int(e) < len(serviceErrNames) {

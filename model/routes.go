@@ -82,27 +82,6 @@ func ParseRoute(kv KV) (Route, error) {
 	return r, nil
 }
 
-// InitialRoutes is the bootstrap transaction of a new cluster: subgraph i goes
-// to territories[i mod len], at epoch 0 (the first claim makes it 1), and the
-// policy key is written. It only succeeds on an empty cluster (the compares
-// require every route key to be absent), so a second bootstrap changes nothing.
-func InitialRoutes(count uint32, territories []HostID, policy Policy) (CoordRequest, error) {
-	if count == 0 || len(territories) == 0 {
-		return CoordRequest{}, fmt.Errorf("bootstrap: need subgraphs (%d) and territories (%d)", count, len(territories))
-	}
-	if err := policy.Validate(); err != nil {
-		return CoordRequest{}, fmt.Errorf("bootstrap: %w", err)
-	}
-	req := CoordRequest{Kind: CoordTxn}
-	for i := uint32(0); i < count; i++ {
-		key := RouteKey(SubgraphID(i))
-		req.Compares = append(req.Compares, Compare{Key: key, ModRevision: 0})
-		req.Then = append(req.Then, TxnOp{Kind: TxnPut, Key: key, Value: EncodeRoute(territories[int(i)%len(territories)], 0)})
-	}
-	req.Then = append(req.Then, TxnOp{Kind: TxnPut, Key: PolicyKey, Value: EncodePolicy(policy)})
-	return req, nil
-}
-
 // EncodePolicy is the value of PolicyKey.
 func EncodePolicy(p Policy) []byte {
 	return []byte(fmt.Sprintf("epoch=%d max_out_degree=%d max_in_degree=%d decay_per_second_pm=%d supernode_degree=%d snapshot_every=%d",

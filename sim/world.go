@@ -484,12 +484,14 @@ func (w *World) submit(c *host) {
 
 // Run executes the whole scenario and the final checks.
 func (w *World) Run() (*Outcome, error) {
-	boot, err := model.InitialRoutes(w.cfg.Subgraphs, w.territoryIDs(), w.cfg.Policy)
+	plan, err := model.NewBootstrapPlan(w.cfg.Subgraphs, w.territoryIDs(), w.cfg.Policy)
 	if err != nil {
 		return nil, err
 	}
-	if _, e := w.coord.Apply(0, 0, boot); e != model.ErrNone {
-		return nil, fmt.Errorf("bootstrap routes: %s", e)
+	for i, req := range plan.Txns() {
+		if r, e := w.coord.Apply(0, 0, req); e != model.ErrNone || !r.Succeeded {
+			return nil, fmt.Errorf("bootstrap transaction %d: %s (succeeded %v)", i, e, r.Succeeded)
+		}
 	}
 	for _, h := range w.territories {
 		w.boot(h)

@@ -356,6 +356,9 @@ func (c *Config) validate(role string) error {
 	if c.Subgraphs == 0 {
 		add(errors.New("subgraphs: required, positive"))
 	}
+	if c.Subgraphs > model.MaxSubgraphs {
+		add(fmt.Errorf("subgraphs: %d exceeds the maximum %d", c.Subgraphs, model.MaxSubgraphs))
+	}
 	if len(c.Etcd.Endpoints) == 0 {
 		add(errors.New("etcd.endpoints: at least one endpoint is required"))
 	}

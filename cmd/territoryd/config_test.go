@@ -90,6 +90,7 @@ func TestConfigPulsarAndPolicy(t *testing.T) {
 		{"etcd.dial_timeout", r("dial_timeout: 2s", "dial_timeout: soon")},
 		{"etcd.endpoints[0]", r(`"http://127.0.0.1:2379"`, `"http://127.0.0.1"`)},
 		{"subgraphs (line 2)", r("subgraphs: 4", "subgraphs: -4")},
+		{"subgraphs: 65537 exceeds the maximum 65536", r("subgraphs: 4", "subgraphs: 65537")},
 		{"bootstrap_wait", good + "bootstrap_wait: forever\n"},
 		{"log_level", good + "log_level: loud\n"},
 		{"territories[0]", r("territories: [1]", "territories: [1000]") + "manager: 1000\n"},

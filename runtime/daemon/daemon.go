@@ -25,41 +25,84 @@ type Services struct {
 	Blob  driver.Blob
 }
 
-// Bootstrap writes the initial routes (model.InitialRoutes) and the policy in
-// a transaction that only succeeds on an empty cluster. It reports whether
-// this call created the cluster and the cluster's policy (on an existing
-// cluster, the one stored there, which may differ from policy), and checks
-// that an existing cluster has `subgraphs` routes.
+// Bootstrap creates the cluster if it does not exist yet (model.BootstrapPlan:
+// the plan, the routes in transactions within etcd's limits, then the
+// policy). It reports whether this call wrote the plan and the cluster's
+// policy (on an existing cluster, the one stored there, which may differ from
+// policy), and checks that an existing cluster has `subgraphs` routes.
+//
+// Every step is safe to repeat: a bootstrap interrupted by a crash or an
+// unknown outcome is finished by the next call (of this or another process),
+// which carries out the stored plan, not its own.
 func Bootstrap(ctx context.Context, coord driver.Coord, subgraphs uint32, territories []model.HostID, policy model.Policy) (bool, model.Policy, error) {
-	req, err := model.InitialRoutes(subgraphs, territories, policy)
+	plan, err := model.NewBootstrapPlan(subgraphs, territories, policy)
 	if err != nil {
 		return false, model.Policy{}, err
 	}
-	resp, se, err := coord.Do(ctx, req)
+	txn := func(what string, req model.CoordRequest) (bool, error) {
+		resp, se, err := coord.Do(ctx, req)
+		if err != nil {
+			return false, fmt.Errorf("bootstrap: %s: outcome unknown: %w", what, err)
+		}
+		if se != model.ErrNone {
+			return false, fmt.Errorf("bootstrap: %s: %s", what, se)
+		}
+		return resp.Succeeded, nil
+	}
+	created, err := txn("writing the plan", plan.PlanTxn())
 	if err != nil {
-		return false, model.Policy{}, fmt.Errorf("bootstrap: outcome unknown: %w", err)
+		return false, model.Policy{}, err
 	}
-	if se != model.ErrNone {
-		return false, model.Policy{}, fmt.Errorf("bootstrap: %s", se)
+	if !created {
+		existing, found, err := ReadPolicy(ctx, coord)
+		if err != nil {
+			return false, model.Policy{}, fmt.Errorf("bootstrap: %w", err)
+		}
+		if found {
+			return false, existing, checkRouteCount(ctx, coord, subgraphs)
+		}
+		// A bootstrap is under way or was interrupted: finish its plan.
+		r, se, err := coord.Do(ctx, model.CoordRequest{Kind: model.CoordGet, Key: model.BootstrapPlanKey})
+		if err != nil || se != model.ErrNone {
+			return false, model.Policy{}, fmt.Errorf("bootstrap: reading %s: %v %v", model.BootstrapPlanKey, se, err)
+		}
+		if len(r.KVs) == 0 {
+			return false, model.Policy{}, fmt.Errorf("bootstrap: the plan transaction failed but there is neither a plan nor a policy")
+		}
+		stored, err := model.ParseBootstrapPlan(r.KVs[0].Value)
+		if err != nil {
+			return false, model.Policy{}, fmt.Errorf("bootstrap: %s: %w", model.BootstrapPlanKey, err)
+		}
+		if stored.Subgraphs != subgraphs {
+			return false, model.Policy{}, fmt.Errorf("bootstrap: the stored plan has %d subgraphs, the configuration says %d: %w", stored.Subgraphs, subgraphs, ErrSubgraphCount)
+		}
+		plan = stored
 	}
-	if resp.Succeeded {
-		return true, policy, nil
+	for i, req := range plan.RouteTxns() {
+		// A chunk that fails its compares was written before: nothing to do.
+		if _, err := txn(fmt.Sprintf("routes chunk %d", i), req); err != nil {
+			return false, model.Policy{}, err
+		}
 	}
+	if _, err := txn("writing the policy", plan.PolicyTxn()); err != nil {
+		return false, model.Policy{}, err
+	}
+	final, found, err := ReadPolicy(ctx, coord)
+	if err != nil || !found {
+		return false, model.Policy{}, fmt.Errorf("bootstrap: reading the policy back: found %v: %v", found, err)
+	}
+	return created, final, checkRouteCount(ctx, coord, subgraphs)
+}
+
+func checkRouteCount(ctx context.Context, coord driver.Coord, subgraphs uint32) error {
 	r, se, err := coord.Do(ctx, model.CoordRequest{Kind: model.CoordRange, Key: model.RoutesPrefix})
 	if err != nil || se != model.ErrNone {
-		return false, model.Policy{}, fmt.Errorf("bootstrap: reading the existing routes: %v %v", se, err)
+		return fmt.Errorf("bootstrap: reading the routes: %v %v", se, err)
 	}
 	if uint32(len(r.KVs)) != subgraphs {
-		return false, model.Policy{}, fmt.Errorf("bootstrap: the cluster has %d routes, the configuration says %d subgraphs: %w", len(r.KVs), subgraphs, ErrSubgraphCount)
+		return fmt.Errorf("bootstrap: the cluster has %d routes, the configuration says %d subgraphs: %w", len(r.KVs), subgraphs, ErrSubgraphCount)
 	}
-	existing, found, err := ReadPolicy(ctx, coord)
-	if err != nil {
-		return false, model.Policy{}, fmt.Errorf("bootstrap: %w", err)
-	}
-	if !found {
-		return false, model.Policy{}, fmt.Errorf("bootstrap: the cluster has routes but no %s", model.PolicyKey)
-	}
-	return false, existing, nil
+	return nil
 }
 
 // ErrSubgraphCount: the existing cluster has another number of subgraphs.

@@ -55,9 +55,11 @@ func TestEndToEnd(t *testing.T) {
 
 	const subgraphs = 4
 	territories := []model.HostID{1, 2}
-	boot, _ := model.InitialRoutes(subgraphs, territories, model.DefaultPolicy())
-	if r, se, err := coord.Do(context.Background(), boot); err != nil || se != model.ErrNone || !r.Succeeded {
-		t.Fatalf("bootstrap: %+v %v %v", r, se, err)
+	plan, _ := model.NewBootstrapPlan(subgraphs, territories, model.DefaultPolicy())
+	for _, boot := range plan.Txns() {
+		if r, se, err := coord.Do(context.Background(), boot); err != nil || se != model.ErrNone || !r.Succeeded {
+			t.Fatalf("bootstrap: %+v %v %v", r, se, err)
+		}
 	}
 
 	var mu sync.Mutex

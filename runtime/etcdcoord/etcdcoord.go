@@ -6,9 +6,12 @@
 // etcd transaction whose compares are all `mod_revision == N`; leases are etcd
 // leases (TTL rounded up to whole seconds; etcd may raise it to its minimum).
 //
-// Outcomes: an error etcd reports before applying a request (lease not found,
-// invalid argument, permission, too many requests) is definite and comes back
-// as a ServiceErr; a deadline, a cancellation or a transport failure comes
+// Outcomes: an error etcd reports before applying a request is definite and
+// comes back as a ServiceErr: ErrInvalid for the request itself (etcd's
+// InvalidArgument: empty key, duplicate key in a branch, more than
+// model.MaxTxnOps operations, more than model.MaxRequestBytes), ErrLeaseExpired
+// for a lease not found, ErrUnavailable otherwise (permission, too many
+// requests, ...); a deadline, a cancellation or a transport failure comes
 // back as an error: the request may or may not have been applied.
 package etcdcoord
 
@@ -97,7 +100,11 @@ func definite(err error) (model.ServiceErr, bool) {
 	var ee rpctypes.EtcdError
 	if errors.As(err, &ee) {
 		switch ee.Code() {
-		case codes.InvalidArgument, codes.FailedPrecondition, codes.NotFound, codes.OutOfRange,
+		case codes.InvalidArgument:
+			// The request itself: an empty key, a key written twice in a
+			// branch, too many operations, too large.
+			return model.ErrInvalid, true
+		case codes.FailedPrecondition, codes.NotFound, codes.OutOfRange,
 			codes.PermissionDenied, codes.Unauthenticated, codes.ResourceExhausted, codes.AlreadyExists:
 			return model.ErrUnavailable, true
 		}
@@ -159,6 +166,12 @@ func (c *Coord) Do(ctx context.Context, req model.CoordRequest) (model.CoordResp
 		}
 		return model.CoordResponse{Revision: r.Header.Revision, KVs: kvs(r.Kvs)}, model.ErrNone, nil
 	case model.CoordTxn:
+		// etcd's default limit, whatever this server's: a request the
+		// default would refuse is refused here as well, as the simulator
+		// does, so that a server with a larger limit hides no such request.
+		if model.CoordRequestBytes(req) > model.MaxRequestBytes {
+			return model.CoordResponse{}, model.ErrInvalid, nil
+		}
 		cmps := make([]clientv3.Cmp, len(req.Compares))
 		for i, cp := range req.Compares {
 			cmps[i] = clientv3.Compare(clientv3.ModRevision(cp.Key), "=", cp.ModRevision)

@@ -289,21 +289,38 @@ func testWatch(t *testing.T, watcher, writer *Coord) {
 	}
 }
 
-// testBootstrap: the initial-routes transaction succeeds once.
+// testBootstrap: etcd refuses a transaction of more than model.MaxTxnOps
+// operations, definitely (the old one-transaction bootstrap of 128+
+// subgraphs); the chunked bootstrap of 300 subgraphs succeeds once, and
+// repeating it changes nothing.
 func testBootstrap(t *testing.T, c *Coord) {
-	req, err := model.InitialRoutes(4, []model.HostID{1, 2}, model.DefaultPolicy())
+	const n = 300
+	plan, err := model.NewBootstrapPlan(n, []model.HostID{1, 2}, model.DefaultPolicy())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r, se := do(t, c, req); se != model.ErrNone || !r.Succeeded {
-		t.Fatalf("first bootstrap: %+v %v", r, se)
+	var all model.CoordRequest
+	all.Kind = model.CoordTxn
+	for _, req := range plan.RouteTxns() {
+		all.Compares = append(all.Compares, req.Compares...)
+		all.Then = append(all.Then, req.Then...)
 	}
-	if r, se := do(t, c, req); se != model.ErrNone || r.Succeeded {
-		t.Fatalf("second bootstrap: %+v %v", r, se)
+	if _, se := do(t, c, all); se != model.ErrInvalid {
+		t.Fatalf("one transaction of %d routes: %v, want %v", n, se, model.ErrInvalid)
+	}
+	for round := range 2 {
+		for i, req := range plan.Txns() {
+			if len(req.Then) > model.MaxTxnOps {
+				t.Fatalf("transaction %d has %d operations", i, len(req.Then))
+			}
+			if r, se := do(t, c, req); se != model.ErrNone || r.Succeeded != (round == 0) {
+				t.Fatalf("round %d transaction %d: %+v %v", round, i, r, se)
+			}
+		}
 	}
 	r, _ := do(t, c, model.CoordRequest{Kind: model.CoordRange, Key: model.RoutesPrefix})
-	if len(r.KVs) != 4 {
-		t.Fatalf("routes: %+v", r.KVs)
+	if len(r.KVs) != n {
+		t.Fatalf("routes: %d", len(r.KVs))
 	}
 	for i, kv := range r.KVs {
 		rt, err := model.ParseRoute(kv)

@@ -114,6 +114,9 @@ func (s *Store) Apply(nowUs int64, caller model.HostID, req model.CoordRequest) 
 
 	switch req.Kind {
 	case model.CoordGet:
+		if req.Key == "" { // etcd: "key is not provided"
+			return model.CoordResponse{Revision: s.rev}, model.ErrInvalid
+		}
 		resp := model.CoordResponse{Revision: s.rev}
 		if e, ok := s.kv[req.Key]; ok {
 			resp.KVs = []model.KV{{Key: req.Key, Value: clone(e.value), ModRevision: e.modRev, Lease: e.lease}}
@@ -163,6 +166,13 @@ func (s *Store) Apply(nowUs int64, caller model.HostID, req model.CoordRequest) 
 }
 
 func (s *Store) txn(req model.CoordRequest) (model.CoordResponse, model.ServiceErr) {
+	// As etcd, an invalid request is refused before anything is compared or
+	// written, whichever branch would run (etcd's kvServer checks it before
+	// the request reaches raft): InvalidArgument, which runtime/etcdcoord
+	// reports as ErrInvalid.
+	if !validTxn(req) {
+		return model.CoordResponse{Revision: s.rev}, model.ErrInvalid
+	}
 	ok := true
 	for _, c := range req.Compares {
 		var cur int64
@@ -173,14 +183,6 @@ func (s *Store) txn(req model.CoordRequest) (model.CoordResponse, model.ServiceE
 			ok = false
 			break
 		}
-	}
-	// As etcd: a branch that writes one key twice (two puts, or a put and a
-	// delete) is an invalid request, refused before anything is compared or
-	// written, whichever branch would run. etcd answers InvalidArgument
-	// ("duplicate key given in txn request"), which runtime/etcdcoord
-	// reports as a definite ErrUnavailable.
-	if dupKey(req.Then) || dupKey(req.Else) {
-		return model.CoordResponse{Revision: s.rev}, model.ErrUnavailable
 	}
 	ops := req.Then
 	if !ok {
@@ -219,20 +221,54 @@ func (s *Store) txn(req model.CoordRequest) (model.CoordResponse, model.ServiceE
 	return model.CoordResponse{Revision: s.rev, Succeeded: ok}, model.ErrNone
 }
 
+// validTxn applies etcd's checks of a transaction (server/etcdserver/api/
+// v3rpc/key.go, checkTxnRequest and checkIntervals, with the default
+// limits):
+//   - the largest of compares, then-ops and else-ops is at most
+//     model.MaxTxnOps ("too many operations in txn request");
+//   - no compare and no operation has an empty key ("key is not provided");
+//   - no branch puts one key twice, or puts a key it also deletes ("duplicate
+//     key given in txn request"; two deletes of one key are allowed);
+//   - the request is at most model.MaxRequestBytes ("request is too large";
+//     counted from above, by model.CoordRequestBytes).
+func validTxn(req model.CoordRequest) bool {
+	if max(len(req.Compares), len(req.Then), len(req.Else)) > model.MaxTxnOps {
+		return false
+	}
+	for _, c := range req.Compares {
+		if c.Key == "" {
+			return false
+		}
+	}
+	for _, ops := range [][]model.TxnOp{req.Then, req.Else} {
+		for _, op := range ops {
+			if op.Key == "" {
+				return false
+			}
+		}
+		if dupKey(ops) {
+			return false
+		}
+	}
+	return model.CoordRequestBytes(req) <= model.MaxRequestBytes
+}
+
 // dupKey reports whether ops put one key twice, or put a key they also
 // delete (etcd allows two deletes of one key).
 func dupKey(ops []model.TxnOp) bool {
-	for i := range ops {
-		if ops[i].Kind != model.TxnPut {
-			continue
+	seen := make(map[string]model.TxnOpKind, len(ops))
+	dup := false
+	for _, op := range ops {
+		if k, ok := seen[op.Key]; ok && (k == model.TxnPut || op.Kind == model.TxnPut) {
+			dup = true
 		}
-		for j := range ops {
-			if j != i && ops[j].Key == ops[i].Key && (j > i || ops[j].Kind != model.TxnPut) {
-				return true
-			}
+		if op.Kind == model.TxnPut {
+			seen[op.Key] = model.TxnPut
+		} else if _, ok := seen[op.Key]; !ok {
+			seen[op.Key] = model.TxnDelete
 		}
 	}
-	return false
+	return dup
 }
 
 // Tick expires every lease whose deadline is at or before nowUs, in deadline
