@@ -79,17 +79,11 @@ func (p BootstrapPlan) Validate() error {
 // Encode is the value of BootstrapPlanKey: a line of the plan, then the
 // policy as EncodePolicy writes it.
 func (p BootstrapPlan) Encode() []byte {
-	var b strings.Builder
-	fmt.Fprintf(&b, "subgraphs=%d territories=", p.Subgraphs)
+	ids := make([]string, len(p.Territories))
 	for i, t := range p.Territories {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString(strconv.FormatUint(uint64(t), 10))
+		ids[i] = strconv.FormatUint(uint64(t), 10)
 	}
-	b.WriteByte('\n')
-	b.Write(EncodePolicy(p.Policy))
-	return []byte(b.String())
+	return []byte(fmt.Sprintf("subgraphs=%d territories=%s\n%s", p.Subgraphs, strings.Join(ids, ","), EncodePolicy(p.Policy)))
 }
 
 // ParseBootstrapPlan decodes and validates the value of BootstrapPlanKey.
