@@ -129,6 +129,14 @@ func (c *Client) NewID() EventUUID {
 	return EventUUID{Hi: c.cfg.Session, Lo: c.seq}
 }
 
+// RouteOf is the primary the routing cache names for a subgraph (0: unknown).
+func (c *Client) RouteOf(sg SubgraphID) HostID {
+	if uint32(sg) >= c.cfg.Subgraphs {
+		return 0
+	}
+	return c.routes[sg]
+}
+
 // InFlight is the number of unfinished operations.
 func (c *Client) InFlight() int { return len(c.ops) }
 

@@ -36,7 +36,7 @@ func rootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(devCmd(), clientCmd(), runCmd(), managerCmd())
+	root.AddCommand(devCmd(), clientCmd(), runCmd(), managerCmd(), mandateCmd())
 	return root
 }
 

@@ -261,6 +261,10 @@ func logFact(l *slog.Logger, f model.Fact) {
 		l.Info("snapshot committed", "subgraph", f.Subgraph, "uuid", f.UUID, "lsn", f.LSN, "superseded", f.Superseded)
 	case model.FactBadCoordValue:
 		l.Warn("coordination value not written by the core: ignored", "reader", f.Reader, "key", f.Key, "err", f.Err)
+	case model.FactMandateFailed:
+		e := f.Failure()
+		l.Warn(e.EventType, "event_id", e.EventID, "event_type", e.EventType, "source_territory", e.SourceTerritory,
+			"mandate_id", e.MandateID, "reason_code", e.ReasonCode, "details", e.Details, "subgraph", f.Subgraph)
 	case model.FactCommitted:
 		l.Debug("committed", "subgraph", f.Subgraph, "lsn", f.LSN, "epoch", f.Epoch, "type", f.Type.String())
 	default:
