@@ -3,6 +3,7 @@ package conformance
 import (
 	"bytes"
 	"fmt"
+	"strings"
 
 	"territory/model"
 )
@@ -29,7 +30,7 @@ func BlobCases() []Case[BlobService] {
 		{Name: "list-prefix", Run: blobList},
 		{Name: "overwrite", Run: blobOverwrite},
 		{Name: "delete", Run: blobDelete},
-		{Name: "empty-key", Run: blobEmptyKey},
+		{Name: "bad-keys", Run: blobBadKeys},
 		{Name: "lost-put", Run: blobLostPut},
 	}
 }
@@ -91,7 +92,7 @@ func blist(s BlobService, prefix string) ([]string, error) {
 // blobPutGet: a put stores the whole object; get returns it (not an alias of
 // the caller's buffer); exists says so.
 func blobPutGet(s BlobService, root string) error {
-	k := root + "snap/00001/a"
+	k := root + "snap/00001/a.snap"
 	buf := []byte("snapshot-bytes-\x00\xff")
 	if err := bput(s, k, buf); err != nil {
 		return err
@@ -110,19 +111,19 @@ func blobPutGet(s BlobService, root string) error {
 		return errf("after modifying a get's result: %v", err)
 	}
 	big := bytes.Repeat([]byte("0123456789abcdef"), 64<<10) // 1 MiB
-	if err := bput(s, root+"big", big); err != nil {
+	if err := bput(s, root+"big.bin", big); err != nil {
 		return err
 	}
-	return wantBlob(s, root+"big", big)
+	return wantBlob(s, root+"big.bin", big)
 }
 
 // blobMissing: get of a missing object is a definite ErrNotFound; exists is
 // false.
 func blobMissing(s BlobService, root string) error {
-	if err := bput(s, root+"present", []byte("p")); err != nil {
+	if err := bput(s, root+"present.b", []byte("p")); err != nil {
 		return err
 	}
-	for _, k := range []string{root + "nope", root + "dir/nope", root + "presen"} {
+	for _, k := range []string{root + "nope.b", root + "dir/nope.b", root + "presen.b", root + "present.bb"} {
 		if err := wantBlob(s, k, nil); err != nil {
 			return err
 		}
@@ -134,7 +135,7 @@ func blobMissing(s BlobService, root string) error {
 // "/"), sorted, and nothing for a prefix nothing has.
 func blobList(s BlobService, root string) error {
 	k := func(n string) string { return root + n }
-	for _, key := range []string{"snap/00002/c", "snap/00001/b", "other/d", "snapx", "snap/00001/a"} {
+	for _, key := range []string{"snap/00002/c.b", "snap/00001/b.b", "other/d.b", "snapx.b", "snap/00001/a.b"} {
 		if err := bput(s, k(key), []byte("data-"+key)); err != nil {
 			return err
 		}
@@ -143,10 +144,10 @@ func blobList(s BlobService, root string) error {
 		prefix string
 		want   []string
 	}{
-		{"snap/", []string{k("snap/00001/a"), k("snap/00001/b"), k("snap/00002/c")}},
-		{"snap", []string{k("snap/00001/a"), k("snap/00001/b"), k("snap/00002/c"), k("snapx")}},
-		{"snap/00001/", []string{k("snap/00001/a"), k("snap/00001/b")}},
-		{"snap/00001/b", []string{k("snap/00001/b")}},
+		{"snap/", []string{k("snap/00001/a.b"), k("snap/00001/b.b"), k("snap/00002/c.b")}},
+		{"snap", []string{k("snap/00001/a.b"), k("snap/00001/b.b"), k("snap/00002/c.b"), k("snapx.b")}},
+		{"snap/00001/", []string{k("snap/00001/a.b"), k("snap/00001/b.b")}},
+		{"snap/00001/b", []string{k("snap/00001/b.b")}},
 		{"nothing/", nil},
 	} {
 		got, err := blist(s, k(tc.prefix))
@@ -166,7 +167,7 @@ func blobList(s BlobService, root string) error {
 // blobOverwrite: a put over an existing object replaces it whole (a shorter
 // object leaves nothing of the longer one behind).
 func blobOverwrite(s BlobService, root string) error {
-	k := root + "obj"
+	k := root + "obj.b"
 	if err := bput(s, k, []byte("version-one-is-long")); err != nil {
 		return err
 	}
@@ -179,7 +180,7 @@ func blobOverwrite(s BlobService, root string) error {
 // blobDelete: a delete removes the object from get, exists and list;
 // deleting a missing object succeeds (as on S3).
 func blobDelete(s BlobService, root string) error {
-	a, b := root+"d/a", root+"d/b"
+	a, b := root+"d/a.b", root+"d/b.b"
 	for _, k := range []string{a, b} {
 		if err := bput(s, k, []byte(k)); err != nil {
 			return err
@@ -203,17 +204,61 @@ func blobDelete(s BlobService, root string) error {
 	return wantKeys("list after delete", got, []string{b})
 }
 
-// blobEmptyKey: a put with an empty key is refused with ErrNotFound.
-func blobEmptyKey(s BlobService, _ string) error {
-	_, err := bdo(s, model.BlobRequest{Kind: model.BlobPut, Key: "", Data: []byte("x")}, model.ErrNotFound)
-	return err
+// BadBlobKeys are keys that are not flat on a filesystem bucket (they clash
+// with, alias or escape other keys), relative to root, each with a key it
+// would clash with or alias ("" if none): model.ValidBlobKey refuses them.
+func BadBlobKeys(root string) []string {
+	return []string{
+		"",
+		root + "a",            // a directory name as an object: `a` vs `a/b.c`
+		root + "a.x/b.c",      // an object name as a directory
+		root + "a//b.c",       // aliases a/b.c
+		root + "a/./b.c",      // aliases a/b.c
+		root + "c/../a/b.c",   // aliases a/b.c
+		root + "../escaped.b", // outside the bucket
+		"/" + root + "abs.b",  // absolute
+		root + "a/",           // a directory
+		root + "a\\b.c",       // a separator elsewhere
+		root + "nul\x00.b",    // NUL
+		root + strings.Repeat("n", model.MaxBlobSegmentBytes) + ".b",
+	}
+}
+
+// blobBadKeys: every operation on a key that is not flat on every backend
+// (BadBlobKeys) is refused with ErrInvalid and changes nothing, as is a list
+// whose prefix has a bad directory segment; a good key next to them works.
+func blobBadKeys(s BlobService, root string) error {
+	good := root + "a/b.c"
+	if err := bput(s, good, []byte("good")); err != nil {
+		return err
+	}
+	for _, k := range BadBlobKeys(root) {
+		for _, kind := range []model.BlobOpKind{model.BlobPut, model.BlobGet, model.BlobExists, model.BlobDelete} {
+			if _, err := bdo(s, model.BlobRequest{Kind: kind, Key: k, Data: []byte("bad")}, model.ErrInvalid); err != nil {
+				return errf("key %q: %v", k, err)
+			}
+		}
+	}
+	for _, p := range []string{root + "../", root + "a//", root + "./", "/" + root} {
+		if _, err := bdo(s, model.BlobRequest{Kind: model.BlobList, Key: p}, model.ErrInvalid); err != nil {
+			return errf("list prefix %q: %v", p, err)
+		}
+	}
+	if err := wantBlob(s, good, []byte("good")); err != nil {
+		return errf("after the refused requests: %v", err)
+	}
+	got, err := blist(s, root)
+	if err != nil {
+		return err
+	}
+	return wantKeys("list after the refused requests", got, []string{good})
 }
 
 // blobLostPut: a put (first, then over an existing object) whose request or
 // answer was lost: afterwards the key holds either the whole old object (or
 // nothing) or the whole new one, never a mix, and a retry lands it.
 func blobLostPut(s BlobService, root string) error {
-	k := root + "snap/lost"
+	k := root + "snap/lost.b"
 	var old []byte
 	landed := map[bool]int{}
 	for i := range 4 {

@@ -163,7 +163,9 @@ func (k *loader) onBlob(p *primary, s *loadState, res *result) {
 		return
 	}
 	cand := s.cands[0]
-	if res.Outcome == OutcomeTimeout || (res.Outcome == OutcomeFailed && res.Err != ErrNotFound) {
+	// Retry what may pass on a retry; a missing object or a location that is
+	// no valid key (ErrInvalid: a damaged record) never will.
+	if res.Outcome == OutcomeTimeout || (res.Outcome == OutcomeFailed && res.Err != ErrNotFound && res.Err != ErrInvalid) {
 		s.tries++
 		if s.tries < k.t.cfg.LoadAttempts {
 			k.t.after(scoped(k.id, loadRetry, p), s.tries)

@@ -146,20 +146,25 @@ func (s *Store) Close() error { return s.bkt.Close() }
 // atomically; objstore's FILESYSTEM provider writes in place, so a crash
 // during a put can leave a torn object (the core never loads a blob that
 // fails its checksum).
+//
+// A key that is not flat on every backend (model.ValidBlobKey; for a list,
+// model.ValidBlobPrefix) is refused with ErrInvalid before the bucket is
+// touched, on every provider, as sim/blobstore does.
 func (s *Store) Do(ctx context.Context, req model.BlobRequest) (model.BlobResponse, model.ServiceErr, error) {
+	check := model.ValidBlobKey
+	if req.Kind == model.BlobList {
+		check = model.ValidBlobPrefix
+	}
+	if err := check(req.Key); err != nil {
+		return model.BlobResponse{}, model.ErrInvalid, nil
+	}
 	switch req.Kind {
 	case model.BlobPut:
-		if req.Key == "" {
-			return model.BlobResponse{}, model.ErrNotFound, nil
-		}
 		if err := s.bkt.Upload(ctx, req.Key, bytes.NewReader(req.Data)); err != nil {
 			return model.BlobResponse{}, model.ErrNone, fmt.Errorf("blob put %s: %w", req.Key, err)
 		}
 		return model.BlobResponse{}, model.ErrNone, nil
 	case model.BlobGet:
-		if req.Key == "" {
-			return model.BlobResponse{}, model.ErrNotFound, nil
-		}
 		rc, err := s.bkt.Get(ctx, req.Key)
 		if err != nil {
 			if s.bkt.IsObjNotFoundErr(err) {
@@ -174,18 +179,12 @@ func (s *Store) Do(ctx context.Context, req model.BlobRequest) (model.BlobRespon
 		}
 		return model.BlobResponse{Data: data, Exists: true}, model.ErrNone, nil
 	case model.BlobExists:
-		if req.Key == "" {
-			return model.BlobResponse{}, model.ErrNone, nil
-		}
 		ok, err := s.bkt.Exists(ctx, req.Key)
 		if err != nil {
 			return model.BlobResponse{}, model.ErrNone, fmt.Errorf("blob exists %s: %w", req.Key, err)
 		}
 		return model.BlobResponse{Exists: ok}, model.ErrNone, nil
 	case model.BlobDelete:
-		if req.Key == "" {
-			return model.BlobResponse{}, model.ErrNone, nil
-		}
 		if err := s.bkt.Delete(ctx, req.Key); err != nil && !s.bkt.IsObjNotFoundErr(err) {
 			return model.BlobResponse{}, model.ErrNone, fmt.Errorf("blob delete %s: %w", req.Key, err)
 		}

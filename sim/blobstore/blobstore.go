@@ -21,12 +21,18 @@ type Store struct {
 func New() *Store { return &Store{objects: make(map[string][]byte)} }
 
 // Apply runs one request. Data is copied on the way in and out.
+// A key that is not flat on every backend (model.ValidBlobKey; for a list,
+// model.ValidBlobPrefix) is refused with ErrInvalid, as runtime/blob does.
 func (s *Store) Apply(req model.BlobRequest) (model.BlobResponse, model.ServiceErr) {
+	check := model.ValidBlobKey
+	if req.Kind == model.BlobList {
+		check = model.ValidBlobPrefix
+	}
+	if check(req.Key) != nil {
+		return model.BlobResponse{}, model.ErrInvalid
+	}
 	switch req.Kind {
 	case model.BlobPut:
-		if req.Key == "" {
-			return model.BlobResponse{}, model.ErrNotFound
-		}
 		s.objects[req.Key] = slices.Clone(req.Data)
 		return model.BlobResponse{}, model.ErrNone
 	case model.BlobGet:

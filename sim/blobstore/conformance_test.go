@@ -111,9 +111,10 @@ func TestConformancePlanted(t *testing.T) {
 				req.Data = req.Data[:len(req.Data)/2]
 				b.Do(req)
 			}},
-		{name: "empty key accepted", cases: []string{"empty-key"},
+		{name: "bad keys accepted", cases: []string{"bad-keys"},
 			do: func(b *simBlob, req model.BlobRequest) (model.BlobResponse, model.ServiceErr, error) {
-				if req.Key == "" && req.Kind == model.BlobPut {
+				if req.Kind == model.BlobPut && model.ValidBlobKey(req.Key) != nil {
+					b.s.objects[req.Key] = req.Data
 					return model.BlobResponse{}, model.ErrNone, nil
 				}
 				return b.Do(req)
