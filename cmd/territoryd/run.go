@@ -119,7 +119,7 @@ func openBlob(ctx context.Context, c *Config, logger *slog.Logger) (*blob.Store,
 	}
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	_, se, err := bs.Do(cctx, model.BlobRequest{Kind: model.BlobExists, Key: model.SnapshotBlobPrefix + "reachability-check"})
+	_, se, err := bs.Do(cctx, model.BlobRequest{Kind: model.BlobExists, Key: model.SnapshotBlobPrefix + "reachability-check.probe"})
 	if err == nil && se != model.ErrNone {
 		err = fmt.Errorf("%s", se)
 	}
