@@ -2,6 +2,7 @@
 //
 //	territoryd dev [--data DIR] [--listen ADDR]     everything in one process (embedded etcd, local log, filesystem bucket)
 //	territoryd client --addr ADDR OPERATION ...     one client operation against a running daemon
+//	territoryd import [--addr ADDR] FILE            bulk-load a connectome edge list, idempotently
 //	territoryd run --config FILE                    territories against external etcd, log and object store
 //	territoryd manager --config FILE                the control plane (bootstrap; more to come)
 //
@@ -36,7 +37,7 @@ func rootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(devCmd(), clientCmd(), runCmd(), managerCmd(), mandateCmd())
+	root.AddCommand(devCmd(), clientCmd(), importCmd(), runCmd(), managerCmd(), mandateCmd())
 	return root
 }
 

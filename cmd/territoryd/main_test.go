@@ -42,7 +42,13 @@ func freeAddr(t *testing.T) string {
 // startDev starts `territoryd dev` and waits for its "listening on" line.
 func startDev(t *testing.T, bin, data, addr string) *exec.Cmd {
 	t.Helper()
-	cmd := exec.Command(bin, "dev", "--data", data, "--listen", addr, "--metrics", "", "--subgraphs", "8")
+	return startDevArgs(t, bin, data, addr, "--subgraphs", "8")
+}
+
+// startDevArgs is startDev with other flags for a new cluster.
+func startDevArgs(t *testing.T, bin, data, addr string, flags ...string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(bin, append([]string{"dev", "--data", data, "--listen", addr, "--metrics", ""}, flags...)...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -16,12 +16,13 @@ import (
 // Client is a model.Client connected to a daemon: routes are read through
 // the daemon's CoordRead, requests go over the transport.
 type Client struct {
-	ID     model.HostID
-	remote *transport.Remote
-	tr     *transport.Transport
-	cl     *driver.Client
-	cancel context.CancelFunc
-	done   chan struct{}
+	ID        model.HostID
+	Subgraphs uint32 // the cluster's subgraph count
+	remote    *transport.Remote
+	tr        *transport.Transport
+	cl        *driver.Client
+	cancel    context.CancelFunc
+	done      chan struct{}
 }
 
 // ClientHostID draws a client host id from the upper half of the id space:
@@ -29,8 +30,21 @@ type Client struct {
 // share an id (replies are routed by it).
 func ClientHostID() model.HostID { return model.HostID(1<<31 | mrand.Uint32N(1<<31-1) + 1) }
 
-// DialClient asks the daemon at addr for the cluster's layout and starts a client.
+// DialClient asks the daemon at addr for the cluster's layout and starts a
+// client with a fresh random session.
 func DialClient(ctx context.Context, addr string, tlsCfg *tls.Config, logger *slog.Logger, metrics *driver.Metrics) (*Client, error) {
+	return DialClientSession(ctx, addr, tlsCfg, logger, metrics, driver.NewSession())
+}
+
+// DialClientSession is DialClient with a chosen session, the high half of the
+// event_uuids of DoID: a caller that must be idempotent across processes
+// (territoryd import) derives its ids from the operations under a session of
+// its own. A session must never be shared by callers that could give one id
+// to two different operations.
+func DialClientSession(ctx context.Context, addr string, tlsCfg *tls.Config, logger *slog.Logger, metrics *driver.Metrics, session uint64) (*Client, error) {
+	if session == 0 {
+		return nil, fmt.Errorf("client session must not be zero")
+	}
 	remote, err := transport.DialRemote(addr, tlsCfg)
 	if err != nil {
 		return nil, err
@@ -48,7 +62,8 @@ func DialClient(ctx context.Context, addr string, tlsCfg *tls.Config, logger *sl
 		return nil, err
 	}
 	c := &Client{ID: ClientHostID(), remote: remote, tr: tr, done: make(chan struct{})}
-	ccfg := model.DefaultClientConfig(c.ID, driver.NewSession(), subgraphs)
+	c.Subgraphs = subgraphs
+	ccfg := model.DefaultClientConfig(c.ID, session, subgraphs)
 	c.cl, err = driver.NewClient(ccfg, driver.Config{Transport: tr, Coord: remote, Logger: logger, Metrics: metrics})
 	if err != nil {
 		tr.Close()
@@ -68,6 +83,11 @@ func DialClient(ctx context.Context, addr string, tlsCfg *tls.Config, logger *sl
 // Do runs one operation and waits for its final answer.
 func (c *Client) Do(ctx context.Context, req model.Request) (model.Request, model.Result, error) {
 	return c.cl.Do(ctx, req)
+}
+
+// DoID runs one operation under the caller's event_uuid (driver.Client.DoID).
+func (c *Client) DoID(ctx context.Context, req model.Request) (model.Request, model.Result, error) {
+	return c.cl.DoID(ctx, req)
 }
 
 // Close stops the client.

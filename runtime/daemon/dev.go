@@ -26,9 +26,12 @@ type DevOptions struct {
 	Listen      string // transport address (default 127.0.0.1:7420)
 	Territories int    // territories in this process, ids 1..n (default 3)
 	Subgraphs   uint32 // subgraphs of a new cluster (default 16)
-	Logger      *slog.Logger
-	Metrics     *driver.Metrics
-	Observer    func(model.HostID, model.Fact)
+	// Policy of a new cluster (nil: model.DefaultPolicy). An existing
+	// cluster keeps the policy it was created with (Dev.Policy).
+	Policy   *model.Policy
+	Logger   *slog.Logger
+	Metrics  *driver.Metrics
+	Observer func(model.HostID, model.Fact)
 }
 
 // devState is what a data directory remembers between runs.
@@ -44,7 +47,8 @@ type Dev struct {
 	Addr         string // transport address clients dial
 	EtcdEndpoint string
 	Subgraphs    uint32
-	Bootstrapped bool // this start created the cluster
+	Bootstrapped bool         // this start created the cluster
+	Policy       model.Policy // the cluster's policy
 	DataDir      string
 	etcd         *etcdembed.Etcd
 	coord        *etcdcoord.Coord
@@ -103,7 +107,16 @@ func StartDev(ctx context.Context, o DevOptions) (_ *Dev, err error) {
 	}
 	bctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	var policy model.Policy
-	d.Bootstrapped, policy, err = Bootstrap(bctx, d.coord, st.Subgraphs, ids, model.DefaultPolicy())
+	want := model.DefaultPolicy()
+	if o.Policy != nil {
+		want = *o.Policy
+	}
+	if err := want.Validate(); err != nil {
+		cancel()
+		return nil, fmt.Errorf("dev: %w", err)
+	}
+	d.Bootstrapped, policy, err = Bootstrap(bctx, d.coord, st.Subgraphs, ids, want)
+	d.Policy = policy
 	cancel()
 	if err != nil {
 		return nil, err

@@ -18,6 +18,7 @@ type Client struct {
 	d       *Driver
 	c       *model.Client
 	metrics *Metrics
+	session uint64
 	waiters map[model.EventUUID]chan model.FactOpDone // owner-only
 	started map[model.EventUUID]time.Time             // owner-only
 }
@@ -49,7 +50,7 @@ func NewClient(ccfg model.ClientConfig, cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	h := &Client{c: c, metrics: cfg.Metrics, waiters: map[model.EventUUID]chan model.FactOpDone{}, started: map[model.EventUUID]time.Time{}}
+	h := &Client{c: c, metrics: cfg.Metrics, session: ccfg.Session, waiters: map[model.EventUUID]chan model.FactOpDone{}, started: map[model.EventUUID]time.Time{}}
 	user := cfg.Observer
 	cfg.Node, cfg.ID = c, ccfg.ID
 	cfg.Observer = func(id model.HostID, f model.Fact) {
@@ -85,15 +86,42 @@ var ErrUnknownOutcome = errors.New("outcome unknown: no final answer before the 
 // Do runs one operation (req.ID is assigned here) and waits for its final
 // answer. It returns ErrUnknownOutcome if the client gave up.
 func (h *Client) Do(ctx context.Context, req model.Request) (model.Request, model.Result, error) {
+	req.ID = model.EventUUID{}
+	return h.do(ctx, req)
+}
+
+// DoID runs one operation under the event_uuid the caller chose, whose high
+// half must be this client's session (model.ClientConfig.Session): a caller
+// that submits the same operation again, in a later process say, gets the
+// store's answer to the first (from the subgraph's dedup table) instead of a
+// second application. Ids must not be reused for different operations, and
+// one id may be in flight only once per client.
+func (h *Client) DoID(ctx context.Context, req model.Request) (model.Request, model.Result, error) {
+	if req.ID.IsZero() || req.ID.Hi != h.session {
+		return req, model.Result{}, fmt.Errorf("request id %s is not of this client's session %016x", req.ID, h.session)
+	}
+	return h.do(ctx, req)
+}
+
+func (h *Client) do(ctx context.Context, req model.Request) (model.Request, model.Result, error) {
 	ch := make(chan model.FactOpDone, 1)
+	var dup bool
 	err := h.d.Exec(ctx, func(step func(model.Input)) {
-		req.ID = h.c.NewID()
+		if req.ID.IsZero() {
+			req.ID = h.c.NewID()
+		} else if h.waiters[req.ID] != nil {
+			dup = true
+			return
+		}
 		h.waiters[req.ID] = ch
 		h.started[req.ID] = time.Now()
 		step(model.Submit{Req: req})
 	})
 	if err != nil {
 		return req, model.Result{}, err
+	}
+	if dup {
+		return req, model.Result{}, fmt.Errorf("request %s is already in flight on this client", req.ID)
 	}
 	select {
 	case done := <-ch:
