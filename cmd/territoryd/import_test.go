@@ -368,11 +368,17 @@ func TestImportTheConnectomeIntoDev(t *testing.T) {
 	if v == nil || len(v.Mismatches) != 0 || v.ReadErrors != 0 || v.NeuronsPresent != len(c.Neurons) || v.SynapsesMatch != y.Done+y.Present || v.SynapsesAbsent != y.refusedTotal() {
 		t.Fatalf("verify %+v\n%s", v, out)
 	}
-	// Running it again changes nothing and answers the same.
+	// Running it again loses nothing and finds every synapse as the file has
+	// it. It may connect a few more: a connect refused for a degree limit that
+	// a concurrent saga's reservation filled (and then released, the saga
+	// compensating) can succeed the second time (see the README).
 	again, out2, code := runImport(t, bin, addr, file, "--verify")
-	if code != 0 || again.Synapses.Done+again.Synapses.Present != y.Done+y.Present || again.Synapses.refusedTotal() != y.refusedTotal() || len(again.Verify.Mismatches) != 0 {
+	ay := again.Synapses
+	if code != 0 || ay.Done+ay.Present < y.Done+y.Present || ay.Done+ay.Present+ay.refusedTotal() != len(c.Synapses) ||
+		len(again.Verify.Mismatches) != 0 || again.Verify.SynapsesMatch != ay.Done+ay.Present {
 		t.Fatalf("re-run: exit %d\n%s\nfirst:\n%s", code, out2, out)
 	}
+	t.Logf("re-run:\n%s", out2)
 	t.Logf("%s", out)
 	dev.Process.Signal(syscall.SIGTERM)
 	dev.Wait()
