@@ -135,6 +135,15 @@ type Driver struct {
 	timers   map[uint64]func() bool // armed timers, by id (owner-only)
 	watchCtx context.Context
 	stopAll  context.CancelFunc
+	watchMu  sync.Mutex
+	watches  map[string]*watchState // by prefix (under watchMu)
+}
+
+// watchState is the one watch of a prefix: done is closed when Coord.Watch
+// has returned, with err (nil: established, for the driver's lifetime).
+type watchState struct {
+	done chan struct{}
+	err  error
 }
 
 // ErrStopped is returned by posts to a driver that is shutting down or gone.
@@ -162,7 +171,7 @@ func New(cfg Config) (*Driver, error) {
 	}
 	d := &Driver{cfg: cfg, name: fmt.Sprint(cfg.ID),
 		mailbox: make(chan item, cfg.MailboxSize), sem: make(chan struct{}, cfg.MaxConcurrency),
-		wake: make(chan struct{}, 1), exited: make(chan struct{}), timers: map[uint64]func() bool{}}
+		wake: make(chan struct{}, 1), exited: make(chan struct{}), timers: map[uint64]func() bool{}, watches: map[string]*watchState{}}
 	d.watchCtx, d.stopAll = context.WithCancel(context.Background())
 	return d, nil
 }
@@ -417,24 +426,48 @@ func (d *Driver) call(service, op string, timeoutMs int64, f func(ctx context.Co
 
 // watch establishes a watch for the driver's lifetime; the CoordResult says
 // whether it was established within the call's timeout.
+//
+// A driver keeps one watch per prefix, as the simulated store does (one
+// watch per host and prefix): a registration of a prefix whose watch is
+// established, or still being established (an earlier registration timed
+// out, but its watch may yet come up), starts no second one, which would
+// deliver every change twice and never be released; it waits for the
+// existing one. Only a watch that failed is started again.
 func (d *Driver) watch(e model.CoordCall) {
 	if d.cfg.Coord == nil {
 		d.complete(model.CoordResult{ReqID: e.ReqID, Outcome: model.OutcomeFailed, Err: model.ErrUnavailable}, false)
 		return
 	}
 	d.startCall()
-	result := make(chan error, 1)
-	go func() {
-		result <- d.cfg.Coord.Watch(d.watchCtx, e.Req.Key, func(ev model.WatchEvent) {
-			// Back-pressure into the watch stream rather than drop a change.
-			_ = d.PostWait(d.watchCtx, ev)
-		})
-	}()
+	prefix := e.Req.Key
+	d.watchMu.Lock()
+	ws := d.watches[prefix]
+	if ws != nil {
+		select {
+		case <-ws.done:
+			if ws.err != nil {
+				ws = nil // failed: start again
+			}
+		default:
+		}
+	}
+	if ws == nil {
+		ws = &watchState{done: make(chan struct{})}
+		d.watches[prefix] = ws
+		go func() {
+			ws.err = d.cfg.Coord.Watch(d.watchCtx, prefix, func(ev model.WatchEvent) {
+				// Back-pressure into the watch stream rather than drop a change.
+				_ = d.PostWait(d.watchCtx, ev)
+			})
+			close(ws.done)
+		}()
+	}
+	d.watchMu.Unlock()
 	go func() {
 		r := model.CoordResult{ReqID: e.ReqID}
 		select {
-		case err := <-result:
-			if err == nil {
+		case <-ws.done:
+			if ws.err == nil {
 				r.Outcome = model.OutcomeOK
 			} else {
 				r.Outcome = model.OutcomeTimeout

@@ -356,3 +356,78 @@ func TestWatch(t *testing.T) {
 		t.Fatalf("result %v put %v delete %v", result, put, del)
 	}
 }
+
+// slowWatchCoord: Watch is established only when release is closed; every
+// call to Watch is counted, and every established watch delivers one event.
+type slowWatchCoord struct {
+	calls   atomic.Int64
+	release chan struct{}
+}
+
+func (*slowWatchCoord) Do(context.Context, model.CoordRequest) (model.CoordResponse, model.ServiceErr, error) {
+	return model.CoordResponse{}, model.ErrNone, nil
+}
+
+func (c *slowWatchCoord) Watch(ctx context.Context, prefix string, fn func(model.WatchEvent)) error {
+	c.calls.Add(1)
+	select {
+	case <-c.release:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	go fn(model.WatchEvent{KV: model.KV{Key: prefix + "a", ModRevision: 7}})
+	return nil
+}
+
+// TestWatchReRegistration: a registration that timed out while its watch
+// was coming up, then a registration of the same prefix, give one watch, not
+// two: one call to Watch, each change delivered once; a registration after
+// the watch is up answers at once without another.
+func TestWatchReRegistration(t *testing.T) {
+	coord := &slowWatchCoord{release: make(chan struct{})}
+	node := newProbe(func(in model.Input, out *model.Outbox) {
+		switch in := in.(type) {
+		case model.Start:
+			out.Add(model.CoordCall{ReqID: 1, Req: model.CoordRequest{Kind: model.CoordWatch, Key: "p/"}, TimeoutMs: 20})
+		case model.CoordResult:
+			if in.ReqID < 3 {
+				out.Add(model.CoordCall{ReqID: in.ReqID + 1, Req: model.CoordRequest{Kind: model.CoordWatch, Key: "p/"}, TimeoutMs: 5000})
+			}
+		}
+	})
+	start(t, Config{Node: node, Coord: coord})
+	node.next(t) // Start
+	if r := node.next(t).(model.CoordResult); r.ReqID != 1 || r.Outcome != model.OutcomeTimeout {
+		t.Fatalf("first registration: %+v", r)
+	}
+	close(coord.release) // the first watch comes up while the second waits
+	events := 0
+	var results []model.CoordResult
+	deadline := time.After(2 * time.Second)
+	for len(results) < 2 || events < 1 {
+		select {
+		case <-deadline:
+			t.Fatalf("results %+v events %d", results, events)
+		default:
+		}
+		switch in := node.next(t).(type) {
+		case model.CoordResult:
+			results = append(results, in)
+		case model.WatchEvent:
+			events++
+		}
+	}
+	for _, r := range results {
+		if r.Outcome != model.OutcomeOK {
+			t.Fatalf("registration %d: %v", r.ReqID, r.Outcome)
+		}
+	}
+	select {
+	case in := <-node.inputs:
+		t.Fatalf("extra input %#v (a second watch?)", in)
+	case <-time.After(150 * time.Millisecond):
+	}
+	if n := coord.calls.Load(); n != 1 {
+		t.Fatalf("%d watches opened for one prefix", n)
+	}
+}

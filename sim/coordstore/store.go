@@ -16,8 +16,10 @@
 // Lease ids are 1, 2, 3, ... in grant order. A watch reports changes made
 // after it was registered and replays no history: a caller that needs the
 // current state as well registers the watch, then reads with a Range (both
-// are linearized, so nothing falls between them). Watches are per host, not
-// per call: registering the same prefix twice is one watch.
+// are linearized, so nothing falls between them). Watches are per host and
+// prefix, not per call: registering the same prefix twice is one watch, as
+// in production, where runtime/driver keeps one etcd watch per prefix (a
+// registration that timed out and is repeated opens no second watch).
 package coordstore
 
 import (
@@ -85,10 +87,10 @@ func New() *Store {
 }
 
 // SetNotifier installs the watch callback. It is called synchronously, after
-// the change is fully applied, once per (watcher host, changed key), by
-// watcher id and then in the order of the transaction's writes, as etcd
-// delivers them (a lease expiry: sorted by key). A host whose watched prefixes overlap gets one
-// event per key. The callback must not call back into the store's mutating
+// the change is fully applied, once per (watch, changed key), by watcher id,
+// then prefix, and then in the order of the transaction's writes, as etcd
+// delivers them (a lease expiry: sorted by key, as etcd's lessor deletes
+// them). A host whose watched prefixes overlap gets a key once per watch. The callback must not call back into the store's mutating
 // methods (Apply, Tick, Expire*, DropWatches): that panics. Reads
 // (Revision, Snapshot) are fine.
 func (s *Store) SetNotifier(fn func(watcher model.HostID, ev model.WatchEvent)) {
@@ -497,30 +499,21 @@ func cmpWatch(a, b watch) int {
 }
 
 // notifyChanged reports the keys in s.changed (at revision s.rev) to every
-// watcher, in watcher order, and for each watcher in the order of s.changed,
-// once per watcher and key. s.changed is in the order of the transaction's
+// watch, in watch order (host, then prefix), and for each watch in the order
+// of s.changed: once per watch and key, so a host whose watched prefixes
+// overlap gets a key twice, as from two etcd watches. s.changed is in the order of the transaction's
 // writes (etcd delivers a transaction's events in that order) or sorted (a
 // lease expiry: etcd's lessor deletes a lease's keys sorted).
 func (s *Store) notifyChanged() {
 	if s.notify == nil || len(s.watches) == 0 {
 		return
 	}
-	ws := s.watches
-	for i := 0; i < len(ws); {
-		j := i + 1
-		for j < len(ws) && ws[j].host == ws[i].host {
-			j++
-		}
-		host := ws[i].host
+	for _, w := range s.watches {
 		for _, key := range s.changed {
-			for _, w := range ws[i:j] {
-				if strings.HasPrefix(key, w.prefix) {
-					s.notify(host, s.event(key))
-					break
-				}
+			if strings.HasPrefix(key, w.prefix) {
+				s.notify(w.host, s.event(key))
 			}
 		}
-		i = j
 	}
 }
 

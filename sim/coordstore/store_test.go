@@ -367,7 +367,7 @@ func TestPutOnExpiredLeaseFailsAtomically(t *testing.T) {
 func TestWatchNotificationOrder(t *testing.T) {
 	s := New()
 	got := recorder(s)
-	// Registered out of order; overlapping prefixes of host 9 give one event per key.
+	// Registered out of order; overlapping prefixes of host 9 are two watches.
 	mustApply(t, s, 0, 9, model.CoordRequest{Kind: model.CoordWatch, Key: "a/"})
 	mustApply(t, s, 0, 2, model.CoordRequest{Kind: model.CoordWatch, Key: "b/"})
 	mustApply(t, s, 0, 9, model.CoordRequest{Kind: model.CoordWatch, Key: ""})
@@ -381,7 +381,7 @@ func TestWatchNotificationOrder(t *testing.T) {
 		{Kind: model.TxnDelete, Key: "b/1"},
 		{Kind: model.TxnPut, Key: "a/1", Value: []byte("y")},
 	}}) // rev 3
-	// By watcher, then in the transaction's order of writes (as etcd).
+	// By watcher, then prefix, then in the transaction's order of writes (as etcd).
 	want := []note{
 		{2, "b/1", "", 3, true},
 		{5, "a/2", "x", 3, false},
@@ -389,6 +389,8 @@ func TestWatchNotificationOrder(t *testing.T) {
 		{9, "c", "c", 3, false},
 		{9, "a/2", "x", 3, false},
 		{9, "b/1", "", 3, true},
+		{9, "a/1", "y", 3, false},
+		{9, "a/2", "x", 3, false},
 		{9, "a/1", "y", 3, false},
 	}
 	if !reflect.DeepEqual(*got, want) {
