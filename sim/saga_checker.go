@@ -19,6 +19,10 @@ import (
 //   - saga-compensate: no saga is both committed and compensated.
 //   - saga-no-leak: at the end every degree is explained by synapses,
 //     reservations and in-slots (the snapshot decoder's own check).
+//   - saga-timeout: a saga is compensated for a timeout only if a fault was
+//     active between the liveness bound before its reservation and the
+//     compensation (a store that let every saga time out would otherwise
+//     pass: every answer a refusal, every refusal logged).
 //   - saga-terminates: at the end, no reservation, unsettled in-slot or
 //     unlink is older than the bound, counted from the later of its creation
 //     and the last fault's end.
@@ -27,6 +31,9 @@ type sagaChecker struct {
 	opened  map[sagaRecord]int64 // open records and when their step committed
 	decided map[model.EventUUID]uint8
 	stats   SagaStats
+	// Faults: how many are active, and the last instant one was.
+	activeFaults int
+	lastFaultUs  int64
 }
 
 // SagaStats counts what the handshake sagas of a run did, from the folds.
@@ -70,6 +77,13 @@ func (c *sagaChecker) Observe(v *View, e BusEvent) {
 		}
 	case OpReturned:
 		c.returned(v, e.Done)
+	case FaultChanged:
+		if e.Started {
+			c.activeFaults++
+		} else {
+			c.activeFaults--
+		}
+		c.lastFaultUs = v.NowUs()
 	}
 }
 
@@ -102,6 +116,10 @@ func (c *sagaChecker) folded(v *View, e EntryFolded) {
 	case model.EvSagaCompensate:
 		if e.Result.Status != model.StatusRejected {
 			return
+		}
+		reservedUs, known := c.opened[sagaRecord{id, recReserve}]
+		if ev.Saga.Reason == model.ReasonSagaTimeout && known && c.activeFaults == 0 && c.lastFaultUs < reservedUs-v.Config().LivenessMs*1000 {
+			v.Violate(invariants.SagaTimeout, "saga %s n%d->n%d timed out with no fault since %d ms before its reservation", id, ev.Pre, ev.Post, v.Config().LivenessMs)
 		}
 		delete(c.opened, sagaRecord{id, recReserve})
 		c.decide(v, id, decidedCompensate)

@@ -168,3 +168,26 @@ func TestSagaTerminatesCatchesAReservationLeftOpen(t *testing.T) {
 		t.Fatalf("a reservation open past the bound not caught: %v", f.w.violations)
 	}
 }
+
+func TestSagaTimeoutCatchesATimeoutNoFaultExplains(t *testing.T) {
+	f := newSagaFolds(t)
+	quiet := (f.w.cfg.LivenessMs + 1_000) * 1000 // past the liveness bound from the start, with no fault
+	f.w.k.At(quiet, func() {})
+	if err := f.w.k.Run(quiet); err != nil {
+		t.Fatal(err)
+	}
+	f.step(f.pre, model.EvSagaReserve, sagaID, stReserve, model.SagaBody{})
+	f.step(f.pre, model.EvSagaCompensate, sagaID, stCompensate, model.SagaBody{Reason: model.ReasonSagaTimeout}) // planted: nothing was wrong
+	if !violated(f.w, invariants.SagaTimeout, "timed out with no fault") {
+		t.Fatalf("a timeout with no fault not caught: %v", f.w.violations)
+	}
+	// With a fault active, the same timeout is explained.
+	f.w.violations = nil
+	other := model.EventUUID{Hi: 3, Lo: 2}
+	f.w.publish(FaultChanged{Started: true})
+	f.step(f.pre, model.EvSagaReserve, other, stReserve, model.SagaBody{})
+	f.step(f.pre, model.EvSagaCompensate, other, stCompensate, model.SagaBody{Reason: model.ReasonSagaTimeout})
+	if violated(f.w, invariants.SagaTimeout, "") {
+		t.Fatalf("a timeout during a fault flagged: %v", f.w.violations)
+	}
+}

@@ -33,6 +33,7 @@ HEADERS = {
  'saga-pending-means-released': {'expect': 'saga-atomic'},
  'saga-unlink-never-closed': {'expect': 'saga-terminates'},
  'saga-answer-at-reserve': {'expect': 'saga-atomic'},
+ 'saga-accept-never-sent': {'expect': 'saga-timeout'},
 }
 muts = {
  'skip-checksum': ("snapshot-gc crash-recovery", "a corrupt snapshot blob is loaded: the checksum checks are skipped", [
@@ -123,6 +124,9 @@ muts = {
  ]),
  'saga-unlink-never-closed': ("sagas", "pre ignores post's acknowledgement of an unlink: a pruned cross synapse's unlink stays open", [
    ('model/saga_component.go', '		if _, ok := p.state.Unlink(g.ID); ok {', '		if _, ok := p.state.Unlink(g.ID); ok && g.ID.IsZero() {'),
+ ]),
+ 'saga-accept-never-sent': ("basic sagas", "pre never sends its Accept: every saga times out and is compensated (every answer a logged refusal)", [
+   ('model/saga_component.go', '	k.send(k.t.peerOf(SubgraphOf(o.Post, k.t.cfg.Subgraphs)), SagaMsg{Kind: SagaAccept, ID: id, Pre: o.Pre, Post: o.Post, Weight: o.Weight})', '	_ = o'),
  ]),
  'saga-answer-at-reserve': ("sagas", "the client is told ok as soon as pre reserved, before post accepted", [
    ('model/saga_component.go', '	if o, ok := p.state.OutSaga(id); ok {\n		k.sendAccept(p, id, o)', '	if o, ok := p.state.OutSaga(id); ok {\n		for _, c := range k.of(p).waiters[id] {\n			k.t.reply(c, id, Result{Status: StatusOK, Value: o.Weight, Exists: true})\n		}\n		k.sendAccept(p, id, o)'),

@@ -37,6 +37,7 @@ const (
 	SagaAtomic     = "saga-atomic"     // pre holds a cross synapse exactly when post holds its in-slot; a client's answer is pre's logged outcome
 	SagaNoLeak     = "saga-no-leak"    // every degree is explained by synapses, reservations and in-slots
 	SagaCompensate = "saga-compensate" // a saga is compensated only if it did not commit, and decided once
+	SagaTimeout    = "saga-timeout"    // a saga times out only when a fault was active around it
 )
 
 // ---- single writer per epoch ----
