@@ -21,6 +21,7 @@ var checkerRegistry = []func(v *View) Checker{
 	newProgressChecker,
 	newBadValues,
 	newSagaChecker,
+	newWorkloadChecker,
 }
 
 // ---- history: the linearizability record ----

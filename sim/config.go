@@ -153,6 +153,10 @@ type Workload struct {
 	// from any subgraph (a cross-subgraph connect runs the handshake saga);
 	// the others pair neurons of one subgraph. 0: 5%.
 	CrossPM int64 `json:"cross_pm,omitempty"`
+	// Graph, if set, is the neurons and synapses to draw from (Neurons must
+	// equal len(Graph.Neurons); CrossPM does not apply: the graph's own
+	// synapses decide which connects cross subgraphs).
+	Graph *Graph `json:"graph,omitempty"`
 }
 
 // OpMix weighs the operations of the workload.
@@ -232,6 +236,14 @@ func (c *Config) Validate() error {
 	case c.Progress.BoundMs < 0 || c.Progress.WindowMs < 0 || c.Progress.MinOps < 0 || c.Progress.MaxUnknownPM < 0 ||
 		c.Progress.MaxBusyPM < 0 || c.Progress.MaxUnavailablePM < 0 || c.Progress.MaxBusyRepliesPM < 0 || c.Progress.MaxUnavailRepliesPM < 0:
 		return fmt.Errorf("config %s: progress bounds must not be negative", c.Scenario)
+	}
+	if g := c.Workload.Graph; g != nil {
+		if err := g.Validate(); err != nil {
+			return fmt.Errorf("config %s: %w", c.Scenario, err)
+		}
+		if c.Workload.Neurons != len(g.Neurons) {
+			return fmt.Errorf("config %s: workload neurons %d, but its graph has %d", c.Scenario, c.Workload.Neurons, len(g.Neurons))
+		}
 	}
 	if c.LogBackend == LogTopic {
 		if err := c.Topic.Validate(); err != nil {

@@ -14,6 +14,7 @@ type Outcome struct {
 	UnknownOps    int
 	AckedWrites   int
 	Sagas         SagaStats
+	Workload      WorkloadStats
 	Events        uint64
 	SimMs         int64
 	Violations    []invariants.Violation

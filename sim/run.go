@@ -29,6 +29,7 @@ type Result struct {
 	UnknownOps    int                    `json:"unknown_ops"`
 	AckedWrites   int                    `json:"acked_writes"`
 	Sagas         SagaStats              `json:"sagas"`
+	Workload      WorkloadStats          `json:"workload"`
 	Events        uint64                 `json:"events"`
 	LogEntries    int                    `json:"log_entries"`
 	SimMs         int64                  `json:"sim_ms"`
@@ -69,7 +70,7 @@ func Run(cfg Config, seed uint64, linTimeout time.Duration) (*Result, error) {
 	logRes := linearizability.LogCheck(LinBounds(), ops, out.Logs)
 	r := &Result{
 		Scenario: cfg.Scenario, Seed: seed, Trace: fmt.Sprintf("%016x", out.TraceHash),
-		Linearizable: lin.Verdict, Ops: out.Ops, UnknownOps: out.UnknownOps, AckedWrites: out.AckedWrites, Sagas: out.Sagas,
+		Linearizable: lin.Verdict, Ops: out.Ops, UnknownOps: out.UnknownOps, AckedWrites: out.AckedWrites, Sagas: out.Sagas, Workload: out.Workload,
 		Events: out.Events, LogEntries: out.LogEntries, SimMs: out.SimMs,
 		WallMs: float64(simWall.Microseconds()) / 1000, CheckMs: float64(time.Since(checkStart).Microseconds()) / 1000,
 		MaxOpsPerKey: out.MaxOpsPerKey, ViolatingKeys: lin.ViolatingKeys, Violations: out.Violations,

@@ -14,7 +14,13 @@ func (w *World) nextOp() model.Request {
 	r := w.rndWorkload
 	m := wl.Mix
 	neuron := func() model.NeuronID { return model.NeuronID(1 + r.Intn(wl.Neurons)) }
+	var weight int64 // a graph synapse's own weight, for a connect
 	pair := func() (model.NeuronID, model.NeuronID) {
+		if g := wl.Graph; g != nil {
+			s := g.Synapses[r.Intn(len(g.Synapses))]
+			weight = s[2]
+			return model.NeuronID(s[0]), model.NeuronID(s[1])
+		}
 		pre := neuron()
 		cross := wl.CrossPM
 		if cross <= 0 {
@@ -32,6 +38,9 @@ func (w *World) nextOp() model.Request {
 		}
 		return pre, pre
 	}
+	if g := wl.Graph; g != nil {
+		neuron = func() model.NeuronID { return model.NeuronID(g.Neurons[r.Intn(len(g.Neurons))]) }
+	}
 	pick := r.Intn(m.total())
 	req := model.Request{}
 	switch {
@@ -45,6 +54,9 @@ func (w *World) nextOp() model.Request {
 		req.Op = model.OpConnect
 		req.Pre, req.Post = pair()
 		req.Value = r.Between(1, 16) * model.FixedOne / 8
+		if wl.Graph != nil {
+			req.Value = weight
+		}
 	case pick < m.Create+m.Stimulate+m.ReadNeuron+m.Connect+m.Adjust:
 		req.Op = model.OpAdjustWeight
 		req.Pre, req.Post = pair()
