@@ -33,6 +33,9 @@ var layers = []layer{
 	{"runtime", []string{"runtime/..."}, []string{"core"}},
 	{"commands", []string{"cmd/..."}, []string{"swarm", "shrink", "reports", "replayfile", "scenarios", "connectome", "simulator", "runtime", "core"}},
 	{"conformance", []string{"conformance/..."}, []string{"core"}},
+	// Differential fidelity tests (test files only): each simulated service
+	// against its real counterpart.
+	{"fidelity", []string{"fidelity/..."}, []string{"simulator", "runtime", "conformance", "core"}},
 	{"tools", []string{"tools/..."}, nil},
 	{"layers", []string{"layers"}, nil},
 }
