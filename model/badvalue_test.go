@@ -234,9 +234,12 @@ func TestReadBarrierOnAGarbageRoute(t *testing.T) {
 	tr.Step(4, MessageIn{From: 50, Msg: &Message{Request: read}}, out)
 	barrier := effects[CoordCall](out)[0]
 	out.Reset()
+	tr.Step(5, CoordResult{ReqID: barrier.ReqID, Resp: CoordResponse{Succeeded: false}}, out)
+	get := effects[CoordCall](out)[0]
+	out.Reset()
 	kvs := routesKVs(1, 7, 1)
 	kvs[0].Value = []byte("primary=7 epoch=1 extra")
-	tr.Step(5, CoordResult{ReqID: barrier.ReqID, Resp: CoordResponse{KVs: kvs}}, out)
+	tr.Step(5, CoordResult{ReqID: get.ReqID, Resp: CoordResponse{KVs: kvs}}, out)
 	sends := effects[Send](out)
 	if len(sends) != 1 || sends[0].Msg.Reply.Result.Status != StatusUnavailable || len(tr.Operational()) != 1 {
 		t.Fatalf("a garbage route must make the read unavailable and depose nobody: %v", out.Effects)

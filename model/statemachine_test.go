@@ -245,9 +245,24 @@ func TestReadWaitsForTheBarrierAndChecksTheEpoch(t *testing.T) {
 		t.Fatal("read answered before the barrier")
 	}
 	barrier := effects[CoordCall](out)[0]
-	// Someone else claimed the subgraph at epoch 2 meanwhile.
+	// The barrier compares only this subgraph's route with the claim's revision.
+	if barrier.Req.Kind != CoordTxn || len(barrier.Req.Compares) != 1 || barrier.Req.Compares[0] != (Compare{Key: RouteKey(0), ModRevision: 5}) ||
+		len(barrier.Req.Then) != 0 || len(barrier.Req.Else) != 0 {
+		t.Fatalf("the barrier must compare the covered route only: %+v", barrier.Req)
+	}
+	// Someone else claimed the subgraph at epoch 2 meanwhile: the compare
+	// fails, and the route is read back with one get.
 	out.Reset()
-	tr.Step(5, CoordResult{ReqID: barrier.ReqID, Resp: CoordResponse{KVs: routesKVs(1, 8, 2)}}, out)
+	tr.Step(5, CoordResult{ReqID: barrier.ReqID, Resp: CoordResponse{Succeeded: false}}, out)
+	if len(effects[Send](out)) != 0 {
+		t.Fatalf("a failed barrier answered the read: %v", out.Effects)
+	}
+	get := effects[CoordCall](out)
+	if len(get) != 1 || get[0].Req.Kind != CoordGet || get[0].Req.Key != RouteKey(0) {
+		t.Fatalf("a failed barrier must read the covered route: %v", out.Effects)
+	}
+	out.Reset()
+	tr.Step(6, CoordResult{ReqID: get[0].ReqID, Resp: CoordResponse{KVs: routesKVs(1, 8, 2)}}, out)
 	sends := effects[Send](out)
 	if len(sends) != 1 || sends[0].Msg.Reply.Result.Status != StatusWrongTerritory || len(tr.Operational()) != 0 {
 		t.Fatalf("a deposed primary must not serve the read: %v", out.Effects)

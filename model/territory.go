@@ -20,13 +20,16 @@ type TerritoryConfig struct {
 	TickMs         int64
 	LeaseTTLMs     int64 // the liveness lease behind alive/<id>
 	KeepAliveMs    int64
-	RoutePollMs    int64 // how often routes are re-read to adopt or drop subgraphs
-	HeartbeatMs    int64 // an idle subgraph logs a heartbeat this often
-	RecoveryMs     int64 // how often an unacknowledged recovery is announced again
-	LoadAttempts   int   // snapshot-load attempts before replaying the whole log
-	SagaTimeoutMs  int64 // a saga pre has no answer for after this long is compensated
-	SagaRetryMs    int64 // the base period of a saga's message retries
-	SagaLimit      int   // open sagas per subgraph (reservations); beyond, connects are busy
+	RoutePollMs    int64 // how often routes are re-read to adopt or drop subgraphs, without a watch
+	// RouteResyncMs: with a route watch registered, the full re-read is only
+	// the fallback for lost watch events, this often.
+	RouteResyncMs int64
+	HeartbeatMs   int64 // an idle subgraph logs a heartbeat this often
+	RecoveryMs    int64 // how often an unacknowledged recovery is announced again
+	LoadAttempts  int   // snapshot-load attempts before replaying the whole log
+	SagaTimeoutMs int64 // a saga pre has no answer for after this long is compensated
+	SagaRetryMs   int64 // the base period of a saga's message retries
+	SagaLimit     int   // open sagas per subgraph (reservations); beyond, connects are busy
 }
 
 // DefaultTerritoryConfig fills the timeouts and bounds.
@@ -37,7 +40,7 @@ func DefaultTerritoryConfig(id HostID, subgraphs uint32) TerritoryConfig {
 		QueueLimit: 64, ReadQueueLimit: 1024,
 		RetryBaseMs: 10, RetryCapMs: 500,
 		AppendAttempts: 6, ReplayBatch: 256,
-		TickMs: 250, LeaseTTLMs: 2000, KeepAliveMs: 500, RoutePollMs: 500,
+		TickMs: 250, LeaseTTLMs: 2000, KeepAliveMs: 500, RoutePollMs: 500, RouteResyncMs: 4000,
 		HeartbeatMs: 1000, RecoveryMs: 500, LoadAttempts: 3,
 		SagaTimeoutMs: 3000, SagaRetryMs: 250, SagaLimit: 64,
 	}
@@ -58,9 +61,9 @@ func (c TerritoryConfig) Validate() error {
 		return fmt.Errorf("territory %d config: saga timeout %d, retry %d and limit %d must be positive", c.ID, c.SagaTimeoutMs, c.SagaRetryMs, c.SagaLimit)
 	case c.RetryBaseMs <= 0 || c.RetryCapMs < c.RetryBaseMs:
 		return fmt.Errorf("territory %d config: retry backoff base %d cap %d", c.ID, c.RetryBaseMs, c.RetryCapMs)
-	case c.TickMs <= 0 || c.KeepAliveMs < c.TickMs || c.LeaseTTLMs <= c.KeepAliveMs || c.RoutePollMs < c.TickMs || c.HeartbeatMs < c.TickMs || c.RecoveryMs < c.TickMs:
-		return fmt.Errorf("territory %d config: tick %d, keepalive %d, lease %d, route poll %d, heartbeat %d, recovery %d: each period must be at least a tick and the lease longer than the keepalive",
-			c.ID, c.TickMs, c.KeepAliveMs, c.LeaseTTLMs, c.RoutePollMs, c.HeartbeatMs, c.RecoveryMs)
+	case c.TickMs <= 0 || c.KeepAliveMs < c.TickMs || c.LeaseTTLMs <= c.KeepAliveMs || c.RoutePollMs < c.TickMs || c.RouteResyncMs < c.RoutePollMs || c.HeartbeatMs < c.TickMs || c.RecoveryMs < c.TickMs:
+		return fmt.Errorf("territory %d config: tick %d, keepalive %d, lease %d, route poll %d, resync %d, heartbeat %d, recovery %d: each period must be at least a tick and the lease longer than the keepalive",
+			c.ID, c.TickMs, c.KeepAliveMs, c.LeaseTTLMs, c.RoutePollMs, c.RouteResyncMs, c.HeartbeatMs, c.RecoveryMs)
 	}
 	return c.Policy.Validate()
 }
@@ -122,12 +125,21 @@ type Territory struct {
 	reads     []pendingRead
 	barrierID uint64 // call id of the barrier in flight, 0 if none
 	covered   []pendingRead
-	ticks     int64
-	lease     int64 // the liveness lease, 0 while none is held
-	leaseBusy bool  // a grant, put or keepalive is in flight
-	pollBusy  bool
-	genSeq    uint64   // claim generations, never reused: a re-adopted subgraph must not match its predecessor's calls
-	peers     []HostID // by subgraph: the primary the routes last named (0: unknown), for saga messages
+	// The barrier in flight's subgraphs (territory_barrier.go), and the
+	// route gets of barriers whose compares failed.
+	barrierSet  map[SubgraphID]int // index into barrierSubs
+	barrierSubs []barrierSub
+	rechecks    map[uint64]recheck
+	recheckSeq  uint64
+	watching    bool // route changes arrive from a watch; polls are the fallback
+	watchBusy   bool
+	routeRev    []int64 // by subgraph: the route revision syncRoutes last acted on (territory_watch.go)
+	ticks       int64
+	lease       int64 // the liveness lease, 0 while none is held
+	leaseBusy   bool  // a grant, put or keepalive is in flight
+	pollBusy    bool
+	genSeq      uint64   // claim generations, never reused: a re-adopted subgraph must not match its predecessor's calls
+	peers       []HostID // by subgraph: the primary the routes last named (0: unknown), for saga messages
 
 	claims *claimer
 	loader *loader
@@ -215,7 +227,7 @@ func (t *Territory) Step(nowMs int64, in Input, out *Outbox) {
 	case TimerFired:
 		t.fire(in.ID)
 	case WatchEvent:
-		// Routes are polled; watches are not needed by this state machine.
+		t.onWatch(in)
 	default:
 		panic(fmt.Sprintf("territory %d: unknown input", t.cfg.ID))
 	}

@@ -13,6 +13,8 @@ const (
 	hostAlivePut
 	hostKeepAlive
 	hostRoutePoll
+	hostRecheck   // a route get after a failed barrier
+	hostWatch     // the route watch registration
 	hostBootRetry // timer
 	hostTick      // timer
 )
@@ -36,6 +38,10 @@ func (h hostPart) onResult(_ *primary, c call, res *result) {
 		t.onBoot(res)
 	case hostBarrier:
 		t.onBarrier(res)
+	case hostRecheck:
+		t.onRecheck(c.job, res)
+	case hostWatch:
+		t.onWatchRegistered(res)
 	case hostLeaseGrant, hostAlivePut, hostKeepAlive:
 		t.onLease(c.tag, res)
 	case hostRoutePoll:
@@ -66,6 +72,7 @@ func (t *Territory) boot() {
 		panic(fmt.Sprintf("territory %d: Start delivered twice to one incarnation", t.cfg.ID))
 	}
 	t.readRoutesAtBoot()
+	t.watchRoutes()
 	t.grantLease()
 	t.afterMs(t.hostCall(hostTick), t.cfg.TickMs)
 }
@@ -88,6 +95,9 @@ func (t *Territory) onBoot(res *result) {
 // drops every operational one they assign elsewhere.
 func (t *Territory) syncRoutes(kvs []KV) {
 	for _, kv := range kvs {
+		if sg, err := ParseRouteKey(kv.Key); err == nil && t.routeSeen(sg, kv.ModRevision) {
+			continue
+		}
 		r, err := ParseRoute(kv)
 		if err == nil && uint32(r.Subgraph) >= t.cfg.Subgraphs {
 			err = fmt.Errorf("route %s: subgraph %d beyond the %d of the cluster", kv.Key, r.Subgraph, t.cfg.Subgraphs)
@@ -97,6 +107,7 @@ func (t *Territory) syncRoutes(kvs []KV) {
 			continue
 		}
 		t.peers[r.Subgraph] = r.Primary
+		t.markRoute(r.Subgraph, r.ModRevision)
 		p := t.subgraphs[r.Subgraph]
 		switch {
 		case r.Primary == t.cfg.ID && p == nil:
@@ -148,6 +159,7 @@ func (t *Territory) stepDown(p *primary, why stepDownWhy) {
 		c.steppedDown(p)
 	}
 	delete(t.subgraphs, p.sg)
+	t.markRoute(p.sg, 0)
 	i, _ := slices.BinarySearch(t.owned, p.sg)
 	t.owned = slices.Delete(t.owned, i, i+1)
 	t.observe(FactSteppedDown{Territory: t.cfg.ID, Subgraph: p.sg, Epoch: p.epoch,
@@ -214,82 +226,3 @@ func (t *Territory) enqueueBarrierWait(from HostID, p *primary, g *SagaMsg) {
 
 // peerOf is the primary the routes last named for a subgraph (0: unknown).
 func (t *Territory) peerOf(sg SubgraphID) HostID { return t.peers[sg] }
-
-// startBarrier reads every route in one call; it covers all reads that arrived
-// before it was sent.
-func (t *Territory) startBarrier() {
-	if t.barrierID != 0 || len(t.reads) == 0 {
-		return
-	}
-	t.covered, t.reads = t.reads, nil
-	t.barrierID = t.coord(t.hostCall(hostBarrier), CoordRequest{Kind: CoordRange, Key: RoutesPrefix})
-}
-
-func (t *Territory) onBarrier(res *result) {
-	covered := t.covered
-	t.covered, t.barrierID = nil, 0
-	for _, rd := range covered {
-		sg := SubgraphOf(rd.req.RoutingNeuron(), t.cfg.Subgraphs)
-		if rd.saga != nil {
-			sg = rd.sg
-		}
-		p := t.subgraphs[sg]
-		switch {
-		case rd.saga != nil && (!res.ok() || p == nil || p.phase != phaseOperational):
-			// post asks again
-		case !res.ok():
-			t.reply(rd.from, rd.req.ID, Result{Status: StatusUnavailable})
-		case p == nil:
-			t.reply(rd.from, rd.req.ID, Result{Status: StatusWrongTerritory})
-		case p.phase != phaseOperational:
-			t.reply(rd.from, rd.req.ID, Result{Status: StatusUnavailable})
-		default:
-			t.answerRead(p, rd, res.Coord.KVs)
-		}
-	}
-	t.startBarrier()
-}
-
-// answerRead serves a read if the barrier's routes still name this territory
-// at the subgraph's epoch. The common case compares the route's bytes with
-// what the claim wrote, without parsing.
-func (t *Territory) answerRead(p *primary, rd pendingRead, kvs []KV) {
-	key := RouteKey(p.sg)
-	var kv *KV
-	if i := int(p.sg); i < len(kvs) && kvs[i].Key == key {
-		kv = &kvs[i] // routes are dense and sorted: the usual position
-	} else {
-		for i := range kvs {
-			if kvs[i].Key == key {
-				kv = &kvs[i]
-				break
-			}
-		}
-	}
-	if kv != nil && string(kv.Value) == string(p.routeValue) {
-		if rd.saga != nil {
-			t.sagas.afterBarrier(rd.from, p, rd.saga)
-			return
-		}
-		t.reply(rd.from, rd.req.ID, p.state.Read(&rd.req))
-		return
-	}
-	if rd.saga != nil {
-		return // a moved route is found by the next read or poll; post asks again
-	}
-	if kv == nil {
-		t.stepDown(p, stepDownWhy{reason: StepDownRouteDeleted, barrier: true})
-		t.reply(rd.from, rd.req.ID, Result{Status: StatusWrongTerritory})
-		return
-	}
-	r, err := ParseRoute(*kv)
-	if err != nil {
-		t.out.Add(badCoordValue(t.cfg.ID, kv.Key, err))
-	}
-	if err == nil && (r.Primary != t.cfg.ID || r.Epoch > p.epoch) {
-		t.stepDown(p, stepDownWhy{reason: StepDownRouteMoved, barrier: true, route: r})
-		t.reply(rd.from, rd.req.ID, Result{Status: StatusWrongTerritory})
-		return
-	}
-	t.reply(rd.from, rd.req.ID, Result{Status: StatusUnavailable})
-}

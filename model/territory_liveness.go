@@ -75,9 +75,15 @@ func (t *Territory) tick() {
 			t.coord(t.hostCall(hostKeepAlive), CoordRequest{Kind: CoordLeaseKeepAlive, Lease: t.lease})
 		}
 	}
-	if t.booted && !t.pollBusy && t.every(t.cfg.RoutePollMs) {
-		t.pollBusy = true
-		t.coord(t.hostCall(hostRoutePoll), CoordRequest{Kind: CoordRange, Key: RoutesPrefix})
+	if !t.watching && !t.watchBusy {
+		t.watchRoutes()
+	}
+	poll := t.cfg.RoutePollMs
+	if t.watching {
+		poll = t.cfg.RouteResyncMs
+	}
+	if t.booted && !t.pollBusy && t.every(poll) {
+		t.pollRoutes()
 	}
 	for _, sg := range t.owned {
 		p := t.subgraphs[sg]
