@@ -19,7 +19,12 @@ import (
 type Scenario struct {
 	Name    string
 	Summary string
-	build   func(seed uint64, cfg *sim.Config) error
+	// MaxSeeds, if positive, caps the seeds a swarm runs of this scenario: it
+	// runs the first MaxSeeds seeds its shard keeps of the range, and skips
+	// the rest (a big topology costs what a hundred small ones do). sim run
+	// and sim bench run any seed.
+	MaxSeeds int
+	build    func(seed uint64, cfg *sim.Config) error
 }
 
 // Config builds the run configuration for a seed: the fault schedule is drawn
@@ -238,6 +243,12 @@ var all = []Scenario{
 		},
 	},
 	{
+		Name:     "scale",
+		Summary:  "256 territories, 16,384 subgraphs, 1,024 clients, crashes, partitions, slow coordination, bookie crashes and object-store errors (a swarm runs at most 2 seeds)",
+		MaxSeeds: ScaleMaxSeeds,
+		build:    scaleBuild,
+	},
+	{
 		Name:    "chaos",
 		Summary: "swarm: a random subset of every fault kind, at random rates, per seed",
 		build: func(seed uint64, cfg *sim.Config) error {
@@ -264,6 +275,36 @@ var all = []Scenario{
 			return generateSpec(seed, cfg, spec)
 		},
 	},
+}
+
+// Scale is the topology of the scale scenario: 256 territories, 16,384
+// subgraphs, 1,024 clients.
+const (
+	ScaleTerritories = 256
+	ScaleSubgraphs   = 16_384
+	ScaleClients     = 1_024
+)
+
+// ScaleMaxSeeds is how many seeds of the scale scenario a swarm runs, whatever
+// range it was given (Scenario.MaxSeeds): one seed costs about as much as a
+// hundred of basic's.
+const ScaleMaxSeeds = 2
+
+func scaleBuild(seed uint64, cfg *sim.Config) error {
+	cfg.Territories, cfg.Subgraphs, cfg.Clients = ScaleTerritories, ScaleSubgraphs, ScaleClients
+	cfg.DurationMs = min(cfg.DurationMs, 20_000)
+	withSnapshots(cfg, 40)
+	cfg.Workload.Neurons = 3 * ScaleSubgraphs
+	cfg.Workload.WatchingClients = ScaleClients / 2
+	cfg.Workload.InFlight = 2
+	cfg.Workload.ThinkMinUs, cfg.Workload.ThinkMaxUs = 20_000, 200_000
+	// Loose degrees: with three neurons a subgraph and random pairs, connects
+	// rarely share a neuron, and the tight policy would reject almost none.
+	cfg.LivenessMs = 15_000
+	spec := faultSpec(cfg, []faults.Kind{faults.HostCrash, faults.HostCrash, faults.NetPartition, faults.NetDegrade,
+		faults.CoordSlow, faults.LogBookieCrash, faults.BlobErrors}, 10)
+	spec.MaxLost = 8
+	return generateSpec(seed, cfg, spec)
 }
 
 // ensureLoss makes sure a host-loss schedule loses a host: if the draw had

@@ -209,12 +209,12 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("config %s: duration_ms must be positive", c.Scenario)
 	case c.DrainMs < 0:
 		return fmt.Errorf("config %s: drain_ms must not be negative", c.Scenario)
-	case c.Territories <= 0 || c.Territories > 64:
-		return fmt.Errorf("config %s: territories %d not in 1..64", c.Scenario, c.Territories)
-	case c.Subgraphs == 0 || c.Subgraphs > 4096:
-		return fmt.Errorf("config %s: subgraphs %d not in 1..4096", c.Scenario, c.Subgraphs)
-	case c.Clients <= 0 || c.Clients > 256:
-		return fmt.Errorf("config %s: clients %d not in 1..256", c.Scenario, c.Clients)
+	case c.Territories <= 0 || c.Territories > 256:
+		return fmt.Errorf("config %s: territories %d not in 1..256", c.Scenario, c.Territories)
+	case c.Subgraphs == 0 || c.Subgraphs > 16384:
+		return fmt.Errorf("config %s: subgraphs %d not in 1..16384", c.Scenario, c.Subgraphs)
+	case c.Clients <= 0 || c.Clients > 1024:
+		return fmt.Errorf("config %s: clients %d not in 1..1024", c.Scenario, c.Clients)
 	case c.Workload.Neurons <= 0 || c.Workload.InFlight <= 0:
 		return fmt.Errorf("config %s: workload neurons and in_flight must be positive", c.Scenario)
 	case c.Workload.InFlight > model.DefaultClientConfig(1, 1, 1).MaxInFlight:

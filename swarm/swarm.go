@@ -341,8 +341,10 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	if err := os.MkdirAll(filepath.Join(o.OutDir, ReplayDir), 0o755); err != nil {
 		return nil, fmt.Errorf("swarm: output directory: %w", err)
 	}
-	per := int(o.Shard.Count(o.Seeds))
-	total := per * len(o.Scenarios)
+	total := 0
+	for _, sc := range o.Scenarios {
+		total += o.seedsOf(sc)
+	}
 	jobs = max(1, min(jobs, total))
 
 	start := time.Now()
@@ -353,7 +355,12 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 		i := 0
 		for _, sc := range o.Scenarios {
 			stop := false
+			left := o.seedsOf(sc)
 			o.Shard.Seeds(o.Seeds, func(seed uint64) bool {
+				if left == 0 {
+					return false // the scenario's seed cap
+				}
+				left--
 				select {
 				case todo <- job{i, sc, seed}:
 					i++
@@ -420,6 +427,16 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 		return sum, fmt.Errorf("swarm interrupted after %d of %d seeds (files cover those): %w", next, total, err)
 	}
 	return sum, nil
+}
+
+// seedsOf is how many seeds of sc the swarm runs: those the shard keeps of
+// the range, at most the scenario's MaxSeeds (the first ones).
+func (o *Options) seedsOf(sc scenarios.Scenario) int {
+	n := o.Shard.Count(o.Seeds)
+	if sc.MaxSeeds > 0 && n > uint64(sc.MaxSeeds) {
+		n = uint64(sc.MaxSeeds)
+	}
+	return int(n)
 }
 
 // runSeed runs one seed; an error or a panic of the simulator is a failure of

@@ -388,3 +388,35 @@ func TestRunCancelled(t *testing.T) {
 		t.Fatalf("swarm.json %+v", js)
 	}
 }
+
+// TestScenarioSeedCap: a scenario with MaxSeeds runs only its first seeds of
+// the range (of the shard's), the others all of theirs, in order.
+func TestScenarioSeedCap(t *testing.T) {
+	o := options(t, Range{1, 5})
+	capped := o.Scenarios[0]
+	capped.Name, capped.MaxSeeds = "capped", 2
+	o.Scenarios = append(o.Scenarios, capped)
+	var mu sync.Mutex
+	var ran []string
+	o.run = func(cfg sim.Config, seed uint64, lin time.Duration) (*sim.Result, error) {
+		return &sim.Result{Pass: true, Linearizable: linearizability.VerdictOK, Invariants: "ok"}, nil
+	}
+	o.OnResult = func(r SeedResult) { mu.Lock(); ran = append(ran, fmt.Sprintf("%s/%d", r.Scenario, r.Seed)); mu.Unlock() }
+	sum, err := Run(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"basic/1", "basic/2", "basic/3", "basic/4", "basic/5", "capped/1", "capped/2"}
+	if !reflect.DeepEqual(ran, want) || !sum.Pass || sum.Totals.SeedsRun != len(want) {
+		t.Fatalf("ran %v (pass %v, %d seeds)", ran, sum.Pass, sum.Totals.SeedsRun)
+	}
+	o.Shard = Shard{I: 2, N: 2} // keeps 2 and 4 of 1..5: the cap takes both
+	ran = nil
+	o.OutDir = t.TempDir()
+	if _, err := Run(context.Background(), o); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"basic/2", "basic/4", "capped/2", "capped/4"}; !reflect.DeepEqual(ran, want) {
+		t.Fatalf("shard 2/2 ran %v, want %v", ran, want)
+	}
+}

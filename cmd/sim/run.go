@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -22,6 +23,7 @@ type runFlags struct {
 	history    bool
 	linTimeout time.Duration
 	replayDir  string
+	cpuProfile string
 }
 
 func addCommonFlags(cmd *cobra.Command, f *runFlags) {
@@ -55,12 +57,24 @@ func runCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if f.cpuProfile != "" {
+				pf, err := os.Create(f.cpuProfile)
+				if err != nil {
+					return fmt.Errorf("run: --cpuprofile: %w", err)
+				}
+				defer pf.Close()
+				if err := pprof.StartCPUProfile(pf); err != nil {
+					return fmt.Errorf("run: --cpuprofile: %w", err)
+				}
+				defer pprof.StopCPUProfile()
+			}
 			return execute(cmd, cfg, f.seed, &f, "")
 		},
 	}
 	cmd.Flags().StringVar(&f.scenario, "scenario", "", "scenario name (see `sim list`)")
 	cmd.Flags().Uint64Var(&f.seed, "seed", 0, "seed: one seed is one exact execution")
 	cmd.Flags().DurationVar(&f.duration, "duration", 0, "workload duration in simulated time (default: the scenario's)")
+	cmd.Flags().StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile of the run (simulation and checks) to this file")
 	addCommonFlags(cmd, &f)
 	return cmd
 }

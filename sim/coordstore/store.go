@@ -20,6 +20,11 @@
 // prefix, not per call: registering the same prefix twice is one watch, as
 // in production, where runtime/driver keeps one etcd watch per prefix (a
 // registration that timed out and is repeated opens no second watch).
+//
+// Values are immutable once stored: a put stores its own copy, and Get,
+// Range, watch events and the checkers' reads share that buffer rather than
+// copying it (a range of every route costs no value copies). A reader must
+// not write into a value it got; an append reallocates (values are capped).
 package coordstore
 
 import (
@@ -100,7 +105,8 @@ func (s *Store) SetNotifier(fn func(watcher model.HostID, ev model.WatchEvent)) 
 // Revision is the current store revision.
 func (s *Store) Revision() int64 { return s.rev }
 
-// Snapshot returns every key, sorted, with copied values (for checkers).
+// Snapshot returns every key, sorted, for checkers (values shared, read-only:
+// see collect).
 func (s *Store) Snapshot() []model.KV {
 	return s.collect(0, len(s.keys))
 }
@@ -121,7 +127,7 @@ func (s *Store) Apply(nowUs int64, caller model.HostID, req model.CoordRequest) 
 		}
 		resp := model.CoordResponse{Revision: s.rev}
 		if e, ok := s.kv[req.Key]; ok {
-			resp.KVs = []model.KV{{Key: req.Key, Value: clone(e.value), ModRevision: e.modRev, Lease: e.lease}}
+			resp.KVs = []model.KV{{Key: req.Key, Value: e.value, ModRevision: e.modRev, Lease: e.lease}}
 		}
 		return resp, model.ErrNone
 
@@ -457,28 +463,19 @@ func (s *Store) prefixRange(prefix string) (int, int) {
 	return lo, hi
 }
 
-// collect copies keys[lo:hi] out, all values sharing one allocation (each
-// capped so that an append by the caller cannot reach its neighbour).
+// collect returns keys[lo:hi]. The values are the store's own buffers, shared
+// and not copied: a stored value is never written after it is stored (a put
+// stores a fresh copy), so every reader may keep it. Each is capped at its
+// length, so an append by a reader reallocates instead of writing into it.
+// Readers must not write into a value: the core only parses them.
 func (s *Store) collect(lo, hi int) []model.KV {
 	if lo >= hi {
 		return nil
 	}
-	total := 0
-	for _, k := range s.keys[lo:hi] {
-		total += len(s.kv[k].value)
-	}
-	buf := make([]byte, total)
-	out := make([]model.KV, 0, hi-lo)
-	off := 0
-	for _, k := range s.keys[lo:hi] {
+	out := make([]model.KV, hi-lo)
+	for i, k := range s.keys[lo:hi] {
 		e := s.kv[k]
-		n := copy(buf[off:], e.value)
-		var v []byte
-		if e.value != nil {
-			v = buf[off : off+n : off+n]
-		}
-		off += n
-		out = append(out, model.KV{Key: k, Value: v, ModRevision: e.modRev, Lease: e.lease})
+		out[i] = model.KV{Key: k, Value: e.value, ModRevision: e.modRev, Lease: e.lease}
 	}
 	return out
 }
@@ -522,16 +519,18 @@ func (s *Store) event(key string) model.WatchEvent {
 	if !ok {
 		return model.WatchEvent{KV: model.KV{Key: key, ModRevision: s.rev}, Deleted: true}
 	}
-	return model.WatchEvent{KV: model.KV{Key: key, Value: clone(e.value), ModRevision: e.modRev, Lease: e.lease}}
+	return model.WatchEvent{KV: model.KV{Key: key, Value: e.value, ModRevision: e.modRev, Lease: e.lease}}
 }
 
+// clone copies a caller's value into a buffer of the store's own, capped at
+// its length (see collect).
 func clone(b []byte) []byte {
 	if b == nil {
 		return nil
 	}
 	c := make([]byte, len(b))
 	copy(c, b)
-	return c
+	return c[:len(b):len(b)]
 }
 
 // Peek returns one key for checkers without the side effects of Apply (no
@@ -544,7 +543,8 @@ func (s *Store) Peek(key string) (model.KV, bool) {
 	return model.KV{Key: key, Value: e.value, ModRevision: e.modRev, Lease: e.lease}, true
 }
 
-// PeekPrefix returns every key under prefix, sorted, for checkers (copies).
+// PeekPrefix returns every key under prefix, sorted, for checkers (values
+// shared, read-only: see collect).
 func (s *Store) PeekPrefix(prefix string) []model.KV {
 	lo, hi := s.prefixRange(prefix)
 	return s.collect(lo, hi)
