@@ -70,3 +70,15 @@ func TestListNamesEveryScenario(t *testing.T) {
 		}
 	}
 }
+
+var benchBlock = regexp.MustCompile(`scenario=basic seeds=1 sim=\d+s events=\d+\n  simulation: \d+x real time, \d+\.\d{3}M events/s \(wall \S+s\)\n  with checking: \d+x real time \(linearizability check \S+s\)\n  memory: \d+ MB allocated \(\d+ B/event\), heap high-water \d+ MB\n`)
+
+func TestBenchReportsSpeedAndMemory(t *testing.T) {
+	out, code := runSim(t, "bench", "--scenario", "basic", "--seeds", "1", "--duration", "2s")
+	if code != exitPass || !benchBlock.MatchString(out) {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+	if _, code := runSim(t, "bench", "--scenario", "nope"); code != exitUsage {
+		t.Fatalf("an unknown scenario: exit %d", code)
+	}
+}
