@@ -103,6 +103,7 @@ type Client struct {
 	refreshTimer bool   // a backoff before the next route read is set
 	missingTry   int    // route reads in a row that left an operation without a route
 	refreshID    uint64 // the route read in flight
+	hint         int64  // the subgraph a retry's refresh is for, -1 if none (client_routes.go)
 	watchID      uint64 // the route watch registration in flight, 0 if none
 	watching     bool   // route changes arrive as WatchEvent inputs
 	refreshTry   int
@@ -119,7 +120,7 @@ func NewClient(cfg ClientConfig, rand RandSource) (*Client, error) {
 	if rand == nil {
 		return nil, fmt.Errorf("client %d: nil randomness source", cfg.ID)
 	}
-	return &Client{cfg: cfg, rand: rand, routes: make([]HostID, cfg.Subgraphs),
+	return &Client{cfg: cfg, rand: rand, routes: make([]HostID, cfg.Subgraphs), hint: -1,
 		ops: make(map[EventUUID]*clientOp), timers: make(map[uint64]clientTimer)}, nil
 }
 
@@ -259,7 +260,7 @@ func (c *Client) retry(op *clientOp) {
 		c.done(op, Result{}, true)
 		return
 	}
-	c.refresh()
+	c.refreshFor(SubgraphOf(op.req.RoutingNeuron(), c.cfg.Subgraphs))
 	op.backingOff = true
 	c.timer(timerRetry, op.req.ID, op.tries, c.jitteredBackoffMs(op.tries))
 }
@@ -276,7 +277,7 @@ func (c *Client) refresh() {
 	c.refreshing = true
 	c.nextID++ // shares the id space with timers; the driver answers each call exactly once
 	c.refreshID = c.nextID
-	c.out.Add(CoordCall{ReqID: c.nextID, Req: CoordRequest{Kind: CoordRange, Key: RoutesPrefix}, TimeoutMs: c.cfg.CoordTimeoutMs})
+	c.out.Add(CoordCall{ReqID: c.nextID, Req: c.routeRead(), TimeoutMs: c.cfg.CoordTimeoutMs})
 	if c.cfg.WatchRoutes && !c.watching && c.watchID == 0 {
 		c.watch() // a lost registration is retried with the next refresh
 	}

@@ -4,7 +4,7 @@ import "testing"
 
 // A client configured as in production registers no route watch: it reads
 // the routes and learns of a move only from an answer (here a wrong-territory
-// reply), after which it reads the routes again and follows them.
+// reply), after which it reads that subgraph's route again and follows it.
 func TestClientWithoutWatchesFollowsMovesOnlyFromAnswers(t *testing.T) {
 	cfg := DefaultClientConfig(50, 9, 4)
 	if cfg.WatchRoutes {
@@ -37,16 +37,18 @@ func TestClientWithoutWatchesFollowsMovesOnlyFromAnswers(t *testing.T) {
 		if cc.Req.Kind == CoordWatch {
 			t.Fatalf("a client without watches registered one: %v", out.Effects)
 		}
-		if cc.Req.Kind == CoordRange {
+		if cc.Req.Kind == CoordRange || cc.Req.Kind == CoordGet {
 			refresh = &cc
 		}
 	}
-	if refresh == nil {
-		t.Fatalf("a wrong-territory answer must make the client read the routes: %v", out.Effects)
+	// Only the route of the operation's subgraph is read again, with one get.
+	if sg := SubgraphOf(3, 4); refresh == nil || refresh.Req.Kind != CoordGet || refresh.Req.Key != RouteKey(sg) {
+		t.Fatalf("a wrong-territory answer must make the client get the route of subgraph %d: %v", sg, out.Effects)
 	}
 	retry := effects[SetTimer](out)
 	out.Reset()
-	c.Step(4, CoordResult{ReqID: refresh.ReqID, Resp: CoordResponse{KVs: routesKVs(4, 8, 2)}}, out)
+	moved := routesKVs(4, 8, 2)[SubgraphOf(3, 4)]
+	c.Step(4, CoordResult{ReqID: refresh.ReqID, Resp: CoordResponse{KVs: []KV{moved}}}, out)
 	out.Reset()
 	c.Step(4+retry[len(retry)-1].AfterMs, TimerFired{ID: retry[len(retry)-1].ID}, out)
 	if s := effects[Send](out); len(s) != 1 || s[0].To != 8 {
