@@ -401,7 +401,11 @@ func TestScenarioSeedCap(t *testing.T) {
 	o.run = func(cfg sim.Config, seed uint64, lin time.Duration) (*sim.Result, error) {
 		return &sim.Result{Pass: true, Linearizable: linearizability.VerdictOK, Invariants: "ok"}, nil
 	}
-	o.OnResult = func(r SeedResult) { mu.Lock(); ran = append(ran, fmt.Sprintf("%s/%d", r.Scenario, r.Seed)); mu.Unlock() }
+	o.OnResult = func(r SeedResult) {
+		mu.Lock()
+		ran = append(ran, fmt.Sprintf("%s/%d", r.Scenario, r.Seed))
+		mu.Unlock()
+	}
 	sum, err := Run(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)
