@@ -109,3 +109,36 @@ func TestDevSagaAndMandate(t *testing.T) {
 		}
 	}
 }
+
+// TestBenchAgainstDev: territoryd bench against dev, as JSON.
+func TestBenchAgainstDev(t *testing.T) {
+	bin := buildBinary(t)
+	addr := freeAddr(t)
+	startDev(t, bin, filepath.Join(t.TempDir(), "data"), addr)
+	cmd := exec.Command(bin, "bench", "--addr", addr, "--workers", "8", "--ops", "400", "--neurons", "40", "--json", "-")
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("bench: %v: %s", err, errb.String())
+	}
+	var rep struct {
+		Ops          int64   `json:"ops"`
+		OpsPerSecond float64 `json:"ops_per_second"`
+		Errors       int64   `json:"errors"`
+		All          struct {
+			Outcomes map[string]int64 `json:"outcomes"`
+			P99Ms    float64          `json:"p99_ms"`
+		} `json:"all"`
+		ByOp map[string]json.RawMessage `json:"by_op"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+		t.Fatalf("bench JSON %q: %v", out.String(), err)
+	}
+	if rep.Ops != 400 || rep.OpsPerSecond <= 0 || rep.Errors != 0 || rep.All.Outcomes["ok"] == 0 || len(rep.ByOp) < 5 || rep.All.P99Ms <= 0 {
+		t.Fatalf("bench report: %+v", rep)
+	}
+	bad := exec.Command(bin, "bench", "--addr", addr, "--mix", "fly=1")
+	if err := bad.Run(); err == nil {
+		t.Fatal("a bad mix was accepted")
+	}
+}
