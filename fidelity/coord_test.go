@@ -378,6 +378,24 @@ func sequences(short, long int) int {
 // lease ids by grant order, errors included) and every watch event must
 // agree.
 func TestCoordFidelity(t *testing.T) {
+	c := startEtcd(t)
+	n, ops := sequences(12, 500), 40
+	tally := coordTally{}
+	var diffs []string
+	for seed := range uint64(n) {
+		root := fmt.Sprintf("fid/%d/", seed)
+		diffs = append(diffs, runCoordSequence(t, seed, ops, newSimSide(root), newEtcdSide(t, c, root), root, tally)...)
+		if len(diffs) > 10 {
+			break
+		}
+	}
+	report(t, "coordination store vs etcd", tally, diffs)
+}
+
+// startEtcd starts an embedded etcd member (short tick and election, so that
+// its minimum lease TTL is 1 s) and dials it.
+func startEtcd(t *testing.T) *etcdcoord.Coord {
+	t.Helper()
 	m, err := etcdembed.Single(t.TempDir(), 0, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -393,17 +411,7 @@ func TestCoordFidelity(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	n, ops := sequences(12, 500), 40
-	tally := coordTally{}
-	var diffs []string
-	for seed := range uint64(n) {
-		root := fmt.Sprintf("fid/%d/", seed)
-		diffs = append(diffs, runCoordSequence(t, seed, ops, newSimSide(root), newEtcdSide(t, c, root), root, tally)...)
-		if len(diffs) > 10 {
-			break
-		}
-	}
-	report(t, "coordination store vs etcd", tally, diffs)
+	return c
 }
 
 func report(t *testing.T, what string, tally map[string][2]int, diffs []string) {

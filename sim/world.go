@@ -143,6 +143,8 @@ func NewWorld(cfg Config, seed uint64) (*World, error) {
 	w.rndClients = w.k.Stream("clients")
 	w.net = netsim.New(w.k, w.k.Stream("network"), cfg.Net)
 	w.coord = coordstore.New()
+	rndLeaseLag := w.k.Stream("coord-lease-lag")
+	w.coord.SetExpiryLag(func() int64 { return rndLeaseLag.Between(0, coordstore.MaxExpiryLagUs) })
 	var err error
 	if w.log, err = w.newLog(); err != nil {
 		return nil, fmt.Errorf("world: %w", err)

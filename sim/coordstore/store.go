@@ -44,11 +44,33 @@ type kvEntry struct {
 }
 
 type lease struct {
-	id         int64
-	owner      model.HostID
-	ttlUs      int64
+	id    int64
+	owner model.HostID
+	ttlUs int64
+	// deadlineUs is when the TTL runs out: from then on a keep-alive fails.
+	// revokeUs is when the lease is revoked and its keys deleted: etcd's
+	// lessor looks for expired leases every 500 ms and revokes them through
+	// raft, so a lease outlives its TTL by up to MaxExpiryLagUs, and until
+	// then puts with it succeed.
 	deadlineUs int64
+	revokeUs   int64
 	keys       map[string]struct{}
+}
+
+// MaxExpiryLagUs bounds how long after its TTL a lease is revoked: etcd's
+// lessor checks for expired leases every 500 ms (lease/lessor.go, runLoop),
+// then the revoke goes through raft (a few ms on a healthy cluster). The
+// world draws each lease's lag in [0, MaxExpiryLagUs] from a seeded stream
+// (SetExpiryLag).
+const MaxExpiryLagUs = 550_000
+
+// LeaseTTLUs is the TTL etcd grants for a requested TTL in ms:
+// runtime/etcdcoord rounds it up to whole seconds (etcd's TTLs are whole
+// seconds), at least 1 s. etcd further raises a TTL below its minimum
+// (1.5 election timeouts, rounded up to seconds: 2 s with the default
+// 100 ms tick and 1 s election); the core's default lease is 2 s.
+func LeaseTTLUs(ttlMs int64) int64 {
+	return max((ttlMs+999)/1000, 1) * 1_000_000
 }
 
 type watch struct {
@@ -67,13 +89,14 @@ type Store struct {
 	watches   []watch // sorted by (host, prefix), no duplicates
 	notify    func(watcher model.HostID, ev model.WatchEvent)
 
-	// minDeadline is a lower bound of every lease deadline (math.MaxInt64
+	// minDeadline is a lower bound of every lease revoke time (math.MaxInt64
 	// when there is no lease); minExact says it is the exact minimum.
 	minDeadline int64
 	minExact    bool
 
 	lastNowUs int64
 	busy      bool
+	lag       func() int64 // the expiry lag of a deadline just set, in µs
 
 	changed []string // scratch: keys changed by the current revision
 	expired []*lease // scratch: leases expiring in one Tick
@@ -88,6 +111,23 @@ func New() *Store {
 		nextLease:   1,
 		minDeadline: math.MaxInt64,
 		minExact:    true,
+	}
+}
+
+// SetExpiryLag installs the source of each lease's expiry lag (µs, in [0,
+// MaxExpiryLagUs]), drawn whenever a deadline is set (grant, keep-alive).
+// Without one a lease is revoked exactly at its deadline.
+func (s *Store) SetExpiryLag(fn func() int64) { s.lag = fn }
+
+func (s *Store) setDeadline(l *lease, nowUs int64) {
+	l.deadlineUs = nowUs + l.ttlUs
+	l.revokeUs = l.deadlineUs
+	if s.lag != nil {
+		lag := s.lag()
+		if lag < 0 || lag > MaxExpiryLagUs {
+			panic(fmt.Sprintf("coordstore: expiry lag %dus outside [0, %d]", lag, MaxExpiryLagUs))
+		}
+		l.revokeUs += lag
 	}
 }
 
@@ -142,11 +182,12 @@ func (s *Store) Apply(nowUs int64, caller model.HostID, req model.CoordRequest) 
 		if req.TTLMs <= 0 {
 			panic(fmt.Sprintf("coordstore: lease grant with TTL %dms", req.TTLMs))
 		}
-		l := &lease{id: s.nextLease, owner: caller, ttlUs: req.TTLMs * 1000, deadlineUs: nowUs + req.TTLMs*1000}
+		l := &lease{id: s.nextLease, owner: caller, ttlUs: LeaseTTLUs(req.TTLMs)}
+		s.setDeadline(l, nowUs)
 		s.nextLease++
 		s.leases[l.id] = l
 		// A lower bound stays a lower bound; an exact minimum stays exact.
-		s.minDeadline = min(s.minDeadline, l.deadlineUs)
+		s.minDeadline = min(s.minDeadline, l.revokeUs)
 		return model.CoordResponse{Revision: s.rev, Lease: l.id}, model.ErrNone
 
 	case model.CoordLeaseKeepAlive:
@@ -154,7 +195,14 @@ func (s *Store) Apply(nowUs int64, caller model.HostID, req model.CoordRequest) 
 		if !ok {
 			return model.CoordResponse{Revision: s.rev}, model.ErrLeaseExpired
 		}
-		l.deadlineUs = nowUs + l.ttlUs
+		if nowUs >= l.deadlineUs {
+			// Past its TTL, not revoked yet: etcd's renew waits for the
+			// revoke, then answers lease-not-found. Here the revoke happens
+			// now (sooner than etcd's, by at most the lag).
+			s.dropLease(l)
+			return model.CoordResponse{Revision: s.rev}, model.ErrLeaseExpired
+		}
+		s.setDeadline(l, nowUs)
 		s.minExact = false
 		return model.CoordResponse{Revision: s.rev, Lease: l.id}, model.ErrNone
 
@@ -279,8 +327,8 @@ func dupKey(ops []model.TxnOp) bool {
 	return dup
 }
 
-// Tick expires every lease whose deadline is at or before nowUs, in deadline
-// order (then lease id): each expiry deletes the lease's keys in one revision
+// Tick revokes every lease whose revoke time (its deadline plus its expiry
+// lag) is at or before nowUs, in that order (then lease id): each expiry deletes the lease's keys in one revision
 // and notifies watchers.
 func (s *Store) Tick(nowUs int64) {
 	s.enter(nowUs)
@@ -288,7 +336,7 @@ func (s *Store) Tick(nowUs int64) {
 	s.expireDue(nowUs)
 }
 
-// NextExpiryUs is the earliest lease deadline, so the world can schedule the
+// NextExpiryUs is the earliest revoke time of a lease, so the world can schedule the
 // next Tick; false when there is no lease.
 func (s *Store) NextExpiryUs() (int64, bool) {
 	if len(s.leases) == 0 {
@@ -357,12 +405,12 @@ func (s *Store) expireDue(nowUs int64) {
 	}
 	s.expired = s.expired[:0]
 	for _, l := range s.leases {
-		if l.deadlineUs <= nowUs {
+		if l.revokeUs <= nowUs {
 			s.expired = append(s.expired, l)
 		}
 	}
 	slices.SortFunc(s.expired, func(a, b *lease) int {
-		if c := cmp.Compare(a.deadlineUs, b.deadlineUs); c != 0 {
+		if c := cmp.Compare(a.revokeUs, b.revokeUs); c != 0 {
 			return c
 		}
 		return cmp.Compare(a.id, b.id)
@@ -377,7 +425,7 @@ func (s *Store) expireDue(nowUs int64) {
 func (s *Store) recomputeMin() {
 	m := int64(math.MaxInt64)
 	for _, l := range s.leases {
-		m = min(m, l.deadlineUs)
+		m = min(m, l.revokeUs)
 	}
 	s.minDeadline = m
 	s.minExact = true

@@ -264,22 +264,22 @@ func TestLeaseExpiryDeletesKeysAndNotifies(t *testing.T) {
 	s := New()
 	got := recorder(s)
 	mustApply(t, s, 0, 7, model.CoordRequest{Kind: model.CoordWatch, Key: "members/"})
-	g := mustApply(t, s, 1000, 3, model.CoordRequest{Kind: model.CoordLeaseGrant, TTLMs: 10})
+	g := mustApply(t, s, 1_000_000, 3, model.CoordRequest{Kind: model.CoordLeaseGrant, TTLMs: 10_000})
 	if g.Lease != 1 {
 		t.Fatalf("first lease id %d want 1", g.Lease)
 	}
-	mustApply(t, s, 1000, 3, putLease("members/3", "alive", g.Lease))  // rev 2
-	mustApply(t, s, 1000, 3, putLease("members/3b", "alive", g.Lease)) // rev 3
-	mustApply(t, s, 1000, 3, put("members/static", "x"))               // rev 4
-	if at, ok := s.NextExpiryUs(); !ok || at != 11_000 {
-		t.Fatalf("next expiry %d %v want 11000", at, ok)
+	mustApply(t, s, 1_000_000, 3, putLease("members/3", "alive", g.Lease))  // rev 2
+	mustApply(t, s, 1_000_000, 3, putLease("members/3b", "alive", g.Lease)) // rev 3
+	mustApply(t, s, 1_000_000, 3, put("members/static", "x"))               // rev 4
+	if at, ok := s.NextExpiryUs(); !ok || at != 11_000_000 {
+		t.Fatalf("next expiry %d %v want 11000000", at, ok)
 	}
 	*got = nil
-	s.Tick(10_999)
+	s.Tick(10_999_999)
 	if s.Revision() != 4 || len(*got) != 0 {
 		t.Fatalf("expired early: rev %d events %v", s.Revision(), *got)
 	}
-	s.Tick(11_000)
+	s.Tick(11_000_000)
 	if s.Revision() != 5 {
 		t.Fatalf("lease expiry should be one revision: rev %d want 5", s.Revision())
 	}
@@ -296,7 +296,7 @@ func TestLeaseExpiryDeletesKeysAndNotifies(t *testing.T) {
 	if _, ok := s.NextExpiryUs(); ok {
 		t.Fatal("no lease should remain")
 	}
-	_, err := s.Apply(11_001, 3, model.CoordRequest{Kind: model.CoordLeaseKeepAlive, Lease: g.Lease})
+	_, err := s.Apply(11_000_001, 3, model.CoordRequest{Kind: model.CoordLeaseKeepAlive, Lease: g.Lease})
 	if err != model.ErrLeaseExpired {
 		t.Fatalf("keepalive of expired lease: %v", err)
 	}
@@ -304,10 +304,10 @@ func TestLeaseExpiryDeletesKeysAndNotifies(t *testing.T) {
 
 func TestApplyExpiresDueLeasesFirst(t *testing.T) {
 	s := New()
-	g := mustApply(t, s, 0, 3, model.CoordRequest{Kind: model.CoordLeaseGrant, TTLMs: 1})
+	g := mustApply(t, s, 0, 3, model.CoordRequest{Kind: model.CoordLeaseGrant, TTLMs: 1000})
 	mustApply(t, s, 0, 3, putLease("k", "v", g.Lease))
-	// No Tick was scheduled, but at t=1000 the lease is gone for any reader.
-	if _, ok := get(t, s, 1000, "k"); ok {
+	// No Tick was scheduled, but at t=1 s the lease is gone for any reader.
+	if _, ok := get(t, s, 1_000_000, "k"); ok {
 		t.Fatal("key of an expired lease is still visible")
 	}
 	if s.Revision() != 3 {
@@ -317,22 +317,22 @@ func TestApplyExpiresDueLeasesFirst(t *testing.T) {
 
 func TestKeepAliveExtends(t *testing.T) {
 	s := New()
-	g := mustApply(t, s, 0, 3, model.CoordRequest{Kind: model.CoordLeaseGrant, TTLMs: 10})
+	g := mustApply(t, s, 0, 3, model.CoordRequest{Kind: model.CoordLeaseGrant, TTLMs: 10_000})
 	mustApply(t, s, 0, 3, putLease("k", "v", g.Lease))
-	r := mustApply(t, s, 8_000, 3, model.CoordRequest{Kind: model.CoordLeaseKeepAlive, Lease: g.Lease})
+	r := mustApply(t, s, 8_000_000, 3, model.CoordRequest{Kind: model.CoordLeaseKeepAlive, Lease: g.Lease})
 	if r.Lease != g.Lease {
 		t.Fatalf("keepalive returned lease %d", r.Lease)
 	}
-	if at, ok := s.NextExpiryUs(); !ok || at != 18_000 {
-		t.Fatalf("next expiry %d %v want 18000", at, ok)
+	if at, ok := s.NextExpiryUs(); !ok || at != 18_000_000 {
+		t.Fatalf("next expiry %d %v want 18000000", at, ok)
 	}
-	s.Tick(12_000)
-	if _, ok := get(t, s, 12_000, "k"); !ok {
+	s.Tick(12_000_000)
+	if _, ok := get(t, s, 12_000_000, "k"); !ok {
 		t.Fatal("keepalive did not extend the lease")
 	}
-	s.Tick(18_000)
-	if _, ok := get(t, s, 18_000, "k"); ok {
-		t.Fatal("lease should have expired at 18000")
+	s.Tick(18_000_000)
+	if _, ok := get(t, s, 18_000_000, "k"); ok {
+		t.Fatal("lease should have expired at 18 s")
 	}
 }
 
@@ -340,13 +340,13 @@ func TestPutOnExpiredLeaseFailsAtomically(t *testing.T) {
 	s := New()
 	got := recorder(s)
 	mustApply(t, s, 0, 7, model.CoordRequest{Kind: model.CoordWatch, Key: ""})
-	g := mustApply(t, s, 0, 3, model.CoordRequest{Kind: model.CoordLeaseGrant, TTLMs: 5})
-	s.Tick(5_000)
+	g := mustApply(t, s, 0, 3, model.CoordRequest{Kind: model.CoordLeaseGrant, TTLMs: 5000})
+	s.Tick(5_000_000)
 	req := model.CoordRequest{Kind: model.CoordTxn, Then: []model.TxnOp{
 		{Kind: model.TxnPut, Key: "a", Value: []byte("1")},
 		{Kind: model.TxnPut, Key: "leader", Value: []byte("3"), Lease: g.Lease},
 	}}
-	r, err := s.Apply(5_000, 3, req)
+	r, err := s.Apply(5_000_000, 3, req)
 	if err != model.ErrLeaseExpired {
 		t.Fatalf("err %v want lease-expired", err)
 	}
@@ -355,7 +355,7 @@ func TestPutOnExpiredLeaseFailsAtomically(t *testing.T) {
 	}
 	// A never-granted lease fails the same way.
 	req.Then[1].Lease = 42
-	if _, err := s.Apply(5_000, 3, req); err != model.ErrLeaseExpired || s.Revision() != 1 {
+	if _, err := s.Apply(5_000_000, 3, req); err != model.ErrLeaseExpired || s.Revision() != 1 {
 		t.Fatalf("unknown lease: err %v rev %d", err, s.Revision())
 	}
 }
@@ -455,14 +455,14 @@ func TestExpiryOrderByDeadlineThenID(t *testing.T) {
 	s := New()
 	got := recorder(s)
 	mustApply(t, s, 0, 1, model.CoordRequest{Kind: model.CoordWatch, Key: ""})
-	a := mustApply(t, s, 0, 3, model.CoordRequest{Kind: model.CoordLeaseGrant, TTLMs: 30}).Lease
-	b := mustApply(t, s, 0, 3, model.CoordRequest{Kind: model.CoordLeaseGrant, TTLMs: 20}).Lease
-	c := mustApply(t, s, 0, 3, model.CoordRequest{Kind: model.CoordLeaseGrant, TTLMs: 20}).Lease
+	a := mustApply(t, s, 0, 3, model.CoordRequest{Kind: model.CoordLeaseGrant, TTLMs: 30_000}).Lease
+	b := mustApply(t, s, 0, 3, model.CoordRequest{Kind: model.CoordLeaseGrant, TTLMs: 20_000}).Lease
+	c := mustApply(t, s, 0, 3, model.CoordRequest{Kind: model.CoordLeaseGrant, TTLMs: 20_000}).Lease
 	mustApply(t, s, 0, 3, putLease("a", "", a))
 	mustApply(t, s, 0, 3, putLease("b", "", b))
 	mustApply(t, s, 0, 3, putLease("c", "", c))
 	*got = nil
-	s.Tick(100_000)
+	s.Tick(100_000_000)
 	want := []note{{1, "b", "", 5, true}, {1, "c", "", 6, true}, {1, "a", "", 7, true}}
 	if !reflect.DeepEqual(*got, want) {
 		t.Fatalf("expiry order\n got %v\nwant %v", *got, want)
@@ -474,20 +474,20 @@ func TestNextExpiryTracksEarliest(t *testing.T) {
 	if _, ok := s.NextExpiryUs(); ok {
 		t.Fatal("empty store has no expiry")
 	}
-	a := mustApply(t, s, 0, 3, model.CoordRequest{Kind: model.CoordLeaseGrant, TTLMs: 5}).Lease
-	mustApply(t, s, 0, 3, model.CoordRequest{Kind: model.CoordLeaseGrant, TTLMs: 7})
-	if at, _ := s.NextExpiryUs(); at != 5_000 {
-		t.Fatalf("next %d want 5000", at)
+	a := mustApply(t, s, 0, 3, model.CoordRequest{Kind: model.CoordLeaseGrant, TTLMs: 5000}).Lease
+	mustApply(t, s, 0, 3, model.CoordRequest{Kind: model.CoordLeaseGrant, TTLMs: 7000})
+	if at, _ := s.NextExpiryUs(); at != 5_000_000 {
+		t.Fatalf("next %d want 5000000", at)
 	}
-	mustApply(t, s, 3_000, 3, model.CoordRequest{Kind: model.CoordLeaseKeepAlive, Lease: a}) // a -> 8000
-	if at, _ := s.NextExpiryUs(); at != 7_000 {
-		t.Fatalf("next %d want 7000", at)
+	mustApply(t, s, 3_000_000, 3, model.CoordRequest{Kind: model.CoordLeaseKeepAlive, Lease: a}) // a -> 8 s
+	if at, _ := s.NextExpiryUs(); at != 7_000_000 {
+		t.Fatalf("next %d want 7000000", at)
 	}
-	s.Tick(7_000)
-	if at, _ := s.NextExpiryUs(); at != 8_000 {
-		t.Fatalf("next %d want 8000", at)
+	s.Tick(7_000_000)
+	if at, _ := s.NextExpiryUs(); at != 8_000_000 {
+		t.Fatalf("next %d want 8000000", at)
 	}
-	s.Tick(8_000)
+	s.Tick(8_000_000)
 	if _, ok := s.NextExpiryUs(); ok {
 		t.Fatal("all leases expired")
 	}
@@ -525,4 +525,54 @@ func BenchmarkCASPut(b *testing.B) {
 		}
 		rev = r.Revision
 	}
+}
+
+// TestLeaseTTLRoundingAndExpiryLag: a TTL is rounded up to whole seconds (as
+// runtime/etcdcoord asks etcd), and a lease is revoked its lag after its
+// deadline, as etcd's 500 ms lessor loop does: until then its keys stay and
+// puts with it succeed; a keep-alive after the deadline fails and revokes it
+// at once.
+func TestLeaseTTLRoundingAndExpiryLag(t *testing.T) {
+	for ms, want := range map[int64]int64{1: 1_000_000, 1000: 1_000_000, 1001: 2_000_000, 1500: 2_000_000, 2000: 2_000_000} {
+		if got := LeaseTTLUs(ms); got != want {
+			t.Errorf("LeaseTTLUs(%d) = %d, want %d", ms, got, want)
+		}
+	}
+	s := New()
+	lags := []int64{400_000, 100_000}
+	s.SetExpiryLag(func() int64 { l := lags[0]; lags = lags[1:]; return l })
+	a := mustApply(t, s, 0, 3, model.CoordRequest{Kind: model.CoordLeaseGrant, TTLMs: 1500}).Lease // deadline 2 s, revoke 2.4 s
+	b := mustApply(t, s, 0, 3, model.CoordRequest{Kind: model.CoordLeaseGrant, TTLMs: 1000}).Lease // deadline 1 s, revoke 1.1 s
+	if at, _ := s.NextExpiryUs(); at != 1_100_000 {
+		t.Fatalf("next revoke %d, want 1100000", at)
+	}
+	mustApply(t, s, 2_200_000-1, 3, putLease("a", "late", a)) // past the TTL, before the revoke: accepted
+	if _, ok := get(t, s, 2_399_999, "a"); !ok {
+		t.Fatal("the key went before the revoke")
+	}
+	if _, ok := get(t, s, 2_400_000, "a"); ok {
+		t.Fatal("the key outlived the revoke")
+	}
+	if _, err := s.Apply(2_400_000, 3, model.CoordRequest{Kind: model.CoordLeaseKeepAlive, Lease: b}); err != model.ErrLeaseExpired {
+		t.Fatalf("keep-alive of a revoked lease: %v", err)
+	}
+	// A keep-alive past the deadline, before the revoke, fails and revokes.
+	s2 := New()
+	s2.SetExpiryLag(func() int64 { return MaxExpiryLagUs })
+	l := mustApply(t, s2, 0, 3, model.CoordRequest{Kind: model.CoordLeaseGrant, TTLMs: 1000}).Lease
+	mustApply(t, s2, 0, 3, putLease("k", "v", l))
+	if _, err := s2.Apply(1_000_000, 3, model.CoordRequest{Kind: model.CoordLeaseKeepAlive, Lease: l}); err != model.ErrLeaseExpired {
+		t.Fatalf("keep-alive at the deadline: %v", err)
+	}
+	if _, ok := get(t, s2, 1_000_000, "k"); ok {
+		t.Fatal("a failed keep-alive left the lease's key")
+	}
+	s3 := New()
+	s3.SetExpiryLag(func() int64 { return MaxExpiryLagUs + 1 })
+	defer func() {
+		if recover() == nil {
+			t.Fatal("a lag beyond MaxExpiryLagUs was accepted")
+		}
+	}()
+	s3.Apply(0, 3, model.CoordRequest{Kind: model.CoordLeaseGrant, TTLMs: 1000})
 }
