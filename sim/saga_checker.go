@@ -34,6 +34,9 @@ type sagaChecker struct {
 	// Faults: how many are active, and the last instant one was.
 	activeFaults int
 	lastFaultUs  int64
+	calledUs     map[model.EventUUID]int64 // connects in flight
+	sagaUs       []int64                   // latencies of ok cross-subgraph connects
+	localUs      []int64                   // and of ok same-subgraph ones
 }
 
 // SagaStats counts what the handshake sagas of a run did, from the folds.
@@ -45,6 +48,12 @@ type SagaStats struct {
 	TimedOut    int `json:"timed_out"`   // of those, timed out
 	Released    int `json:"released"`    // in-slots given back at post (compensations and unlinks)
 	Unlinked    int `json:"unlinked"`    // cross-subgraph prunes closed
+	// Latency (virtual time, call to final ok answer) of connects made by a
+	// saga and of same-subgraph connects, for comparison.
+	SagaP50Ms  float64 `json:"saga_p50_ms"`
+	SagaP99Ms  float64 `json:"saga_p99_ms"`
+	LocalP50Ms float64 `json:"local_connect_p50_ms"`
+	LocalP99Ms float64 `json:"local_connect_p99_ms"`
 }
 
 type sagaRecord struct {
@@ -61,7 +70,8 @@ const (
 )
 
 func newSagaChecker(*View) Checker {
-	return &sagaChecker{folds: map[model.SubgraphID]*model.SubgraphState{}, opened: map[sagaRecord]int64{}, decided: map[model.EventUUID]uint8{}}
+	return &sagaChecker{folds: map[model.SubgraphID]*model.SubgraphState{}, opened: map[sagaRecord]int64{}, decided: map[model.EventUUID]uint8{},
+		calledUs: map[model.EventUUID]int64{}}
 }
 
 func (*sagaChecker) Name() string { return "saga" }
@@ -75,7 +85,12 @@ func (c *sagaChecker) Observe(v *View, e BusEvent) {
 		if e.Applied {
 			c.folded(v, e)
 		}
+	case OpCalled:
+		if e.Req.Op == model.OpConnect {
+			c.calledUs[e.Req.ID] = v.NowUs()
+		}
 	case OpReturned:
+		c.latency(v, e.Done)
 		c.returned(v, e.Done)
 	case FaultChanged:
 		if e.Started {
@@ -204,6 +219,32 @@ func (c *sagaChecker) returned(v *View, done model.FactOpDone) {
 	}
 }
 
+func (c *sagaChecker) latency(v *View, done model.FactOpDone) {
+	at, ok := c.calledUs[done.Request.ID]
+	if !ok {
+		return
+	}
+	delete(c.calledUs, done.Request.ID)
+	if done.Unknown || done.Result.Status != model.StatusOK {
+		return
+	}
+	if isCrossConnect(&done.Request, v.Config().Subgraphs) {
+		c.sagaUs = append(c.sagaUs, v.NowUs()-at)
+	} else {
+		c.localUs = append(c.localUs, v.NowUs()-at)
+	}
+}
+
+// quantileMs is the q-quantile of latencies in µs, in ms (0 if none).
+func quantileMs(us []int64, q float64) float64 {
+	if len(us) == 0 {
+		return 0
+	}
+	s := slices.Clone(us)
+	slices.Sort(s)
+	return float64(s[min(len(s)-1, int(q*float64(len(s))))]) / 1000
+}
+
 func (c *sagaChecker) Final(v *View) []invariants.Violation {
 	now := v.NowUs()
 	healUs := v.Config().Schedule.LastEndMs() * 1000
@@ -268,4 +309,8 @@ func cmpU64(a, b uint64) int {
 	return 0
 }
 
-func (c *sagaChecker) Report(o *Outcome) { o.Sagas = c.stats }
+func (c *sagaChecker) Report(o *Outcome) {
+	c.stats.SagaP50Ms, c.stats.SagaP99Ms = quantileMs(c.sagaUs, 0.5), quantileMs(c.sagaUs, 0.99)
+	c.stats.LocalP50Ms, c.stats.LocalP99Ms = quantileMs(c.localUs, 0.5), quantileMs(c.localUs, 0.99)
+	o.Sagas = c.stats
+}
