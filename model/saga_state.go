@@ -212,7 +212,7 @@ func (s *SubgraphState) mutateSaga(ev *Event) Result {
 		ok2 := SynapseKey{o.Pre, o.Post}
 		delete(g.out, id)
 		delete(g.reserved, ok2)
-		s.synapses[ok2] = o.Weight
+		s.setSynapse(ok2, o.Weight)
 		g.cross[ok2] = id
 		r := Result{Status: StatusOK, Value: o.Weight, Exists: true}
 		s.dedup.put(id, r)
@@ -275,7 +275,7 @@ func (s *SubgraphState) reserve(ev *Event, k SynapseKey) Result {
 // pruneCross removes a committed cross-subgraph synapse at pre; post's
 // in-slot is released by the unlink that follows.
 func (s *SubgraphState) pruneCross(k SynapseKey, saga EventUUID) Result {
-	delete(s.synapses, k)
+	s.delSynapse(k)
 	delete(s.saga.cross, k)
 	s.saga.unlinks[saga] = k
 	s.saga.seq++

@@ -268,12 +268,12 @@ func DecodeSnapshot(data []byte) (*SubgraphState, error) {
 	n := d.count("neurons", len(d.buf)/4)
 	for i := 0; i < n && d.err == nil; i++ {
 		nid := NeuronID(d.uvarint("neuron"))
-		s.neurons[nid] = Neuron{Potential: d.varint("potential"), InDegree: d.u32("in_degree"), OutDegree: d.u32("out_degree")}
+		s.setNeuron(nid, Neuron{Potential: d.varint("potential"), InDegree: d.u32("in_degree"), OutDegree: d.u32("out_degree")})
 	}
 	m := d.count("synapses", len(d.buf)/3)
 	for i := 0; i < m && d.err == nil; i++ {
 		k := SynapseKey{Pre: NeuronID(d.uvarint("pre")), Post: NeuronID(d.uvarint("post"))}
-		s.synapses[k] = d.varint("weight")
+		s.setSynapse(k, d.varint("weight"))
 	}
 	q := d.count("dedup", len(d.buf)/20)
 	if q > DedupCapacity {
@@ -327,7 +327,7 @@ func DecodeSnapshot(data []byte) (*SubgraphState, error) {
 			return nil, fmt.Errorf("%w: neuron n%d degrees %d/%d, synapses say %d/%d", ErrCorruptSnapshot, id, nn.InDegree, nn.OutDegree, in[id], out[id])
 		}
 		nn.Supernode = s.Policy.SupernodeDegree > 0 && nn.InDegree+nn.OutDegree >= s.Policy.SupernodeDegree
-		s.neurons[id] = nn
+		s.setNeuron(id, nn)
 	}
 	for _, k := range synapses {
 		if _, ok := s.neurons[k.Pre]; !ok {
@@ -359,7 +359,7 @@ func (s *SubgraphState) Clone() *SubgraphState {
 	c.synapses = make(map[SynapseKey]int64, len(s.synapses))
 	maps.Copy(c.synapses, s.synapses)
 	c.saga = s.saga.clone()
-	c.dedup = dedupTable{ring: slices.Clone(s.dedup.ring), next: s.dedup.next, results: make(map[EventUUID]Result, len(s.dedup.results))}
+	c.dedup = dedupTable{ring: slices.Clone(s.dedup.ring), next: s.dedup.next, results: make(map[EventUUID]Result, len(s.dedup.results)), sum: s.dedup.sum}
 	maps.Copy(c.dedup.results, s.dedup.results)
 	return &c
 }

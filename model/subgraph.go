@@ -2,9 +2,7 @@ package model
 
 import (
 	"fmt"
-	"maps"
 	"math/bits"
-	"slices"
 )
 
 // Neuron is the state of one neuron.
@@ -28,6 +26,7 @@ type dedupTable struct {
 	ring    []EventUUID // insertion order, for bounded eviction
 	next    int
 	results map[EventUUID]Result
+	sum     uint64 // set hash of the ring's slots and the results (subgraph_digest.go)
 }
 
 func newDedupTable() dedupTable {
@@ -42,12 +41,23 @@ func (d *dedupTable) get(id EventUUID) (Result, bool) {
 func (d *dedupTable) put(id EventUUID, r Result) {
 	if len(d.ring) < DedupCapacity {
 		d.ring = append(d.ring, id)
+		d.sum += slotHash(len(d.ring)-1, id)
 	} else {
-		delete(d.results, d.ring[d.next])
+		old := d.ring[d.next]
+		d.sum -= slotHash(d.next, old)
+		if or, ok := d.results[old]; ok {
+			d.sum -= resultHash(old, or)
+			delete(d.results, old)
+		}
 		d.ring[d.next] = id
+		d.sum += slotHash(d.next, id)
 		d.next = (d.next + 1) % DedupCapacity
 	}
+	if or, ok := d.results[id]; ok {
+		d.sum -= resultHash(id, or)
+	}
 	d.results[id] = r
+	d.sum += resultHash(id, r)
 }
 
 // SubgraphState is the state of one subgraph: a pure fold of its log.
@@ -61,6 +71,7 @@ type SubgraphState struct {
 	synapses        map[SynapseKey]int64 // pre side: local synapses and committed cross-subgraph ones
 	dedup           dedupTable
 	saga            sagaState
+	sums            elementSums // set hashes of neurons and synapses, kept by every write (subgraph_digest.go)
 }
 
 // NewSubgraphState is the empty state at LSN 0.
@@ -139,7 +150,7 @@ func (s *SubgraphState) mutate(ev *Event) Result {
 		if _, ok := s.neurons[ev.Neuron]; ok {
 			return Result{Status: StatusAlreadyExists}
 		}
-		s.neurons[ev.Neuron] = Neuron{}
+		s.setNeuron(ev.Neuron, Neuron{})
 		return Result{Status: StatusOK}
 	case EvStimulate:
 		n, ok := s.neurons[ev.Neuron]
@@ -147,7 +158,7 @@ func (s *SubgraphState) mutate(ev *Event) Result {
 			return Result{Status: StatusNotFound, Reason: ReasonNoSuchNeuron}
 		}
 		n.Potential = addClamped(n.Potential, ev.Value, PotentialMin, PotentialMax)
-		s.neurons[ev.Neuron] = n
+		s.setNeuron(ev.Neuron, n)
 		return Result{Status: StatusOK, Value: n.Potential, Exists: true}
 	case EvConnect:
 		return s.connect(ev)
@@ -158,7 +169,7 @@ func (s *SubgraphState) mutate(ev *Event) Result {
 			return Result{Status: StatusNotFound}
 		}
 		w = addClamped(w, ev.Value, WeightMin, WeightMax)
-		s.synapses[k] = w
+		s.setSynapse(k, w)
 		return Result{Status: StatusOK, Value: w, Exists: true}
 	case EvPrune:
 		k := SynapseKey{ev.Pre, ev.Post}
@@ -168,7 +179,7 @@ func (s *SubgraphState) mutate(ev *Event) Result {
 		if saga, ok := s.saga.cross[k]; ok {
 			return s.pruneCross(k, saga)
 		}
-		delete(s.synapses, k)
+		s.delSynapse(k)
 		s.setDegree(ev.Pre, 0, -1)
 		s.setDegree(ev.Post, -1, 0)
 		return Result{Status: StatusOK}
@@ -212,7 +223,7 @@ func (s *SubgraphState) connect(ev *Event) Result {
 	if post.InDegree >= s.Policy.MaxInDegree {
 		return Result{Status: StatusRejected, Reason: ReasonMaxInDegree}
 	}
-	s.synapses[k] = clamp(ev.Value, WeightMin, WeightMax)
+	s.setSynapse(k, clamp(ev.Value, WeightMin, WeightMax))
 	s.setDegree(ev.Pre, 0, +1)
 	s.setDegree(ev.Post, +1, 0)
 	return Result{Status: StatusOK, Value: s.synapses[k], Exists: true}
@@ -226,7 +237,7 @@ func (s *SubgraphState) setDegree(id NeuronID, dIn, dOut int) {
 	n.InDegree = uint32(int(n.InDegree) + dIn)
 	n.OutDegree = uint32(int(n.OutDegree) + dOut)
 	n.Supernode = s.Policy.SupernodeDegree > 0 && n.InDegree+n.OutDegree >= s.Policy.SupernodeDegree
-	s.neurons[id] = n
+	s.setNeuron(id, n)
 }
 
 // decayScale is 1.0 for decay factors: parts per million.
@@ -258,7 +269,7 @@ func (s *SubgraphState) decay(keep int64) {
 	}
 	for id, n := range s.neurons { // order: each neuron is updated independently
 		n.Potential = MulDecay(n.Potential, keep)
-		s.neurons[id] = n
+		s.setNeuron(id, n)
 	}
 }
 
@@ -289,39 +300,6 @@ func (s *SubgraphState) Read(req *Request) Result {
 		return Result{Status: StatusOK, Exists: ok, Value: w}
 	}
 	panic(fmt.Sprintf("model: Read of a write operation %s", req.Op))
-}
-
-// Digest is a hash of the whole state, identical for identical states whatever
-// the order in which maps were filled: keys are sorted first.
-func (s *SubgraphState) Digest() uint64 {
-	h := newDigest()
-	h.u64(uint64(s.ID))
-	h.u64(s.AppliedLSN)
-	h.u64(s.Policy.Epoch)
-	h.u64(uint64(s.Policy.MaxOutDegree)<<32 | uint64(s.Policy.MaxInDegree))
-	h.u64(uint64(s.Policy.DecayPerSecondPM)<<32 | uint64(s.Policy.SupernodeDegree))
-	h.u64(uint64(s.LastHeartbeatMs))
-	for _, id := range slices.Sorted(maps.Keys(s.neurons)) {
-		n := s.neurons[id]
-		h.u64(uint64(id))
-		h.u64(uint64(n.Potential))
-		h.u64(uint64(n.InDegree)<<32 | uint64(n.OutDegree))
-	}
-	for _, k := range slices.SortedFunc(maps.Keys(s.synapses), compareSynapse) {
-		h.u64(uint64(k.Pre))
-		h.u64(uint64(k.Post))
-		h.u64(uint64(s.synapses[k]))
-	}
-	for i := range s.dedup.ring {
-		id := s.dedup.ring[(s.dedup.next+i)%len(s.dedup.ring)]
-		r := s.dedup.results[id]
-		h.u64(id.Hi)
-		h.u64(id.Lo)
-		h.u64(uint64(r.Status)<<8 | uint64(r.Reason))
-		h.u64(uint64(r.Value))
-	}
-	s.digestSaga(h)
-	return h.sum
 }
 
 func compareSynapse(a, b SynapseKey) int {

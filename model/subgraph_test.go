@@ -139,15 +139,15 @@ func TestDigestIgnoresInsertionOrder(t *testing.T) {
 	a := NewSubgraphState(1, testSubgraphs, DefaultPolicy())
 	b := NewSubgraphState(1, testSubgraphs, DefaultPolicy())
 	for i, id := range ids {
-		a.neurons[id] = Neuron{Potential: int64(i)}
+		a.setNeuron(id, Neuron{Potential: int64(i)})
 	}
 	for i := len(ids) - 1; i >= 0; i-- {
-		b.neurons[ids[i]] = Neuron{Potential: int64(i)}
+		b.setNeuron(ids[i], Neuron{Potential: int64(i)})
 	}
 	if a.Digest() != b.Digest() {
 		t.Fatal("digest depends on map insertion order")
 	}
-	b.neurons[ids[0]] = Neuron{Potential: 99}
+	b.setNeuron(ids[0], Neuron{Potential: 99})
 	if a.Digest() == b.Digest() {
 		t.Fatal("digest misses a changed potential")
 	}

@@ -154,6 +154,18 @@ func (c *foldChecker) checkStates(v *View) {
 
 func (c *foldChecker) Final(v *View) []invariants.Violation {
 	c.checkStates(v)
+	// The periodic comparisons read the digests the applies kept; once, at
+	// the end, every one is recomputed from the state itself.
+	for _, t := range v.Territories() {
+		for _, sg := range v.Operational(t) {
+			if st, _ := v.State(t, sg); st != nil {
+				if vi := invariants.CheckDigest(v.NowUs(), v.HostName(t), st); vi != nil {
+					v.Report(*vi)
+				}
+			}
+		}
+	}
+	c.folds.CheckDigests(v.NowUs())
 	return c.folds.Violations()
 }
 

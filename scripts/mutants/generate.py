@@ -16,6 +16,7 @@ root=str(pathlib.Path(__file__).resolve().parents[2])
 # that edits of the entries and of these lines do not collide).
 HEADERS = {
  'skip-checksum': {'expect': 'state-is-fold-of-log'},
+ 'digest-keeps-old-weight': {'expect': 'state-is-fold-of-log'},
  'replay-from-snapshot-lsn': {'expect': 'state-is-fold-of-log'},
  'commit-without-txn': {'expect': 'one-committed-snapshot'},
  'decay-not-logged': {'expect': 'state-is-fold-of-log'},
@@ -79,6 +80,9 @@ muts = {
  'recheck-ignores-route-value': ("", "after a failed barrier, the route get serves the read whatever the route says", [
    ('model/territory_barrier.go', '	if kv != nil && string(kv.Value) == string(p.routeValue) {\n', '	if kv != nil {\n'),
  ], {'expect': 'TestFailedBarrierRechecksEachRoute', 'test': '-run TestFailedBarrierRechecksEachRoute ./model'}),
+ 'digest-keeps-old-weight': ("basic", "the incremental digest adds a synapse's new weight without taking out the old one: live state and fold agree with each other, only the end-of-run recomputation can tell", [
+   ('model/subgraph_digest.go', '	if old, ok := s.synapses[k]; ok {\n		s.sums.synapses -= synapseHash(k, old)\n	}\n	s.synapses[k] = w\n', '	s.synapses[k] = w\n'),
+ ]),
  'skip-read-barrier': ("split-brain chaos network pause-fencing", "reads are answered from the local state without the read barrier: a deposed primary serves stale reads", [
    ('model/territory_host.go', '	t.reads = append(t.reads, pendingRead{from: from, req: *req})\n	t.startBarrier()\n', '	t.reply(from, req.ID, p.state.Read(req))\n'),
  ]),

@@ -5,6 +5,7 @@ package invariants
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 
 	"territory/model"
@@ -317,6 +318,25 @@ func (f *Folds) Compare(atUs int64, who string, live *model.SubgraphState) (v *V
 		return &Violation{StateIsFoldOfLog, atUs, fmt.Sprintf("%s subgraph %d at LSN %d: state digest %016x, fold of the log %016x", who, live.ID, lsn, got, want)}, true
 	}
 	return nil, true
+}
+
+// CheckDigests is the end-of-run cross-check of the incremental digests that
+// Compare relies on: every fold's kept digest sums are recomputed from its
+// maps, in subgraph order.
+func (f *Folds) CheckDigests(atUs int64) {
+	for _, sg := range slices.Sorted(maps.Keys(f.shadow)) {
+		if err := f.shadow[sg].CheckDigest(); err != nil {
+			f.errs = append(f.errs, Violation{StateIsFoldOfLog, atUs, "fold of the log: " + err.Error()})
+		}
+	}
+}
+
+// CheckDigest is CheckDigests for one live state.
+func CheckDigest(atUs int64, who string, live *model.SubgraphState) *Violation {
+	if err := live.CheckDigest(); err != nil {
+		return &Violation{StateIsFoldOfLog, atUs, who + ": " + err.Error()}
+	}
+	return nil
 }
 
 // Violations found while folding.
