@@ -74,16 +74,16 @@ func (s *SubgraphState) delSynapse(k SynapseKey) {
 // fullSums recomputes the element sums from the maps.
 func (s *SubgraphState) fullSums() elementSums {
 	var e elementSums
-	for id, n := range s.neurons { // a sum: the order does not matter
+	for id, n := range s.neurons { // order: a sum, the same in any order
 		e.neurons += neuronHash(id, n)
 	}
-	for k, w := range s.synapses {
+	for k, w := range s.synapses { // order: a sum, the same in any order
 		e.synapses += synapseHash(k, w)
 	}
 	for slot, id := range s.dedup.ring {
 		e.dedup += slotHash(slot, id)
 	}
-	for id, r := range s.dedup.results {
+	for id, r := range s.dedup.results { // order: a sum, the same in any order
 		e.dedup += resultHash(id, r)
 	}
 	return e
