@@ -82,6 +82,8 @@ RACE=(-race)
 NORACE_PKG=territory/runtime/pulsarlog
 
 command -v go >/dev/null 2>&1 || { log "ERROR: go not found in PATH"; exit 1; }
+# The connectome tests (cmd/territoryd, its e2e import) read the C. elegans edge list.
+bash "${ROOT}/scripts/connectome.sh" fetch >/dev/null || { log "ERROR: scripts/connectome.sh fetch failed"; exit 1; }
 
 T0=${SECONDS}
 started=0

@@ -34,8 +34,9 @@ import (
 const importSession uint64 = 0x696d706f72747631
 
 // importID is the event_uuid of an import operation: a hash of its kind,
-// neurons and value.
-func importID(req model.Request) model.EventUUID {
+// neurons and value; for an attempt after the first, also of the attempt and
+// of this run's nonce (see transientReasons).
+func importID(req model.Request, attempt int, nonce uint64) model.EventUUID {
 	h := fnv.New64a()
 	var b [33]byte
 	b[0] = byte(req.Op)
@@ -44,8 +45,27 @@ func importID(req model.Request) model.EventUUID {
 	binary.BigEndian.PutUint64(b[17:], uint64(req.Post))
 	binary.BigEndian.PutUint64(b[25:], uint64(req.Value))
 	h.Write(b[:])
+	if attempt > 0 {
+		var a [10]byte
+		a[1] = byte(attempt)
+		binary.BigEndian.PutUint64(a[2:], nonce)
+		h.Write(a[:])
+	}
 	return model.EventUUID{Hi: importSession, Lo: h.Sum64() | 1<<63}
 }
+
+// transientReasons are refusals that say nothing about the synapse: the saga's
+// peer did not answer in time, or another connect of it was mid-saga. The
+// store's dedup table would answer a repeat of the same event_uuid with the
+// same refusal, so the import sends these again, up to maxAttempts-1 times,
+// each under a fresh id (the attempt and a random nonce of this run): the
+// first refusal was final, so a retry is a new operation, and a connect is
+// idempotent by its synapse key anyway (a second one answers already-exists).
+// A re-run gets the first attempt's refusal back from the dedup table and
+// retries under ids of its own.
+var transientReasons = []string{model.ReasonSagaTimeout.String(), model.ReasonSagaInProgress.String()}
+
+const maxAttempts = 16
 
 // doer runs one operation under a chosen event_uuid (a daemon.Client; a fake
 // store in the tests).
@@ -81,8 +101,11 @@ type tally struct {
 	Failed  map[string]int `json:"failed"`
 	// RetriedUnknown: operations whose outcome was unknown and that were
 	// sent again (same event_uuid) in the second pass.
-	RetriedUnknown int     `json:"retried_unknown"`
-	Seconds        float64 `json:"seconds"`
+	RetriedUnknown int `json:"retried_unknown"`
+	// RetriedTransient: sends under a new attempt's event_uuid after a
+	// transient refusal (transientReasons).
+	RetriedTransient int     `json:"retried_transient"`
+	Seconds          float64 `json:"seconds"`
 }
 
 func (t *tally) refusedTotal() int {
@@ -142,6 +165,7 @@ type importer struct {
 	inARow atomic.Int64
 	cancel context.CancelFunc
 	gaveUp atomic.Bool
+	nonce  uint64 // of this run's retry ids (transientReasons)
 }
 
 // run sends every request with at most concurrency in flight and records
@@ -216,6 +240,21 @@ func (im *importer) phase(ctx context.Context, name string, reqs []model.Request
 		t.RetriedUnknown = len(unknown)
 		done.Add(-int64(len(unknown)))
 		im.run(ctx, reqs, res, unknown, &done)
+	}
+	for attempt := 1; attempt < maxAttempts && ctx.Err() == nil; attempt++ {
+		var again []int
+		for i, r := range res {
+			if r.out == outRefused && slices.Contains(transientReasons, r.reason) {
+				again = append(again, i)
+				reqs[i].ID = importID(reqs[i], attempt, im.nonce)
+			}
+		}
+		if len(again) == 0 {
+			break
+		}
+		t.RetriedTransient += len(again)
+		done.Add(-int64(len(again)))
+		im.run(ctx, reqs, res, again, &done)
 	}
 	for _, r := range res {
 		switch r.out {
@@ -342,13 +381,13 @@ func outcomeName(r opResult) string {
 func plan(c *connectome.Connectome, subgraphs uint32) (neurons, synapses []model.Request) {
 	for _, n := range c.Neurons {
 		r := model.Request{Op: model.OpCreateNeuron, Neuron: n.ID}
-		r.ID = importID(r)
+		r.ID = importID(r, 0, 0)
 		neurons = append(neurons, r)
 	}
 	lanes := make([][]model.Request, max(1, subgraphs))
 	for _, s := range c.Synapses {
 		r := model.Request{Op: model.OpConnect, Pre: s.Pre, Post: s.Post, Value: s.Weight}
-		r.ID = importID(r)
+		r.ID = importID(r, 0, 0)
 		sg := 0
 		if subgraphs > 0 {
 			sg = int(model.SubgraphOf(s.Pre, subgraphs))
@@ -380,10 +419,14 @@ func synapseOrder(c *connectome.Connectome, sreq []model.Request) []int {
 
 // importRun is the whole import against c; the summary's exit code follows.
 func importRun(ctx context.Context, cl doer, subgraphs uint32, c *connectome.Connectome, file string, concurrency int, doVerify bool, prog *progressLine) importSummary {
+	return importRunNonce(ctx, cl, subgraphs, c, file, concurrency, doVerify, prog, driver.NewSession())
+}
+
+func importRunNonce(ctx context.Context, cl doer, subgraphs uint32, c *connectome.Connectome, file string, concurrency int, doVerify bool, prog *progressLine, nonce uint64) importSummary {
 	start := time.Now()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	im := &importer{c: cl, concurrency: concurrency, progress: prog, giveUp: int64(max(64, 2*concurrency)), cancel: cancel}
+	im := &importer{c: cl, concurrency: concurrency, progress: prog, giveUp: int64(max(64, 2*concurrency)), cancel: cancel, nonce: nonce}
 	sum := importSummary{File: file, SHA256: c.SHA256, Rows: c.Stats.Rows, Stats: c.Stats}
 	nreq, sreq := plan(c, subgraphs)
 	nres, nt := im.phase(ctx, "neurons", nreq)
@@ -432,6 +475,9 @@ func (s *importSummary) print(w io.Writer, c *connectome.Connectome) {
 	fmt.Fprintf(w, "synapses: %d: connected (now, or by an earlier run) %d, already present %d, refused %s, unknown %d, failed %s (%.1fs, %.0f synapses/s)\n", y.Total, y.Done, y.Present, countOf(y.Refused), y.Unknown, countOf(y.Failed), y.Seconds, s.SynapsesPS)
 	if n.RetriedUnknown+y.RetriedUnknown > 0 {
 		fmt.Fprintf(w, "retried %d operations whose outcome was unknown, with the same event_uuid\n", n.RetriedUnknown+y.RetriedUnknown)
+	}
+	if y.RetriedTransient > 0 {
+		fmt.Fprintf(w, "sent %d connects again under a new attempt's event_uuid after a transient refusal (%s)\n", y.RetriedTransient, strings.Join(transientReasons, ", "))
 	}
 	if v := s.Verify; v != nil {
 		fmt.Fprintf(w, "verify: neurons present %d, missing %d; synapses with the file's weight %d, absent as refused %d; unknown outcomes settled by the read %d; read errors %d; mismatches %d\n",

@@ -38,7 +38,10 @@ type fakeStore struct {
 	unknown   func(req model.Request) bool // answer unknown (after applying) the first time
 	told      map[model.EventUUID]bool
 	cancelAt  int // cancel after this many applied (0: never)
-	cancel    context.CancelFunc
+	// timeouts: connects answered SAGA_TIMEOUT (without effect) this many
+	// times each before they are applied.
+	timeouts map[[2]model.NeuronID]int
+	cancel   context.CancelFunc
 }
 
 func newFake(subgraphs, maxDeg uint32) *fakeStore {
@@ -87,6 +90,12 @@ func (f *fakeStore) DoID(ctx context.Context, req model.Request) (model.Request,
 		return req, model.Result{}, ctx.Err()
 	}
 	r, ok := f.dedup[req.ID]
+	k := [2]model.NeuronID{req.Pre, req.Post}
+	if !ok && req.Op == model.OpConnect && f.timeouts[k] > 0 {
+		f.timeouts[k]--
+		r, ok = model.Result{Status: model.StatusRejected, Reason: model.ReasonSagaTimeout}, true
+		f.dedup[req.ID] = r
+	}
 	if !ok {
 		r = f.apply(req)
 		f.dedup[req.ID] = r
@@ -251,11 +260,11 @@ func TestImportIDs(t *testing.T) {
 	b := a
 	b.Value = 6
 	a2 := a
-	if importID(a) != importID(a2) || importID(a) == importID(b) || importID(a).Lo>>63 != 1 || importID(a).Hi != importSession {
+	if importID(a, 0, 1) != importID(a2, 0, 2) || importID(a, 0, 0) == importID(b, 0, 0) || importID(a, 0, 0) == importID(a, 1, 0) || importID(a, 1, 1) == importID(a, 1, 2) || importID(a, 1, 1).Lo>>63 != 1 || importID(a, 0, 0).Hi != importSession {
 		t.Fatal("ids are not deterministic per operation")
 	}
 	c := model.Request{Op: model.OpCreateNeuron, Neuron: 1}
-	if importID(c) == importID(model.Request{Op: model.OpCreateNeuron, Neuron: 2}) {
+	if importID(c, 0, 0) == importID(model.Request{Op: model.OpCreateNeuron, Neuron: 2}, 0, 0) {
 		t.Fatal("two neurons share an id")
 	}
 }
@@ -415,5 +424,29 @@ func TestImportGivesUpOnASilentCluster(t *testing.T) {
 	sum = importRun(context.Background(), s, 1, g, "g.csv", 2, false, nil)
 	if !sum.GaveUp || sum.exitCode() != 3 || s.applied > 70 {
 		t.Fatalf("gave up %v after %d operations (exit %d)", sum.GaveUp, s.applied, sum.exitCode())
+	}
+}
+
+// TestImportSendsTransientRefusalsAgainUnderNewIDs: a connect refused
+// SAGA_TIMEOUT is answered so again for its event_uuid from the dedup table;
+// the import sends it again under the next attempt's id, in the same run and
+// in a re-run.
+func TestImportSendsTransientRefusalsAgainUnderNewIDs(t *testing.T) {
+	c := testGraph(t)
+	f := newFake(1, 100)
+	f.timeouts = map[[2]model.NeuronID]int{}
+	s0, s1 := c.Synapses[0], c.Synapses[1]
+	f.timeouts[[2]model.NeuronID{s0.Pre, s0.Post}] = 2
+	f.timeouts[[2]model.NeuronID{s1.Pre, s1.Post}] = maxAttempts + 3 // more than one run's attempts
+	sum := importRun(context.Background(), f, 1, c, "g.csv", 2, true, nil)
+	if sum.Synapses.Done != len(c.Synapses)-1 || sum.Synapses.Refused["SAGA_TIMEOUT"] != 1 || sum.Synapses.RetriedTransient != 2+(maxAttempts-1) || len(sum.Verify.Mismatches) != 0 {
+		t.Fatalf("%+v %+v", sum.Synapses, sum.Verify)
+	}
+	// A re-run gets attempt 0's refusal back from the dedup table and
+	// retries under ids of its own.
+	f.timeouts[[2]model.NeuronID{s1.Pre, s1.Post}] = 0
+	again := importRun(context.Background(), f, 1, c, "g.csv", 2, true, nil)
+	if again.Synapses.Done+again.Synapses.Present != len(c.Synapses) || len(again.Synapses.Refused) != 0 || again.exitCode() != 0 {
+		t.Fatalf("re-run %+v", again.Synapses)
 	}
 }
