@@ -22,6 +22,7 @@ var checkerRegistry = []func(v *View) Checker{
 	newBadValues,
 	newSagaChecker,
 	newWorkloadChecker,
+	newMigrationChecker,
 }
 
 // ---- history: the linearizability record ----

@@ -39,6 +39,8 @@ const (
 	SagaNoLeak     = "saga-no-leak"    // every degree is explained by synapses, reservations and in-slots
 	SagaCompensate = "saga-compensate" // a saga is compensated only if it did not commit, and decided once
 	SagaTimeout    = "saga-timeout"    // a saga times out only when a fault was active around it
+	// Phased territory migration (sim/migration_checker.go).
+	MigrationTransitions = "migration-transitions" // a migration record takes only the seed's transitions, epoch bumped only by a retry
 )
 
 // ---- single writer per epoch ----

@@ -1,0 +1,95 @@
+package sim
+
+import (
+	"strings"
+
+	"territory/model"
+	"territory/sim/invariants"
+)
+
+// migrationChecker guards migration-transitions over the coordination store's
+// history (every CoordApplied), not over what the manager says: each write to
+// a key under model.MigrationsPrefix must take the record along the seed's
+// diagram (model.MigrationTransition) or be an in-place progress update of
+// CATCHUP_STREAMING; the migration epoch changes only on a retry (FAILED ->
+// PENDING), where it must grow and the attempt count must grow by one, and
+// never past model.MigrationMaxAttempts. A value that is not a record is a
+// violation too: nothing but the manager writes there.
+type migrationChecker struct {
+	last map[string]model.MigrationRecord // by key: the record as last written (absent: none)
+}
+
+func newMigrationChecker(*View) Checker {
+	return &migrationChecker{last: map[string]model.MigrationRecord{}}
+}
+
+func (*migrationChecker) Name() string { return "migration" }
+
+func (c *migrationChecker) Observe(v *View, e BusEvent) {
+	ca, ok := e.(CoordApplied)
+	if !ok || ca.Err != model.ErrNone || ca.Req.Kind != model.CoordTxn {
+		return
+	}
+	ops := ca.Req.Then
+	if !ca.Resp.Succeeded {
+		ops = ca.Req.Else
+	}
+	for _, op := range ops {
+		if strings.HasPrefix(op.Key, model.MigrationsPrefix) {
+			c.write(v, op)
+		}
+	}
+}
+
+func (c *migrationChecker) write(v *View, op model.TxnOp) {
+	prev, had := c.last[op.Key]
+	var from model.MigrationState
+	if had {
+		from = prev.State
+	}
+	if op.Kind == model.TxnDelete {
+		if !had {
+			return // deleting nothing changes nothing
+		}
+		delete(c.last, op.Key)
+		if !model.MigrationTransition(from, 0) {
+			v.Violate(invariants.MigrationTransitions, "%s deleted in %s (only a COMMITTED or FAILED record ends)", op.Key, from)
+		}
+		return
+	}
+	next, err := model.ParseMigrationRecord(model.KV{Key: op.Key, Value: op.Value})
+	if err != nil {
+		v.Violate(invariants.MigrationTransitions, "%s: a write that is not a migration record: %v", op.Key, err)
+		return
+	}
+	c.last[op.Key] = next
+	switch {
+	case model.MigrationProgress(from, next.State):
+		if next.Epoch != prev.Epoch || next.AckedLSN < prev.AckedLSN {
+			v.Violate(invariants.MigrationTransitions, "%s: progress update of %s changed epoch %d -> %d or moved acked_lsn back %d -> %d",
+				op.Key, from, prev.Epoch, next.Epoch, prev.AckedLSN, next.AckedLSN)
+		}
+		return
+	case !model.MigrationTransition(from, next.State):
+		v.Violate(invariants.MigrationTransitions, "%s: %s -> %s is not a transition of the migration state machine", op.Key, stateName(from), next.State)
+		return
+	}
+	switch {
+	case from == model.MigFailed: // a retry
+		if next.Epoch <= prev.Epoch || next.Attempts != prev.Attempts+1 || next.Attempts > model.MigrationMaxAttempts {
+			v.Violate(invariants.MigrationTransitions, "%s: retry from epoch %d attempt %d to epoch %d attempt %d (the epoch must grow, attempts by one, at most %d)",
+				op.Key, prev.Epoch, prev.Attempts, next.Epoch, next.Attempts, model.MigrationMaxAttempts)
+		}
+	case had && next.Epoch != prev.Epoch:
+		v.Violate(invariants.MigrationTransitions, "%s: %s -> %s changed the migration epoch %d -> %d outside a retry", op.Key, from, next.State, prev.Epoch, next.Epoch)
+	}
+}
+
+func stateName(s model.MigrationState) string {
+	if s == 0 {
+		return "(no record)"
+	}
+	return s.String()
+}
+
+func (c *migrationChecker) Final(*View) []invariants.Violation { return nil }
