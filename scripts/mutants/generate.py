@@ -80,6 +80,13 @@ muts = {
  'recheck-ignores-route-value': ("", "after a failed barrier, the route get serves the read whatever the route says", [
    ('model/territory_barrier.go', '	if kv != nil && string(kv.Value) == string(p.routeValue) {\n', '	if kv != nil {\n'),
  ], {'expect': 'TestFailedBarrierRechecksEachRoute', 'test': '-run TestFailedBarrierRechecksEachRoute ./model'}),
+ 'migration-sync-complete-fails': ("", "the migration state machine lets SYNC_COMPLETE fall back to FAILED (the seed has no such edge: T_dest is live by then)", [
+   ('model/migration.go', '	case MigSyncComplete:\n		return to == MigCommitted\n', '	case MigSyncComplete:\n		return to == MigCommitted || to == MigFailed\n'),
+ ], {'expect': 'TestMigrationTransitionIsTheSeedDiagram', 'test': '-run TestMigrationTransitionIsTheSeedDiagram ./model'}),
+ 'migration-retry-keeps-epoch': ("", "a migration retry (FAILED -> PENDING) keeps the old migration_epoch and attempt count: the attempt bound never bites and old messages match the new attempt", [
+   ('model/migration.go', '		if next.Epoch <= rec.Epoch || next.Attempts != rec.Attempts+1 {', '		if false && (next.Epoch <= rec.Epoch || next.Attempts != rec.Attempts+1) {'),
+   ('model/migration.go', '		if rec.Attempts >= MigrationMaxAttempts {', '		if false && rec.Attempts >= MigrationMaxAttempts {'),
+ ], {'expect': 'TestMigrationCASGuardsTheMachine', 'test': '-run TestMigrationCASGuardsTheMachine ./model'}),
  'digest-keeps-old-weight': ("basic", "the incremental digest adds a synapse's new weight without taking out the old one: live state and fold agree with each other, only the end-of-run recomputation can tell", [
    ('model/subgraph_digest.go', '	if old, ok := s.synapses[k]; ok {\n		s.sums.synapses -= synapseHash(k, old)\n	}\n	s.synapses[k] = w\n', '	s.synapses[k] = w\n'),
  ]),
