@@ -65,10 +65,17 @@ func TestDevSagaAndMandate(t *testing.T) {
 	mustClient(t, bin, addr, "ok", "prune", P, Q)
 	mustClient(t, bin, addr, "ok exists=false weight=0", "read-synapse", P, Q)
 
-	// Nine pres to one post of in-degree limit 8, and one post that does not exist.
+	// Nine pres to one post of in-degree limit 8, and one post that does not
+	// exist. A fresh post: the pruned synapse's in-slot at the first one is
+	// released asynchronously (the unlink), and may still count.
+	post2 := post + 1
+	for model.SubgraphOf(post2, 8) != model.SubgraphOf(post, 8) {
+		post2++
+	}
+	mustClient(t, bin, addr, "ok", "create-neuron", fmt.Sprint(post2))
 	var syn []string
 	for _, n := range pres[:9] {
-		syn = append(syn, fmt.Sprintf("%d:%d:7", n, post))
+		syn = append(syn, fmt.Sprintf("%d:%d:7", n, post2))
 	}
 	syn = append(syn, fmt.Sprintf("%d:%d:7", pres[9], 999_999))
 	lines, errs, code := mandate(t, bin, addr, append([]string{"--id", "grow-frag-1", "--parallel", "1"}, syn...)...)
