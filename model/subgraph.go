@@ -345,3 +345,13 @@ func Fold(id SubgraphID, count uint32, policy Policy, entries []LogEntry) (*Subg
 	}
 	return s, nil
 }
+
+// HasSupernode reports whether any neuron of the subgraph is a supernode.
+func (s *SubgraphState) HasSupernode() bool {
+	for _, n := range s.neurons { // order: an existence test, nothing reaches an output
+		if n.Supernode {
+			return true
+		}
+	}
+	return false
+}

@@ -30,6 +30,7 @@ type TerritoryConfig struct {
 	SagaTimeoutMs int64 // a saga pre has no answer for after this long is compensated
 	SagaRetryMs   int64 // the base period of a saga's message retries
 	SagaLimit     int   // open sagas per subgraph (reservations); beyond, connects are busy
+	Proxy         bool  // host a supernode proxy: consume the egress stream (proxy_component.go)
 }
 
 // DefaultTerritoryConfig fills the timeouts and bounds.
@@ -145,6 +146,7 @@ type Territory struct {
 	loader *loader
 	writes *writer
 	sagas  *sagas
+	proxy  *proxy // nil unless cfg.Proxy
 }
 
 // Internal event_uuids: the high word says who made them, so they never
@@ -182,6 +184,9 @@ func NewTerritory(cfg TerritoryConfig) (*Territory, error) {
 	t.writes = newWriter(t)
 	t.sagas = newSagas(t)
 	newSnapshotter(t)
+	if cfg.Proxy {
+		t.proxy = newProxy(t)
+	}
 	return t, nil
 }
 

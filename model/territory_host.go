@@ -75,6 +75,9 @@ func (t *Territory) boot() {
 	t.watchRoutes()
 	t.grantLease()
 	t.afterMs(t.hostCall(hostTick), t.cfg.TickMs)
+	if t.proxy != nil {
+		t.proxy.start()
+	}
 }
 
 func (t *Territory) readRoutesAtBoot() {

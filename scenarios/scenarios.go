@@ -249,6 +249,11 @@ var all = []Scenario{
 		build:    scaleBuild,
 	},
 	{
+		Name:    "supernodes",
+		Summary: "log egress and proxies: hub-heavy workload at a low supernode degree; egress crashes, stream stalls, lost acks and redelivery, proxy crashes, partitions from the stream",
+		build:   buildSupernodes,
+	},
+	{
 		Name:    "chaos",
 		Summary: "swarm: a random subset of every fault kind, at random rates, per seed",
 		build: func(seed uint64, cfg *sim.Config) error {
@@ -344,4 +349,35 @@ func Get(name string) (Scenario, error) {
 		names = append(names, s.Name)
 	}
 	return Scenario{}, fmt.Errorf("unknown scenario %q (known: %s)", name, strings.Join(names, ", "))
+}
+
+// buildSupernodes: two egress nodes and a proxy in every territory; a
+// supernode degree of 3 over a small neuron pool with many connects, so most
+// subgraphs hold a supernode early.
+func buildSupernodes(seed uint64, cfg *sim.Config) error {
+	cfg.Egress = 2
+	cfg.Policy.MaxOutDegree, cfg.Policy.MaxInDegree, cfg.Policy.SupernodeDegree = 6, 6, 3
+	cfg.Workload.Neurons = 32
+	cfg.Workload.Mix = sim.OpMix{Create: 10, Stimulate: 25, ReadNeuron: 15, Connect: 25, Adjust: 10, Prune: 3, ReadSynapse: 12}
+	if err := generate(seed, cfg, []faults.Kind{faults.HostCrash, faults.NetPartition, faults.LogAckLoss}, 4); err != nil {
+		return err
+	}
+	// The egress path's own faults, at times drawn from the seed: crashes
+	// of the leader and the standby, partitions of egress nodes and of
+	// territories from the stream (stalls), lost acks and redelivery.
+	r := faultRand(seed ^ 0xe9e55)
+	at := func() int64 { return r.Between(cfg.DurationMs/20, cfg.DurationMs*3/4) }
+	dur := func() int64 { return r.Between(300, min(6_000, cfg.DurationMs/8)) }
+	eg, ts := cfg.EgressNames(), cfg.TerritoryNames()
+	for range 3 {
+		cfg.Schedule.Faults = append(cfg.Schedule.Faults,
+			faults.Fault{Kind: faults.HostCrash, AtMs: at(), DurationMs: dur(), Hosts: []string{eg[r.Intn(len(eg))]}},
+			faults.Fault{Kind: faults.NetPartition, AtMs: at(), DurationMs: dur(), Hosts: []string{eg[r.Intn(len(eg))]}, Peers: []string{sim.EgressTopicName}},
+			faults.Fault{Kind: faults.NetPartition, AtMs: at(), DurationMs: dur(), Hosts: []string{ts[r.Intn(len(ts))]}, Peers: []string{sim.EgressTopicName}})
+	}
+	cfg.Schedule.Faults = append(cfg.Schedule.Faults,
+		faults.Fault{Kind: faults.LogAckLoss, AtMs: at(), DurationMs: dur(), RatePM: r.Between(50_000, 300_000)},
+		faults.Fault{Kind: faults.HostCrash, AtMs: at(), DurationMs: dur(), Hosts: eg}) // both down: the stream stalls
+	cfg.Schedule.Sort()
+	return nil
 }

@@ -23,6 +23,7 @@ var checkerRegistry = []func(v *View) Checker{
 	newSagaChecker,
 	newWorkloadChecker,
 	newMigrationChecker,
+	newEgressChecker,
 }
 
 // ---- history: the linearizability record ----

@@ -44,6 +44,12 @@ type Config struct {
 	Territory  TerritoryOverrides `json:"territory"`
 	Manager    ManagerOverrides   `json:"manager"`
 	Progress   ProgressBounds     `json:"progress"`
+	// Egress: egress nodes e1..eN (the log egress service, one leading) and
+	// a proxy in every territory, over the simulated egress topic "estream"
+	// (sim/egress.go). 0: none.
+	Egress int `json:"egress,omitempty"`
+	// EgressLagMs bounds a proxy's lag once faults heal (0: 3 s).
+	EgressLagMs int64 `json:"egress_lag_ms,omitempty"`
 }
 
 // ProgressBounds are the progress check's limits (zero: the default).
@@ -180,6 +186,7 @@ const (
 	CoordHostName   = "coord"
 	LogHostName     = "log"
 	BlobHostName    = "blob"
+	EgressTopicName = "estream"
 )
 
 // Topology names the hosts a fault schedule may refer to.
@@ -190,8 +197,13 @@ func (c *Config) Topology() faults.Topology {
 // TerritoryNames, ClientNames and HostNames list hosts by name.
 func (c *Config) TerritoryNames() []string { return names("t", c.Territories) }
 func (c *Config) ClientNames() []string    { return names("c", c.Clients) }
+func (c *Config) EgressNames() []string    { return names("e", c.Egress) }
 func (c *Config) HostNames() []string {
-	return append(append(c.TerritoryNames(), c.ClientNames()...), ManagerHostName, CoordHostName, LogHostName, BlobHostName)
+	hosts := append(append(c.TerritoryNames(), c.ClientNames()...), ManagerHostName, CoordHostName, LogHostName, BlobHostName)
+	if c.Egress > 0 {
+		hosts = append(append(hosts, c.EgressNames()...), EgressTopicName)
+	}
+	return hosts
 }
 
 func names(prefix string, n int) []string {
@@ -231,6 +243,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("config %s: service latencies", c.Scenario)
 	case c.Net.LatencyMinUs < 0 || c.Net.LatencyMaxUs < c.Net.LatencyMinUs:
 		return fmt.Errorf("config %s: net latency %d..%d", c.Scenario, c.Net.LatencyMinUs, c.Net.LatencyMaxUs)
+	case c.Egress < 0 || c.Egress > 8 || c.EgressLagMs < 0:
+		return fmt.Errorf("config %s: egress %d not in 0..8 or negative egress_lag_ms", c.Scenario, c.Egress)
 	case c.LivenessMs <= 0:
 		return fmt.Errorf("config %s: liveness_bound_ms must be positive", c.Scenario)
 	case c.Progress.BoundMs < 0 || c.Progress.WindowMs < 0 || c.Progress.MinOps < 0 || c.Progress.MaxUnknownPM < 0 ||

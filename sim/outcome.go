@@ -29,6 +29,7 @@ type Outcome struct {
 	Logs          []linearizability.SubgraphLog // the committed logs, for the log checker
 	Progress      ProgressStats
 	Deposed       DeposedStats
+	Egress        EgressStats
 	// BadCoordValues are the coordination values the core reported unusable.
 	BadCoordValues []model.FactBadCoordValue
 }

@@ -18,6 +18,7 @@ const (
 	kindClient
 	kindService
 	kindManager
+	kindEgress
 )
 
 // host is one simulated process.
@@ -32,6 +33,7 @@ type host struct {
 	territory   *model.Territory
 	client      *model.Client
 	manager     *model.Manager
+	egress      *model.Egress
 	out         model.Outbox
 	pending     map[uint64]struct{} // service calls awaiting a result, this incarnation
 	lost        bool                // gone for good: never restarts
@@ -79,6 +81,10 @@ type World struct {
 	territories            []*host
 	clients                []*host
 	managerHost            *host
+	egressHosts            []*host
+	estream                logService   // the egress topic (sim/egress.go); nil without egress
+	estreamID              model.HostID // its service host
+	rndEgress              *kernel.Rand // egress topic: lost acks and redelivery
 
 	rndWorkload, rndFaults, rndClients *kernel.Rand
 	// one stream per component: adding or changing one does not shift the others
@@ -166,6 +172,11 @@ func NewWorld(cfg Config, seed uint64) (*World, error) {
 	w.coordID = add(CoordHostName, kindService, 0).id
 	w.logID = add(LogHostName, kindService, 1).id
 	w.blobID = add(BlobHostName, kindService, 2).id
+	if cfg.Egress > 0 {
+		if err := w.newEgress(add); err != nil {
+			return nil, fmt.Errorf("world: %w", err)
+		}
+	}
 	w.coord.SetNotifier(w.notifyWatch)
 	w.log.SetCommitHook(w.onLogCommit)
 	for _, mk := range checkerRegistry {
@@ -316,6 +327,10 @@ func (w *World) notifyWatch(watcher model.HostID, ev model.WatchEvent) {
 }
 
 func (w *World) logCall(h *host, e model.LogCall) {
+	if e.Req.Stream == model.EgressStream && w.estream != nil {
+		w.egressCall(h, e)
+		return
+	}
 	// The request belongs to the incarnation that sends it: the host may
 	// crash (and restart as the next one) while it crosses the network.
 	req, caller, inc := e.Req, h.id, h.incarnation
@@ -384,6 +399,7 @@ func (w *World) boot(h *host) {
 		cfg := model.DefaultTerritoryConfig(h.id, w.cfg.Subgraphs)
 		cfg.Policy = w.cfg.Policy
 		cfg.Manager = w.managerHost.id
+		cfg.Proxy = w.cfg.Egress > 0
 		cfg.SagaTimeoutMs = w.cfg.SagaTimeoutMs()
 		if q := w.cfg.Territory.QueueLimit; q > 0 {
 			cfg.QueueLimit = q
@@ -410,6 +426,12 @@ func (w *World) boot(h *host) {
 			panic(fmt.Sprintf("sim: %v", err))
 		}
 		h.node, h.manager = m, m
+	case kindEgress:
+		e, err := model.NewEgress(model.DefaultEgressConfig(h.id, w.cfg.Subgraphs))
+		if err != nil {
+			panic(fmt.Sprintf("sim: %v", err))
+		}
+		h.node, h.egress = e, e
 	}
 	w.publish(HostChanged{Host: h.id, Change: HostBooted})
 	w.step(h, model.Start{})
@@ -434,7 +456,7 @@ func (w *World) crash(h *host) {
 	h.paused, h.held = false, nil
 	h.disk.crash()
 	h.incarnation++
-	h.node, h.territory, h.client, h.manager = nil, nil, nil, nil
+	h.node, h.territory, h.client, h.manager, h.egress = nil, nil, nil, nil, nil
 	h.pending = map[uint64]struct{}{}
 	w.coord.DropWatches(h.id)
 }
@@ -499,6 +521,9 @@ func (w *World) Run() (*Outcome, error) {
 		w.boot(h)
 	}
 	w.boot(w.managerHost)
+	for _, e := range w.egressHosts {
+		w.boot(e)
+	}
 	for _, c := range w.clients {
 		w.boot(c)
 	}

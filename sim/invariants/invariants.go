@@ -41,6 +41,11 @@ const (
 	SagaTimeout    = "saga-timeout"    // a saga times out only when a fault was active around it
 	// Phased territory migration (sim/migration_checker.go).
 	MigrationTransitions = "migration-transitions" // a migration record takes only the seed's transitions, epoch bumped only by a retry
+	// The supernode path: log egress and proxies (sim/egress_checker.go).
+	ProxyPrefix    = "proxy-prefix"    // a proxy's replica is the fold of a prefix of its subgraph's committed log, by digest
+	ProxyMonotonic = "proxy-monotonic" // a proxy's replica never goes back to a lower LSN within one incarnation
+	EgressNoGap    = "egress-no-gap"   // the egress stream carries each published subgraph's log from LSN 1 without a gap; a duplicate is a byte-identical redelivery
+	EgressLag      = "egress-lag"      // once faults heal, the stream and every proxy hold what was committed more than the lag bound ago
 )
 
 // ---- single writer per epoch ----

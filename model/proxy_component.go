@@ -1,0 +1,145 @@
+package model
+
+import "slices"
+
+// proxy is the supernode proxy of a territory (seed protocol 3): it consumes
+// the egress stream (egress.go) into a replica of every subgraph the stream
+// carries, the subgraphs that hold a supernode, and serves stale reads from
+// it. It applies each event once and in LSN order: an event at or below the
+// replica's LSN is a redelivery or a republished duplicate and is dropped; an
+// event past the next LSN is a gap the egress must never make: the replica
+// stops there and reports it (FactProxyGap) rather than fold a wrong state.
+//
+// It keeps nothing durable: after a crash it rebuilds from the start of the
+// stream. What is not built: a replica restricted to the supernodes'
+// potentials and the axon terminals that concern this territory (it keeps
+// the whole subgraph, which the digest check compares with the primary's
+// fold), and a rebuild from the primary's snapshot plus the stream.
+type proxy struct {
+	noHooks
+	t        *Territory
+	id       compID
+	offset   uint64 // next stream offset to read
+	replicas map[SubgraphID]*SubgraphState
+	stuck    map[SubgraphID]bool // a gap was seen: the replica no longer advances
+	busy     bool
+	tries    int
+}
+
+const (
+	proxyTagRead uint8 = iota + 1
+	proxyTagPoll       // timer
+)
+
+// proxyBatch bounds the entries of one stream read.
+const proxyBatch = 256
+
+// FactProxyApplied: a proxy's replica of Subgraph reached LSN (Digest: the
+// replica's state digest, for the prefix check). Offset is the stream offset
+// it read through.
+type FactProxyApplied struct {
+	Territory HostID
+	Subgraph  SubgraphID
+	LSN       uint64
+	Digest    uint64
+	Offset    uint64
+}
+
+// FactProxyGap: a proxy's stream skipped from Applied to LSN for Subgraph.
+type FactProxyGap struct {
+	Territory HostID
+	Subgraph  SubgraphID
+	Applied   uint64
+	LSN       uint64
+}
+
+func (FactProxyApplied) isFact() {}
+func (FactProxyGap) isFact()     {}
+
+func newProxy(t *Territory) *proxy {
+	p := &proxy{t: t, offset: 1, replicas: map[SubgraphID]*SubgraphState{}, stuck: map[SubgraphID]bool{}}
+	p.id = t.register(p)
+	return p
+}
+
+// start begins consuming at boot.
+func (x *proxy) start() { x.poll() }
+
+func (x *proxy) poll() {
+	x.busy = true
+	x.t.log(call{comp: x.id, tag: proxyTagRead}, LogRequest{Kind: LogRead, Stream: EgressStream, FromLSN: x.offset, MaxEntries: proxyBatch})
+}
+
+func (x *proxy) onTimer(_ *primary, c call) {
+	if c.tag == proxyTagPoll && !x.busy {
+		x.poll()
+	}
+}
+
+func (x *proxy) onResult(_ *primary, c call, res *result) {
+	if c.tag != proxyTagRead {
+		return
+	}
+	x.busy = false
+	if !res.ok() {
+		x.tries++
+		x.t.after(call{comp: x.id, tag: proxyTagPoll}, x.tries)
+		return
+	}
+	x.tries = 0
+	entries := res.Log.Entries
+	var touched []SubgraphID
+	for i := range entries {
+		x.offset = max(x.offset, entries[i].LSN+1) // a redelivery reads an older offset again
+		evs, _, err := DecodeEgressRecord(entries[i].Data)
+		if err != nil {
+			x.t.out.Add(badCoordValue(x.t.cfg.ID, "egress stream", err))
+			continue
+		}
+		for j := range evs {
+			ev := &evs[j]
+			if uint32(ev.Subgraph) < x.t.cfg.Subgraphs && x.apply(ev) && !slices.Contains(touched, ev.Subgraph) {
+				touched = append(touched, ev.Subgraph)
+			}
+		}
+	}
+	slices.Sort(touched)
+	for _, sg := range touched {
+		st := x.replicas[sg]
+		x.t.observe(FactProxyApplied{Territory: x.t.cfg.ID, Subgraph: sg, LSN: st.AppliedLSN, Digest: st.Digest(), Offset: x.offset - 1})
+	}
+	if len(entries) == proxyBatch {
+		x.poll()
+		return
+	}
+	x.t.afterMs(call{comp: x.id, tag: proxyTagPoll}, x.t.cfg.TickMs)
+}
+
+// apply folds one event of the stream once, in LSN order; true: applied.
+func (x *proxy) apply(ev *Event) bool {
+	st := x.replicas[ev.Subgraph]
+	if st == nil {
+		st = NewSubgraphState(ev.Subgraph, x.t.cfg.Subgraphs, GenesisPolicy())
+		x.replicas[ev.Subgraph] = st
+	}
+	switch {
+	case x.stuck[ev.Subgraph]:
+		return false
+	case ev.LSN <= st.AppliedLSN:
+		return false // a duplicate: applied already
+	case ev.LSN > st.AppliedLSN+1:
+		x.stuck[ev.Subgraph] = true
+		x.t.observe(FactProxyGap{Territory: x.t.cfg.ID, Subgraph: ev.Subgraph, Applied: st.AppliedLSN, LSN: ev.LSN})
+		return false
+	}
+	st.Apply(ev)
+	return true
+}
+
+// Replica is a proxy's replica of sg (nil: none), for checkers and status.
+func (t *Territory) Replica(sg SubgraphID) *SubgraphState {
+	if t.proxy == nil {
+		return nil
+	}
+	return t.proxy.replicas[sg]
+}

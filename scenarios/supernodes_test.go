@@ -1,0 +1,37 @@
+package scenarios
+
+import (
+	"testing"
+
+	"territory/sim"
+)
+
+// TestSupernodesScenario: the egress path is exercised, not only passed: the
+// stream carries supernode subgraphs, redeliveries happen, and every check holds.
+func TestSupernodesScenario(t *testing.T) {
+	s, err := Get("supernodes")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, seed := range []uint64{1, 2} {
+		cfg, err := s.Config(seed, 30_000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w, err := sim.NewWorld(cfg, seed)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o, err := w.Run()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range o.Violations {
+			t.Errorf("seed %d: %s", seed, v)
+		}
+		t.Logf("seed %d: egress %+v ops %d", seed, o.Egress, o.Ops)
+		if o.Egress.Subgraphs < 4 || o.Egress.Published < 100 {
+			t.Errorf("seed %d: the stream carries %d subgraphs, %d entries: the supernode path was not exercised", seed, o.Egress.Subgraphs, o.Egress.Published)
+		}
+	}
+}
