@@ -443,7 +443,7 @@ func importRunNonce(ctx context.Context, cl doer, subgraphs uint32, c *connectom
 		sres[j] = planned[i]
 	}
 	if sum.Synapses.Seconds > 0 {
-		sum.SynapsesPS = float64(sum.Synapses.Total) / sum.Synapses.Seconds
+		sum.SynapsesPS = float64(sum.Synapses.Total-sum.Synapses.Unknown) / sum.Synapses.Seconds // answered ones
 	}
 	if doVerify && ctx.Err() == nil {
 		sum.Verify = im.verify(ctx, c, nres, sres)
