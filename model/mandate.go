@@ -91,12 +91,8 @@ func MandateSynapseOutcome(m *Mandate, s MandateSynapse, r Result, unknown bool,
 	switch {
 	case unknown:
 		code, details = MandateUnknown, fmt.Sprintf("synapse n%d->n%d: no final answer before the deadline; it may exist", s.Pre, s.Post)
-	case r.Reason == ReasonMaxInDegree:
-		code = MandatePeerRejection
-		details = fmt.Sprintf("peer subgraph of n%d rejected synapse n%d->n%d; reason: %s", s.Post, s.Pre, s.Post, r.Reason)
-	case r.Reason == ReasonSagaTimeout:
-		code = MandateTimeout
-		details = fmt.Sprintf("peer subgraph of n%d did not answer synapse n%d->n%d in time", s.Post, s.Pre, s.Post)
+	case r.Reason == ReasonMaxInDegree || r.Reason == ReasonSagaTimeout:
+		code, details = mandateReason(s.Pre, s.Post, r.Reason)
 	case r.Reason == ReasonMaxOutDegree:
 		code = MandateLocalRejection
 	case r.Reason == ReasonNoSuchNeuron:
@@ -107,6 +103,15 @@ func MandateSynapseOutcome(m *Mandate, s MandateSynapse, r Result, unknown bool,
 	out.Failure = &MandateFailure{EventID: eventID.String(), EventType: MandateFailedType, SourceTerritory: TerritoryName(source),
 		MandateID: m.ID, ReasonCode: code, Details: details}
 	return out
+}
+
+// mandateReason is the reason code and details of a saga post refused or
+// that timed out: one wording for the territory's report and the client's.
+func mandateReason(pre, post NeuronID, reason Reason) (string, string) {
+	if reason == ReasonSagaTimeout {
+		return MandateTimeout, fmt.Sprintf("peer subgraph of n%d did not answer synapse n%d->n%d in time", post, pre, post)
+	}
+	return MandatePeerRejection, fmt.Sprintf("peer subgraph of n%d rejected synapse n%d->n%d; reason: %s", post, pre, post, reason)
 }
 
 // TerritoryName is a territory's name in reports ("territory-008").

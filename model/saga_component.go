@@ -1,7 +1,6 @@
 package model
 
 import (
-	"fmt"
 	"maps"
 	"slices"
 )
@@ -358,10 +357,7 @@ func (k *sagas) steppedDown(p *primary) {
 
 // mandateFailed is the mandate.fulfillment.failed report of a compensated saga.
 func mandateFailed(t HostID, sg SubgraphID, id EventUUID, o OutSaga, reason Reason) FactMandateFailed {
-	code, details := MandatePeerRejection, fmt.Sprintf("peer subgraph of n%d rejected synapse n%d->n%d; reason: %s", o.Post, o.Pre, o.Post, reason)
-	if reason == ReasonSagaTimeout {
-		code, details = MandateTimeout, fmt.Sprintf("peer subgraph of n%d did not answer synapse n%d->n%d in time", o.Post, o.Pre, o.Post)
-	}
+	code, details := mandateReason(o.Pre, o.Post, reason)
 	return FactMandateFailed{EventID: SagaStepUUID(id, SagaStepCompensate), SourceTerritory: t, Subgraph: sg, Saga: id,
 		Pre: o.Pre, Post: o.Post, ReasonCode: code, Reason: reason, Details: details}
 }
