@@ -63,6 +63,12 @@ func TestFencingPausedPrimary(t *testing.T) {
 
 	a.signal(syscall.SIGSTOP)
 	pausedAt := time.Now()
+	// Cut the old host's etcd now, not when it resumes: its route cache is
+	// fed by a watch, and a watch event for the move, forwarded by the proxy
+	// while the process was stopped, would sit in its socket buffer and tell
+	// it about the move on waking, before its first append reached the log
+	// (CI saw exactly that: "route names territory 2").
+	etcdProxy.cut()
 	var after model.Route
 	for {
 		after = routeOf(t, c, 0)
@@ -84,7 +90,6 @@ func TestFencingPausedPrimary(t *testing.T) {
 
 	// The old primary wakes up, unable to reach etcd, with client requests
 	// and its own timers queued.
-	etcdProxy.cut()
 	a.signal(syscall.SIGCONT)
 	var why string
 	a.waitRecords(30*time.Second, "step-down of subgraph 0", func(rs []map[string]any) bool {
