@@ -35,6 +35,10 @@ HEADERS = {
  'saga-unlink-never-closed': {'expect': 'saga-terminates'},
  'saga-answer-at-reserve': {'expect': 'saga-atomic'},
  'saga-accept-never-sent': {'expect': 'saga-timeout'},
+ 'egress-cursor-before-publish': {'expect': 'egress-no-gap'},
+ 'egress-skip-after-restart': {'expect': 'egress-no-gap'},
+ 'proxy-applies-out-of-order': {'expect': 'proxy-prefix'},
+ 'proxy-double-applies-redelivery': {'expect': 'proxy-prefix'},
 }
 muts = {
  'skip-checksum': ("snapshot-gc crash-recovery", "a corrupt snapshot blob is loaded: the checksum checks are skipped", [
@@ -147,6 +151,21 @@ muts = {
  ]),
  'saga-answer-at-reserve': ("sagas", "the client is told ok as soon as pre reserved, before post accepted", [
    ('model/saga_component.go', '	if o, ok := p.state.OutSaga(id); ok {\n		k.sendAccept(p, id, o)', '	if o, ok := p.state.OutSaga(id); ok {\n		for _, c := range k.of(p).waiters[id] {\n			k.t.reply(c, id, Result{Status: StatusOK, Value: o.Weight, Exists: true})\n		}\n		k.sendAccept(p, id, o)'),
+ ]),
+ 'egress-cursor-before-publish': ("supernodes", "the egress leader persists a batch's cursor before the stream acknowledges the batch: a crash or takeover in between skips the batch", [
+   ('model/egress_pump.go', '	if !e.sent {\n		e.logCall(egTagAppend,', '	if e.sent {\n		e.logCall(egTagAppend,'),
+   ('model/egress_pump.go', '			e.tail = res.Resp.LSN\n			e.sent = true\n			e.publishNext()', '			e.tail = res.Resp.LSN\n			e.batch, e.record = nil, nil\n			e.pump()'),
+   ('model/egress.go', '		e.observe(FactEgressCursor{Egress: e.cfg.ID, Subgraph: e.batchSg, LSN: last})\n		e.batch, e.record = nil, nil\n		e.pump()', '		e.observe(FactEgressCursor{Egress: e.cfg.ID, Subgraph: e.batchSg, LSN: last})\n		e.sent = true\n		e.publishNext()'),
+ ]),
+ 'egress-skip-after-restart': ("supernodes", "a new egress leader resumes each subgraph one past its persisted cursor: the first unpublished event is skipped", [
+   ('model/egress.go', '		e.subs[sg] = egressSub{published: true, cursor: lsn}', '		e.subs[sg] = egressSub{published: true, cursor: lsn + 1}'),
+ ]),
+ 'proxy-applies-out-of-order': ("supernodes", "a proxy applies a read's records newest first, and an event past its replica's next LSN is applied (jumping the LSN) instead of stopping at the gap", [
+   ('model/proxy_component.go', '	for i := range entries {\n		x.offset', '	for i := len(entries) - 1; i >= 0; i-- {\n		x.offset'),
+   ('model/proxy_component.go', '		x.stuck[ev.Subgraph] = true\n		x.t.observe(FactProxyGap{Territory: x.t.cfg.ID, Subgraph: ev.Subgraph, Applied: st.AppliedLSN, LSN: ev.LSN})\n		return false\n', '		st.AppliedLSN = ev.LSN - 1\n'),
+ ]),
+ 'proxy-double-applies-redelivery': ("supernodes", "a proxy applies a redelivered event again, as its replica's next LSN, instead of dropping it by (subgraph, LSN)", [
+   ('model/proxy_component.go', '	case ev.LSN <= st.AppliedLSN:\n		return false // a duplicate: applied already\n', '	case ev.LSN <= st.AppliedLSN:\n		ev.LSN = st.AppliedLSN + 1\n'),
  ]),
 }
 # expect: the check that must catch each mutation (as named on the summary line).
