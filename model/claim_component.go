@@ -210,6 +210,12 @@ func (k *claimer) onReplay(p *primary, res *result) {
 		k.t.after(scoped(k.id, claimReplayRetry, p), s.attempts)
 		return
 	}
+	from := p.state.AppliedLSN + 1
+	defer func() {
+		if p.state.AppliedLSN >= from {
+			k.t.observe(FactReplayed{Territory: k.t.cfg.ID, Subgraph: p.sg, FromLSN: from, ToLSN: p.state.AppliedLSN})
+		}
+	}()
 	for _, e := range res.Log.Entries {
 		if e.LSN != p.state.AppliedLSN+1 {
 			break // the read started before what we already applied, or skipped: ask again

@@ -280,6 +280,18 @@ type FactSnapshotLoaded struct {
 	FromCache bool // read from the local disk cache, not the object store
 }
 
+// FactReplayed: a territory applied the log entries FromLSN..ToLSN of a
+// subgraph, read back from the log during a claim's replay (the catch-up of
+// a recovery, and of a migration's destination). With FactCommitted it is
+// every application a host makes, which exactly-once-apply counts.
+type FactReplayed struct {
+	Territory      HostID
+	Subgraph       SubgraphID
+	FromLSN, ToLSN uint64
+}
+
+func (FactReplayed) isFact() {}
+
 // FactOperational: a territory became the operational primary of a subgraph.
 type FactOperational struct {
 	Territory  HostID

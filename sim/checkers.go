@@ -24,6 +24,7 @@ var checkerRegistry = []func(v *View) Checker{
 	newWorkloadChecker,
 	newMigrationChecker,
 	newEgressChecker,
+	newApplyChecker,
 }
 
 // ---- history: the linearizability record ----

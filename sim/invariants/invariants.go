@@ -40,6 +40,7 @@ const (
 	SagaCompensate = "saga-compensate" // a saga is compensated only if it did not commit, and decided once
 	SagaTimeout    = "saga-timeout"    // a saga times out only when a fault was active around it
 	// Phased territory migration (sim/migration_checker.go).
+	ExactlyOnceApply     = "exactly-once-apply"    // within one incarnation of a subgraph on a host, every LSN is applied once, in order, none skipped
 	MigrationTransitions = "migration-transitions" // a migration record takes only the seed's transitions, epoch bumped only by a retry
 	// The supernode path: log egress and proxies (sim/egress_checker.go).
 	ProxyPrefix    = "proxy-prefix"    // a proxy's replica is the fold of a prefix of its subgraph's committed log, by digest
