@@ -29,6 +29,9 @@ type ClientConfig struct {
 	// answer, a timeout or an unavailable answer, and keeps asking a deposed
 	// primary until then.
 	WatchRoutes bool
+	// Home is the territory next to this client (0: none): its stale reads
+	// go there first (client_stale.go).
+	Home HostID
 }
 
 // DefaultClientConfig fills timeouts and bounds.
@@ -69,6 +72,8 @@ type clientOp struct {
 	deadlineMs int64
 	waiting    bool // for routes
 	backingOff bool // a retry timer is set
+	atHome     bool // the last attempt went to the home territory (a stale read)
+	toPrimary  bool // a stale read the home could not serve: ask the primary
 }
 
 type clientTimerKind uint8
@@ -110,6 +115,7 @@ type Client struct {
 	ops          map[EventUUID]*clientOp
 	timers       map[uint64]clientTimer
 	waiting      []EventUUID // ops waiting for a route, in arrival order
+	floor        []uint64    // by subgraph: the highest LSN a read of it returned (client_stale.go)
 }
 
 // NewClient returns a client; rand supplies the backoff jitter.
@@ -120,7 +126,7 @@ func NewClient(cfg ClientConfig, rand RandSource) (*Client, error) {
 	if rand == nil {
 		return nil, fmt.Errorf("client %d: nil randomness source", cfg.ID)
 	}
-	return &Client{cfg: cfg, rand: rand, routes: make([]HostID, cfg.Subgraphs), hint: -1,
+	return &Client{cfg: cfg, rand: rand, routes: make([]HostID, cfg.Subgraphs), hint: -1, floor: make([]uint64, cfg.Subgraphs),
 		ops: make(map[EventUUID]*clientOp), timers: make(map[uint64]clientTimer)}, nil
 }
 
@@ -210,6 +216,10 @@ func (c *Client) submit(req Request) {
 func (c *Client) send(op *clientOp) {
 	sg := SubgraphOf(op.req.RoutingNeuron(), c.cfg.Subgraphs)
 	to := c.routes[sg]
+	op.atHome = op.req.Stale && !op.toPrimary && c.cfg.Home != 0
+	if op.atHome {
+		to = c.cfg.Home
+	}
 	if to == 0 {
 		if c.nowMs >= op.deadlineMs {
 			c.done(op, Result{}, true) // unknown is always sound, even for an operation never sent
@@ -233,6 +243,9 @@ func (c *Client) send(op *clientOp) {
 	op.tries++
 	op.backingOff = false
 	req := op.req
+	if req.Stale {
+		req.MinLSN = c.floor[sg]
+	}
 	c.out.Add(Send{To: to, Msg: &Message{Request: &req}})
 	c.timer(timerAttempt, op.req.ID, op.tries, c.cfg.RequestTimeoutMs)
 }
@@ -242,14 +255,14 @@ func (c *Client) onReply(r *Reply) {
 	if op == nil {
 		return // an answer to an attempt of an operation already finished
 	}
-	if r.Result.Status.Final() {
+	if r.Result.Status.Final() && c.readAnswered(op, r.Result) {
 		c.done(op, r.Result, false)
 		return
 	}
 	if op.backingOff {
 		return // a second non-final answer (a duplicate, or an older attempt's)
 	}
-	if r.Result.Status == StatusWrongTerritory {
+	if r.Result.Status == StatusWrongTerritory && !op.atHome {
 		c.routes[SubgraphOf(op.req.RoutingNeuron(), c.cfg.Subgraphs)] = 0
 	}
 	c.retry(op)
@@ -258,6 +271,11 @@ func (c *Client) onReply(r *Reply) {
 func (c *Client) retry(op *clientOp) {
 	if c.nowMs >= op.deadlineMs {
 		c.done(op, Result{}, true)
+		return
+	}
+	if op.atHome {
+		op.toPrimary = true // the home could not serve it: no backoff, the primary is another host
+		c.send(op)
 		return
 	}
 	c.refreshFor(SubgraphOf(op.req.RoutingNeuron(), c.cfg.Subgraphs))

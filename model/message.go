@@ -92,6 +92,11 @@ func (r Reason) String() string {
 
 // Request is a client operation. Value is the stimulate delta, the connect
 // weight, or the adjust-weight delta.
+//
+// Stale marks a read that may be stale (stale_read.go): it is answered from a
+// committed state without the read barrier, by a proxy's replica or the
+// primary, and only from a state at or past MinLSN of its subgraph (the
+// client's floor, so that its stale reads never go backwards).
 type Request struct {
 	ID     EventUUID
 	Op     OpKind
@@ -99,6 +104,8 @@ type Request struct {
 	Pre    NeuronID
 	Post   NeuronID
 	Value  int64
+	Stale  bool
+	MinLSN uint64
 }
 
 // Validate rejects malformed requests before they reach a subgraph.
@@ -108,6 +115,9 @@ func (r *Request) Validate() error {
 	}
 	if !r.Op.Valid() {
 		return fmt.Errorf("request %s: unknown operation %d", r.ID, r.Op)
+	}
+	if (r.Stale || r.MinLSN != 0) && !r.Op.IsRead() {
+		return fmt.Errorf("request %s: %s cannot be a stale read", r.ID, r.Op)
 	}
 	return nil
 }
@@ -131,12 +141,17 @@ func (r *Request) String() string {
 }
 
 // Result is what an operation returned. Value is the new potential or weight
-// (stimulate, adjust) or the read value.
+// (stimulate, adjust) or the read value. A read's answer says which LSN of
+// its subgraph the state it read reflects (LSN), and a stale read whether a
+// proxy's replica answered it (Proxy) rather than the primary. Writes leave
+// both zero (their results are kept in the dedup table, which has neither).
 type Result struct {
 	Status Status
 	Reason Reason
 	Value  int64
 	Exists bool
+	LSN    uint64
+	Proxy  bool
 }
 
 // Reply answers a Request.

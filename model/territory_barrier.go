@@ -186,7 +186,9 @@ func (t *Territory) serveRead(p *primary, rd pendingRead) {
 		t.sagas.afterBarrier(rd.from, p, rd.saga)
 		return
 	}
-	t.reply(rd.from, rd.req.ID, p.state.Read(&rd.req))
+	r := p.state.Read(&rd.req)
+	r.LSN = p.state.AppliedLSN
+	t.reply(rd.from, rd.req.ID, r)
 }
 
 // answerRead serves a read if the route read by a recheck still names this

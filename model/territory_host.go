@@ -188,6 +188,10 @@ func (t *Territory) onRequest(from HostID, req *Request) {
 		t.reply(from, req.ID, Result{Status: StatusBadRequest})
 		return
 	}
+	if req.Stale {
+		t.onStaleRead(from, req)
+		return
+	}
 	sg := SubgraphOf(req.RoutingNeuron(), t.cfg.Subgraphs)
 	p := t.subgraphs[sg]
 	if p == nil {

@@ -359,6 +359,7 @@ func buildSupernodes(seed uint64, cfg *sim.Config) error {
 	cfg.Policy.MaxOutDegree, cfg.Policy.MaxInDegree, cfg.Policy.SupernodeDegree = 6, 6, 3
 	cfg.Workload.Neurons = 32
 	cfg.Workload.Mix = sim.OpMix{Create: 10, Stimulate: 25, ReadNeuron: 15, Connect: 25, Adjust: 10, Prune: 3, ReadSynapse: 12}
+	cfg.Workload.StalePM = 600_000 // most reads are stale: served by the proxies
 	if err := generate(seed, cfg, []faults.Kind{faults.HostCrash, faults.NetPartition, faults.LogAckLoss}, 4); err != nil {
 		return err
 	}

@@ -29,7 +29,10 @@ func TestSupernodesScenario(t *testing.T) {
 		for _, v := range o.Violations {
 			t.Errorf("seed %d: %s", seed, v)
 		}
-		t.Logf("seed %d: egress %+v ops %d", seed, o.Egress, o.Ops)
+		t.Logf("seed %d: egress %+v stale %+v ops %d", seed, o.Egress, o.Stale, o.Ops)
+		if o.Stale.Reads < 100 || o.Stale.ByProxy < o.Stale.Reads/4 {
+			t.Errorf("seed %d: %d stale reads, %d by a proxy: stale reads were not exercised", seed, o.Stale.Reads, o.Stale.ByProxy)
+		}
 		if o.Egress.Subgraphs < 4 || o.Egress.Published < 100 {
 			t.Errorf("seed %d: the stream carries %d subgraphs, %d entries: the supernode path was not exercised", seed, o.Egress.Subgraphs, o.Egress.Published)
 		}

@@ -25,6 +25,7 @@ var checkerRegistry = []func(v *View) Checker{
 	newMigrationChecker,
 	newEgressChecker,
 	newApplyChecker,
+	newStaleChecker,
 }
 
 // ---- history: the linearizability record ----
@@ -51,8 +52,14 @@ func (*history) Name() string { return "history" }
 func (c *history) Observe(v *View, e BusEvent) {
 	switch e := e.(type) {
 	case OpCalled:
+		if e.Req.Stale {
+			return // not a linearizable read: the stale checker judges it (stale_checker.go)
+		}
 		c.opIDs[e.Req.ID] = c.rec.Call(e.ClientIndex, v.w.toLinInput(&e.Req), v.NowUs())
 	case OpReturned:
+		if e.Done.Request.Stale {
+			return
+		}
 		id, ok := c.opIDs[e.Done.Request.ID]
 		if !ok {
 			panic(fmt.Sprintf("sim: client %s finished an operation never submitted: %s", v.HostName(e.Client), e.Done.Request.ID))

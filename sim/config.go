@@ -159,6 +159,9 @@ type Workload struct {
 	// from any subgraph (a cross-subgraph connect runs the handshake saga);
 	// the others pair neurons of one subgraph. 0: 5%.
 	CrossPM int64 `json:"cross_pm,omitempty"`
+	// StalePM: parts per million of reads that are stale reads
+	// (model/stale_read.go). Each client's home is territory t(i mod N).
+	StalePM int64 `json:"stale_pm,omitempty"`
 	// Graph, if set, is the neurons and synapses to draw from (Neurons must
 	// equal len(Graph.Neurons); CrossPM does not apply: the graph's own
 	// synapses decide which connects cross subgraphs).
@@ -235,6 +238,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("config %s: workload in_flight %d exceeds the client's limit of %d", c.Scenario, c.Workload.InFlight, model.DefaultClientConfig(1, 1, 1).MaxInFlight)
 	case c.Workload.WatchingClients < 0 || c.Workload.WatchingClients > c.Clients:
 		return fmt.Errorf("config %s: workload watching_clients %d not in 0..%d", c.Scenario, c.Workload.WatchingClients, c.Clients)
+	case c.Workload.StalePM < 0 || c.Workload.StalePM > 1_000_000:
+		return fmt.Errorf("config %s: workload stale_pm %d not in 0..1000000", c.Scenario, c.Workload.StalePM)
 	case c.Workload.Mix.total() <= 0:
 		return fmt.Errorf("config %s: workload mix is empty", c.Scenario)
 	case c.Workload.ThinkMinUs < 0 || c.Workload.ThinkMaxUs < c.Workload.ThinkMinUs:

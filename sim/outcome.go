@@ -30,6 +30,7 @@ type Outcome struct {
 	Progress      ProgressStats
 	Deposed       DeposedStats
 	Egress        EgressStats
+	Stale         StaleStats
 	// BadCoordValues are the coordination values the core reported unusable.
 	BadCoordValues []model.FactBadCoordValue
 }

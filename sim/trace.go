@@ -71,6 +71,9 @@ func (w *World) mixRequest(r *model.Request) {
 	w.mix(r.ID.Hi ^ r.ID.Lo<<1)
 	w.mix(uint64(r.Op)<<56 ^ uint64(r.Neuron)<<32 ^ uint64(r.Pre)<<16 ^ uint64(r.Post))
 	w.mix(uint64(r.Value))
+	if r.Stale {
+		w.mix(r.MinLSN ^ 1<<63)
+	}
 }
 
 func (w *World) mixResult(r model.Result) {
@@ -78,8 +81,12 @@ func (w *World) mixResult(r model.Result) {
 	if r.Exists {
 		exists = 1
 	}
+	if r.Proxy {
+		exists |= 2
+	}
 	w.mix(uint64(r.Status)<<48 ^ uint64(r.Reason)<<40 ^ exists)
 	w.mix(uint64(r.Value))
+	w.mix(r.LSN)
 }
 
 func (w *World) mixMessage(m *model.Message) {

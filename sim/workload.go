@@ -68,6 +68,9 @@ func (w *World) nextOp() model.Request {
 		req.Op = model.OpReadSynapse
 		req.Pre, req.Post = pair()
 	}
+	if req.Op.IsRead() && wl.StalePM > 0 {
+		req.Stale = r.Chance(wl.StalePM)
+	}
 	return req
 }
 

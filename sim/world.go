@@ -413,6 +413,9 @@ func (w *World) boot(h *host) {
 		session := uint64(h.id)<<32 | uint64(h.incarnation+1)
 		cfg := model.DefaultClientConfig(h.id, session, w.cfg.Subgraphs)
 		cfg.WatchRoutes = h.index < w.cfg.Workload.WatchingClients
+		if w.cfg.Workload.StalePM > 0 {
+			cfg.Home = w.territories[h.index%len(w.territories)].id
+		}
 		c, err := model.NewClient(cfg, w.rndClients.Fork())
 		if err != nil {
 			panic(fmt.Sprintf("sim: %v", err))

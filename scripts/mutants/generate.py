@@ -39,6 +39,8 @@ HEADERS = {
  'egress-skip-after-restart': {'expect': 'egress-no-gap'},
  'proxy-applies-out-of-order': {'expect': 'proxy-prefix'},
  'proxy-double-applies-redelivery': {'expect': 'proxy-prefix'},
+ 'proxy-stale-read-names-next-lsn': {'expect': 'stale-read-prefix'},
+ 'client-forgets-stale-floor': {'expect': 'stale-read-monotonic'},
 }
 muts = {
  'skip-checksum': ("snapshot-gc crash-recovery", "a corrupt snapshot blob is loaded: the checksum checks are skipped", [
@@ -166,6 +168,12 @@ muts = {
  ]),
  'proxy-double-applies-redelivery': ("supernodes", "a proxy applies a redelivered event again, as its replica's next LSN, instead of dropping it by (subgraph, LSN)", [
    ('model/proxy_component.go', '	case ev.LSN <= st.AppliedLSN:\n		return false // a duplicate: applied already\n', '	case ev.LSN <= st.AppliedLSN:\n		ev.LSN = st.AppliedLSN + 1\n'),
+ ]),
+ 'proxy-stale-read-names-next-lsn': ("supernodes", "a proxy's stale read names the LSN after its replica's: the answer claims a state the log had not reached", [
+   ('model/stale_read.go', '		r.LSN, r.Proxy = st.AppliedLSN, true', '		r.LSN, r.Proxy = st.AppliedLSN+1, true'),
+ ]),
+ 'client-forgets-stale-floor': ("supernodes", "the client never raises its floor: its stale reads carry MinLSN 0 and any answer is taken, so a lagging or rebuilt proxy sends it back", [
+   ('model/client_stale.go', '	c.floor[sg] = max(c.floor[sg], r.LSN)\n', ''),
  ]),
 }
 # expect: the check that must catch each mutation (as named on the summary line).

@@ -47,6 +47,9 @@ const (
 	ProxyMonotonic = "proxy-monotonic" // a proxy's replica never goes back to a lower LSN within one incarnation
 	EgressNoGap    = "egress-no-gap"   // the egress stream carries each published subgraph's log from LSN 1 without a gap; a duplicate is a byte-identical redelivery
 	EgressLag      = "egress-lag"      // once faults heal, the stream and every proxy hold what was committed more than the lag bound ago
+	// Stale reads (sim/stale_checker.go).
+	StaleReadPrefix    = "stale-read-prefix"    // a stale read returns what the fold of its subgraph's log returns at the LSN it names, no newer than the commit index when it returned
+	StaleReadMonotonic = "stale-read-monotonic" // one client's stale reads of a subgraph never go back to a lower LSN
 )
 
 // ---- single writer per epoch ----
