@@ -111,6 +111,9 @@ func (k *claimer) onClaim(p *primary, res *result) {
 		p.epoch = p.route.Epoch
 		p.routeValue = EncodeRoute(t.cfg.ID, p.epoch)
 		if p.state.AppliedLSN == 0 {
+			if t.migDest.install(p) {
+				return // a migration's image: the destination applies the catch-up, then opens
+			}
 			p.phase = phaseLoading
 			t.loader.load(p)
 			return

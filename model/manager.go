@@ -19,13 +19,27 @@ type ManagerConfig struct {
 	GraceMs        int64 // a SUPERSEDED snapshot's blob is kept this long
 	OrphanMs       int64 // a blob without a record is deleted after this long
 	MaxDeletes     int   // deletions per reconciliation pass
+	// Migrations (manager_migrator.go). MigrateEveryMs 0: none start on
+	// their own (MigRequest messages still do).
+	MigrationsOff        bool // no migrator at all (tests of the other parts)
+	MigrateEveryMs       int64
+	MigrateUntilMs       int64  // no migration starts on its own once the manager's clock is past this (0: no end)
+	MigrateMax           int    // migrations in flight at once
+	MigrateSeed          uint64 // the draws of subgraphs and destinations
+	MigSnapshotTimeoutMs int64  // PENDING..SNAPSHOT_STREAMING longer than this: FAILED
+	MigCatchupStallMs    int64  // CATCHUP_STREAMING this long: T_dest is told to replay from the log
+	MigCatchupTimeoutMs  int64  // CATCHUP_STREAMING longer than this: FAILED
+	MigRetryBaseMs       int64  // FAILED -> PENDING after base << (attempts - 1), capped
+	MigRetryCapMs        int64
 }
 
 // DefaultManagerConfig fills the periods and bounds.
 func DefaultManagerConfig(id HostID, subgraphs uint32, territories []HostID) ManagerConfig {
 	return ManagerConfig{ID: id, Subgraphs: subgraphs, Territories: slices.Clone(territories),
 		CoordTimeoutMs: 500, BlobTimeoutMs: 2000, TickMs: 250, HostLossMs: 3000,
-		ReconcileMs: 500, StaleUploadMs: 3000, GraceMs: 2000, OrphanMs: 3000, MaxDeletes: 32}
+		ReconcileMs: 500, StaleUploadMs: 3000, GraceMs: 2000, OrphanMs: 3000, MaxDeletes: 32,
+		MigrateMax: 1, MigSnapshotTimeoutMs: 5000, MigCatchupStallMs: 4000, MigCatchupTimeoutMs: 15000,
+		MigRetryBaseMs: 500, MigRetryCapMs: 4000}
 }
 
 // Validate reports a configuration the manager cannot run with.
@@ -39,6 +53,9 @@ func (c ManagerConfig) Validate() error {
 		return fmt.Errorf("manager %d config: stale upload %d, grace %d, orphan %d, max deletes %d", c.ID, c.StaleUploadMs, c.GraceMs, c.OrphanMs, c.MaxDeletes)
 	case c.CoordTimeoutMs <= 0 || c.BlobTimeoutMs <= 0:
 		return fmt.Errorf("manager %d config: timeouts must be positive", c.ID)
+	case c.MigrateEveryMs < 0 || c.MigSnapshotTimeoutMs <= 0 || c.MigCatchupStallMs <= 0 || c.MigCatchupTimeoutMs < c.MigCatchupStallMs || c.MigRetryBaseMs <= 0 || c.MigRetryCapMs < c.MigRetryBaseMs:
+		return fmt.Errorf("manager %d config: migrate every %d, snapshot timeout %d, catch-up stall %d and timeout %d, retry %d..%d",
+			c.ID, c.MigrateEveryMs, c.MigSnapshotTimeoutMs, c.MigCatchupStallMs, c.MigCatchupTimeoutMs, c.MigRetryBaseMs, c.MigRetryCapMs)
 	}
 	return nil
 }
@@ -72,9 +89,9 @@ func (c ManagerConfig) Validate() error {
 // SNAPSHOT_STREAMING -> ROUTE_FLIPPED -> CATCHUP_STREAMING -> SYNC_COMPLETE ->
 // COMMITTED, or FAILED -> PENDING) in the coordination store under its
 // migration epoch, drives it from ticks and from its calls' results, and
-// talks to the source and destination territories through onMessage. When it
-// lands, a subgraph with a migration in flight must not also be moved by the
-// reassigner: that is the lost predicate handed to planReassignments.
+// talks to the source and destination territories through onMessage. A
+// subgraph with a migration in flight is not also moved by the reassigner
+// (reassigner.holds).
 //
 // # Not components: the policy service and the topology observer
 //
@@ -121,11 +138,17 @@ func NewManager(cfg ManagerConfig) (*Manager, error) {
 	}
 	m := &Manager{cfg: cfg, calls: map[uint64]mcall{}}
 	reassign := &reassigner{}
+	det := newFailureDetector(cfg, reassign)
+	mig := newMigrator(cfg, det)
+	reassign.holds = mig.holds
 	m.parts = []managerPart{
-		newFailureDetector(cfg, reassign),
+		det,
 		reassign,
 		newReconciler(cfg),
 		recoveryClock{},
+	}
+	if !cfg.MigrationsOff {
+		m.parts = append(m.parts, mig)
 	}
 	return m, nil
 }

@@ -88,6 +88,7 @@ type reassigner struct {
 	moving  int // route swaps in flight
 	live    []HostID
 	lost    func(HostID) bool
+	holds   func(SubgraphID) bool // a migration in flight: leave the route to the migrator
 }
 
 const (
@@ -128,6 +129,9 @@ func (r *reassigner) onCoord(m *Manager, c mcall, res CoordResult) {
 		}
 		if err != nil {
 			m.badValue(kv.Key, err) // and leave that route alone
+			continue
+		}
+		if r.holds != nil && r.holds(route.Subgraph) {
 			continue
 		}
 		routes = append(routes, route)

@@ -125,6 +125,7 @@ func (h *mgr) poll(alive ...HostID) []CoordCall {
 
 func quietReconciler(cfg ManagerConfig) ManagerConfig {
 	cfg.ReconcileMs = 1 << 40 // never within these tests
+	cfg.MigrationsOff = true
 	return cfg
 }
 

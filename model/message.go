@@ -167,6 +167,7 @@ type Message struct {
 	Recovered      *Recovered
 	CommitRecovery *CommitRecovery
 	Saga           *SagaMsg
+	Migration      *MigMsg
 }
 
 // SagaMsgKind is a message of the handshake saga (saga_component.go).

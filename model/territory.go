@@ -31,6 +31,10 @@ type TerritoryConfig struct {
 	SagaRetryMs   int64 // the base period of a saga's message retries
 	SagaLimit     int   // open sagas per subgraph (reservations); beyond, connects are busy
 	Proxy         bool  // host a supernode proxy: consume the egress stream (proxy_component.go)
+	// A migration's image travels in chunks of MigChunkBytes, MigChunkWindow
+	// unacknowledged at a time (migration_source.go).
+	MigChunkBytes  int
+	MigChunkWindow int
 }
 
 // DefaultTerritoryConfig fills the timeouts and bounds.
@@ -44,6 +48,7 @@ func DefaultTerritoryConfig(id HostID, subgraphs uint32) TerritoryConfig {
 		TickMs: 250, LeaseTTLMs: 2000, KeepAliveMs: 500, RoutePollMs: 500, RouteResyncMs: 4000,
 		HeartbeatMs: 1000, RecoveryMs: 500, LoadAttempts: 3,
 		SagaTimeoutMs: 3000, SagaRetryMs: 250, SagaLimit: 64,
+		MigChunkBytes: 64 << 10, MigChunkWindow: 8,
 	}
 }
 
@@ -58,6 +63,8 @@ func (c TerritoryConfig) Validate() error {
 		return fmt.Errorf("territory %d config: timeouts must be positive", c.ID)
 	case c.QueueLimit <= 0 || c.ReadQueueLimit <= 0 || c.AppendAttempts <= 0 || c.ReplayBatch <= 0 || c.LoadAttempts <= 0:
 		return fmt.Errorf("territory %d config: queue limits, attempts and batch must be positive", c.ID)
+	case c.MigChunkBytes <= 0 || c.MigChunkWindow <= 0:
+		return fmt.Errorf("territory %d config: migration chunk %d bytes, window %d must be positive", c.ID, c.MigChunkBytes, c.MigChunkWindow)
 	case c.SagaTimeoutMs <= 0 || c.SagaRetryMs <= 0 || c.SagaLimit <= 0:
 		return fmt.Errorf("territory %d config: saga timeout %d, retry %d and limit %d must be positive", c.ID, c.SagaTimeoutMs, c.SagaRetryMs, c.SagaLimit)
 	case c.RetryBaseMs <= 0 || c.RetryCapMs < c.RetryBaseMs:
@@ -142,11 +149,13 @@ type Territory struct {
 	genSeq      uint64   // claim generations, never reused: a re-adopted subgraph must not match its predecessor's calls
 	peers       []HostID // by subgraph: the primary the routes last named (0: unknown), for saga messages
 
-	claims *claimer
-	loader *loader
-	writes *writer
-	sagas  *sagas
-	proxy  *proxy // nil unless cfg.Proxy
+	claims  *claimer
+	loader  *loader
+	writes  *writer
+	sagas   *sagas
+	proxy   *proxy // nil unless cfg.Proxy
+	migSrc  *migSource
+	migDest *migDest
 }
 
 // Internal event_uuids: the high word says who made them, so they never
@@ -184,6 +193,8 @@ func NewTerritory(cfg TerritoryConfig) (*Territory, error) {
 	t.writes = newWriter(t)
 	t.sagas = newSagas(t)
 	newSnapshotter(t)
+	t.migSrc = newMigSource(t)
+	t.migDest = newMigDest(t)
 	if cfg.Proxy {
 		t.proxy = newProxy(t)
 	}

@@ -165,9 +165,15 @@ func (k *writer) tick(p *primary) {
 	}
 }
 
+// idle reports that no append of p is in flight.
+func (k *writer) idle(p *primary) bool { return k.of(p).inflight == nil }
+
+// resume appends what queued while a migration held p's writes.
+func (k *writer) resume(p *primary) { k.pump(p, k.of(p)) }
+
 // pump appends the next queued write, one at a time per subgraph.
 func (k *writer) pump(p *primary, s *writeState) {
-	for p.phase == phaseOperational && s.inflight == nil && len(s.queue) > 0 {
+	for p.phase == phaseOperational && s.inflight == nil && len(s.queue) > 0 && !k.t.migSrc.holds(p) {
 		w := s.queue[0]
 		s.queue = s.queue[1:]
 		if r, ok := p.state.Deduped(w.req.ID); ok {

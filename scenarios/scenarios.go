@@ -172,6 +172,16 @@ var all = []Scenario{
 		},
 	},
 	{
+		Name:    "migration",
+		Summary: "continuous phased migrations (one every 1.5 s, random subgraph and destination) under a write-heavy load, with crashes, message loss, slow coordination and lost log acks",
+		build:   buildMigration,
+	},
+	{
+		Name:    "migration-host-loss",
+		Summary: "migrations with faults aimed at their steps: T_src lost right after the flip, T_dest crashed or lost in each phase, the manager crashed mid-migration",
+		build:   buildMigrationHostLoss,
+	},
+	{
 		Name:    "snapshot-gc",
 		Summary: "frequent snapshots under object-store errors, ambiguous puts, corruption and crashes; reconciliation and GC",
 		build: func(seed uint64, cfg *sim.Config) error {
@@ -380,5 +390,36 @@ func buildSupernodes(seed uint64, cfg *sim.Config) error {
 		faults.Fault{Kind: faults.LogAckLoss, AtMs: at(), DurationMs: dur(), RatePM: r.Between(50_000, 300_000)},
 		faults.Fault{Kind: faults.HostCrash, AtMs: at(), DurationMs: dur(), Hosts: eg}) // both down: the stream stalls
 	cfg.Schedule.Sort()
+	return nil
+}
+
+// migrationBase is the migration scenarios' topology and load: 4
+// territories, a write-heavy mix, a migration every 1.5 s.
+func migrationBase(cfg *sim.Config) {
+	cfg.Territories = 4
+	withSnapshots(cfg, 40)
+	cfg.Workload.Mix = sim.OpMix{Create: 12, Stimulate: 40, ReadNeuron: 12, Connect: 10, Adjust: 12, Prune: 4, ReadSynapse: 10}
+	cfg.Migration = sim.MigrationConfig{EveryMs: 1_500, Max: 2, UntilMs: cfg.DurationMs * 5 / 6}
+	// Small chunks, one at a time: the image takes a few dozen round trips,
+	// so writes land between snapshot_LSN and the hold and the catch-up
+	// carries them.
+	cfg.Territory.MigChunkBytes = 64
+	cfg.LivenessMs = 15_000
+}
+
+func buildMigration(seed uint64, cfg *sim.Config) error {
+	migrationBase(cfg)
+	spec := faultSpec(cfg, []faults.Kind{faults.HostCrash, faults.NetDegrade, faults.CoordSlow, faults.LogAckLoss}, 6)
+	return generateSpec(seed, cfg, spec)
+}
+
+func buildMigrationHostLoss(seed uint64, cfg *sim.Config) error {
+	migrationBase(cfg)
+	cfg.Migration.SrcLossAfterFlipPM = 300_000
+	cfg.Migration.MaxLosses = 1
+	cfg.Migration.DestCrashPM = 60_000
+	cfg.Migration.ManagerCrashPM = 40_000
+	cfg.Migration.DownMinMs, cfg.Migration.DownMaxMs = 500, 5_000
+	cfg.Migration.FaultsUntilMs = cfg.DurationMs * 2 / 3
 	return nil
 }

@@ -35,6 +35,11 @@ func (c *applyChecker) Observe(v *View, e BusEvent) {
 			if f.UUID != "" {
 				c.next[applyKey{f.Territory, f.Subgraph}] = f.LSN + 1
 			}
+		case model.FactMigration:
+			if f.Step == model.MigStepInstalled {
+				// A migration's image: the state starts at snapshot_LSN.
+				c.next[applyKey{f.Territory, f.Subgraph}] = f.LSN + 1
+			}
 		case model.FactSteppedDown:
 			delete(c.next, applyKey{f.Territory, f.Subgraph})
 		case model.FactReplayed:

@@ -26,6 +26,7 @@ var checkerRegistry = []func(v *View) Checker{
 	newEgressChecker,
 	newApplyChecker,
 	newStaleChecker,
+	newPrimaryChecker,
 }
 
 // ---- history: the linearizability record ----

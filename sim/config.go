@@ -50,6 +50,9 @@ type Config struct {
 	Egress int `json:"egress,omitempty"`
 	// EgressLagMs bounds a proxy's lag once faults heal (0: 3 s).
 	EgressLagMs int64 `json:"egress_lag_ms,omitempty"`
+	// Migration: phased migrations and the faults aimed at their steps
+	// (sim/migration_world.go). Zero: none.
+	Migration MigrationConfig `json:"migration,omitempty"`
 }
 
 // ProgressBounds are the progress check's limits (zero: the default).
@@ -96,7 +99,9 @@ func (c *Config) ProgressLimits() ProgressBounds {
 }
 
 // HealedMs is when progress is due: the last fault's end plus the bound.
-func (c *Config) HealedMs() int64 { return c.Schedule.LastEndMs() + c.ProgressLimits().BoundMs }
+func (c *Config) HealedMs() int64 {
+	return max(c.Schedule.LastEndMs(), c.Migration.faultsEndMs()) + c.ProgressLimits().BoundMs
+}
 
 // IssueEndMs is when clients stop issuing operations: the workload's duration,
 // or one progress window after HealedMs if that is later (so that progress
@@ -131,6 +136,7 @@ func (o ManagerOverrides) apply(c *model.ManagerConfig) {
 // TerritoryOverrides tunes the territory state machine for a scenario (zero: default).
 type TerritoryOverrides struct {
 	QueueLimit    int   `json:"queue_limit,omitempty"`
+	MigChunkBytes int   `json:"mig_chunk_bytes,omitempty"`
 	SagaTimeoutMs int64 `json:"saga_timeout_ms,omitempty"`
 }
 
@@ -248,6 +254,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("config %s: service latencies", c.Scenario)
 	case c.Net.LatencyMinUs < 0 || c.Net.LatencyMaxUs < c.Net.LatencyMinUs:
 		return fmt.Errorf("config %s: net latency %d..%d", c.Scenario, c.Net.LatencyMinUs, c.Net.LatencyMaxUs)
+	case c.Migration.EveryMs < 0 || c.Migration.faulty() && (c.Migration.DownMinMs <= 0 || c.Migration.DownMaxMs < c.Migration.DownMinMs || c.Migration.FaultsUntilMs <= 0):
+		return fmt.Errorf("config %s: migration every %d, down %d..%d ms, faults until %d", c.Scenario, c.Migration.EveryMs, c.Migration.DownMinMs, c.Migration.DownMaxMs, c.Migration.FaultsUntilMs)
 	case c.Egress < 0 || c.Egress > 8 || c.EgressLagMs < 0:
 		return fmt.Errorf("config %s: egress %d not in 0..8 or negative egress_lag_ms", c.Scenario, c.Egress)
 	case c.LivenessMs <= 0:

@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"fmt"
 	"strings"
 
 	"territory/model"
@@ -16,11 +17,17 @@ import (
 // never past model.MigrationMaxAttempts. A value that is not a record is a
 // violation too: nothing but the manager writes there.
 type migrationChecker struct {
-	last map[string]model.MigrationRecord // by key: the record as last written (absent: none)
+	last   map[string]model.MigrationRecord // by key: the record as last written (absent: none)
+	lastUs map[string]int64                 // by key: when it was last written
 }
 
+// migrationStuckMs bounds how long a record may stay unchanged once faults
+// heal: the longest phase (CATCHUP_STREAMING, 15 s by default) plus the
+// longest retry backoff, with room to spare. migration-terminates.
+const migrationStuckMs = 30_000
+
 func newMigrationChecker(*View) Checker {
-	return &migrationChecker{last: map[string]model.MigrationRecord{}}
+	return &migrationChecker{last: map[string]model.MigrationRecord{}, lastUs: map[string]int64{}}
 }
 
 func (*migrationChecker) Name() string { return "migration" }
@@ -42,6 +49,7 @@ func (c *migrationChecker) Observe(v *View, e BusEvent) {
 }
 
 func (c *migrationChecker) write(v *View, op model.TxnOp) {
+	c.lastUs[op.Key] = v.NowUs()
 	prev, had := c.last[op.Key]
 	var from model.MigrationState
 	if had {
@@ -92,4 +100,20 @@ func stateName(s model.MigrationState) string {
 	return s.String()
 }
 
-func (c *migrationChecker) Final(*View) []invariants.Violation { return nil }
+// Final: every record still in the store must have changed within
+// migrationStuckMs of the end, if faults healed that long before it.
+func (c *migrationChecker) Final(v *View) []invariants.Violation {
+	end := v.NowUs()
+	if end-v.Config().HealedMs()*1000 < migrationStuckMs*1000 {
+		return nil
+	}
+	var out []invariants.Violation
+	for _, kv := range v.CoordPeekPrefix(model.MigrationsPrefix) {
+		at, seen := c.lastUs[kv.Key]
+		if !seen || end-at > migrationStuckMs*1000 {
+			out = append(out, invariants.Violation{Invariant: invariants.MigrationTerminates, AtUs: end,
+				Detail: fmt.Sprintf("%s = %q unchanged since %.3fs (more than %d ms before the end, faults healed at %d ms)", kv.Key, kv.Value, float64(at)/1e6, migrationStuckMs, v.Config().HealedMs())})
+		}
+	}
+	return out
+}

@@ -31,6 +31,7 @@ type Outcome struct {
 	Deposed       DeposedStats
 	Egress        EgressStats
 	Stale         StaleStats
+	Migration     MigrationStats
 	// BadCoordValues are the coordination values the core reported unusable.
 	BadCoordValues []model.FactBadCoordValue
 }

@@ -98,7 +98,7 @@ func (c *progressChecker) Final(v *View) []invariants.Violation {
 	violate := func(format string, args ...any) {
 		out = append(out, invariants.Violation{Invariant: Progress, AtUs: v.NowUs(), Detail: fmt.Sprintf(format, args...)})
 	}
-	if len(cfg.Schedule.Faults) == 0 && c.unknown > 0 {
+	if len(cfg.Schedule.Faults) == 0 && !cfg.Migration.faulty() && c.unknown > 0 {
 		violate("%d operation(s) of %d ended with an unknown outcome in a run without faults", c.unknown, c.called)
 	}
 	over := func(n int, limitPM int64) bool { return int64(n)*1_000_000 > limitPM*int64(c.called) }

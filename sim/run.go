@@ -46,6 +46,7 @@ type Result struct {
 	Durability    DurabilityStats        `json:"durability"`
 	Deposed       DeposedStats           `json:"deposed"` // what deposed primaries were asked and answered
 	Progress      ProgressStats          `json:"progress"`
+	Migration     MigrationStats         `json:"migration"`
 	Config        Config                 `json:"config"`
 
 	lin linearizability.Result
@@ -102,6 +103,7 @@ func Run(cfg Config, seed uint64, linTimeout time.Duration) (*Result, error) {
 	}
 	r.Durability, r.Progress = out.Durability, out.Progress
 	r.Deposed = out.Deposed
+	r.Migration = out.Migration
 	r.Invariants = "ok"
 	if len(r.Violations) > 0 {
 		names := map[string]bool{}

@@ -35,6 +35,8 @@ func inputTag(in model.Input) uint64 {
 			return 10<<56 ^ uint64(m.Recovered.Subgraph)<<32 ^ m.Recovered.Epoch
 		case m.CommitRecovery != nil:
 			return 11<<56 ^ uint64(m.CommitRecovery.Subgraph)<<32 ^ m.CommitRecovery.Epoch
+		case m.Migration != nil:
+			return 13<<56 ^ uint64(m.Migration.Kind)<<48 ^ uint64(m.Migration.Subgraph)<<32 ^ m.Migration.Epoch
 		}
 		return 2 << 56
 	case model.CoordResult:
@@ -101,6 +103,11 @@ func (w *World) mixMessage(m *model.Message) {
 	case m.CommitRecovery != nil:
 		w.mix(uint64(m.CommitRecovery.Subgraph) ^ m.CommitRecovery.Epoch<<8)
 		w.mix(uint64(m.CommitRecovery.TimestampMs))
+	case m.Migration != nil:
+		g := m.Migration
+		w.mix(uint64(g.Index)<<32 ^ g.Next ^ g.Target<<20 ^ g.SnapLSN<<40)
+		w.mix(uint64(len(g.Entries))<<32 ^ uint64(g.Sum))
+		w.mixBytes(g.Data)
 	}
 }
 

@@ -93,6 +93,8 @@ type World struct {
 	rndBlobFault *kernel.Rand // object-store errors and lost answers
 	rndAckLoss   *kernel.Rand // lost append acknowledgements
 	rndDisk      *kernel.Rand // local-disk latency
+	rndMigFaults *kernel.Rand // faults aimed at migration steps
+	migLosses    int
 
 	// fault state
 	faultsInProgress faultState // active faults and pause holds (faultexec.go)
@@ -147,6 +149,7 @@ func NewWorld(cfg Config, seed uint64) (*World, error) {
 	w.rndAckLoss = w.k.Stream("log-ack-loss")
 	w.rndDisk = w.k.Stream("disk")
 	w.rndClients = w.k.Stream("clients")
+	w.rndMigFaults = w.k.Stream("migration-faults")
 	w.net = netsim.New(w.k, w.k.Stream("network"), cfg.Net)
 	w.coord = coordstore.New()
 	rndLeaseLag := w.k.Stream("coord-lease-lag")
@@ -295,6 +298,7 @@ func (w *World) coordCall(h *host, e model.CoordCall) {
 		w.k.After(lat, func() {
 			resp, err := w.coord.Apply(w.k.NowUs(), caller, req)
 			w.publish(CoordApplied{Caller: caller, Req: req, Resp: resp, Err: err})
+			w.migrationFaults(req, resp, err)
 			w.scheduleCoordTick()
 			out := model.CoordResult{ReqID: e.ReqID, Resp: resp, Err: err}
 			if err != model.ErrNone {
@@ -404,6 +408,9 @@ func (w *World) boot(h *host) {
 		if q := w.cfg.Territory.QueueLimit; q > 0 {
 			cfg.QueueLimit = q
 		}
+		if b := w.cfg.Territory.MigChunkBytes; b > 0 {
+			cfg.MigChunkBytes, cfg.MigChunkWindow = b, 1
+		}
 		t, err := model.NewTerritory(cfg)
 		if err != nil {
 			panic(fmt.Sprintf("sim: %v", err)) // the config was validated
@@ -424,6 +431,7 @@ func (w *World) boot(h *host) {
 	case kindManager:
 		cfg := model.DefaultManagerConfig(h.id, w.cfg.Subgraphs, w.territoryIDs())
 		w.cfg.Manager.apply(&cfg)
+		w.migrationManager(&cfg, h.incarnation)
 		m, err := model.NewManager(cfg)
 		if err != nil {
 			panic(fmt.Sprintf("sim: %v", err))
@@ -537,7 +545,7 @@ func (w *World) Run() (*Outcome, error) {
 	end := w.cfg.IssueEndMs() * 1000
 	w.k.At(end, func() { w.stopIssuing = true })
 	// The healed check: the scenario's bound after the last fault healed.
-	livenessAt := (w.cfg.Schedule.LastEndMs() + w.cfg.LivenessMs) * 1000
+	livenessAt := (max(w.cfg.Schedule.LastEndMs(), w.cfg.Migration.faultsEndMs()) + w.cfg.LivenessMs) * 1000
 	w.k.At(livenessAt, func() { w.publish(Tick{Kind: TickHealed}) })
 	if err := w.k.Run(max(end+w.cfg.DrainMs*1000, livenessAt)); err != nil {
 		return nil, err

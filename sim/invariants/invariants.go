@@ -42,6 +42,8 @@ const (
 	// Phased territory migration (sim/migration_checker.go).
 	ExactlyOnceApply     = "exactly-once-apply"    // within one incarnation of a subgraph on a host, every LSN is applied once, in order, none skipped
 	MigrationTransitions = "migration-transitions" // a migration record takes only the seed's transitions, epoch bumped only by a retry
+	MigrationTerminates  = "migration-terminates"  // once faults heal, no migration record stays unchanged past a bound (every one ends COMMITTED, or FAILED and retried or dropped)
+	AtMostOnePrimary     = "at-most-one-primary"   // after a route flip, T_src appends and acknowledges nothing of the subgraph at its old epoch
 	// The supernode path: log egress and proxies (sim/egress_checker.go).
 	ProxyPrefix    = "proxy-prefix"    // a proxy's replica is the fold of a prefix of its subgraph's committed log, by digest
 	ProxyMonotonic = "proxy-monotonic" // a proxy's replica never goes back to a lower LSN within one incarnation
