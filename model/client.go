@@ -244,7 +244,7 @@ func (c *Client) send(op *clientOp) {
 	op.backingOff = false
 	req := op.req
 	if req.Stale {
-		req.MinLSN = c.floor[sg]
+		req.MinLSN = max(req.MinLSN, c.floor[sg]) // a caller may ask for a floor of its own (a previous process's)
 	}
 	c.out.Add(Send{To: to, Msg: &Message{Request: &req}})
 	c.timer(timerAttempt, op.req.ID, op.tries, c.cfg.RequestTimeoutMs)

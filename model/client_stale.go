@@ -18,7 +18,7 @@ func (c *Client) readAnswered(op *clientOp, r Result) bool {
 		return true
 	}
 	sg := SubgraphOf(op.req.RoutingNeuron(), c.cfg.Subgraphs)
-	if op.req.Stale && r.LSN < c.floor[sg] {
+	if op.req.Stale && r.LSN < max(c.floor[sg], op.req.MinLSN) {
 		op.toPrimary = true
 		return false
 	}

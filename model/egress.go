@@ -129,10 +129,11 @@ type Egress struct {
 	busy      bool       // a pump step is in flight
 	idle      int        // subgraphs in a row with nothing new; a full round waits a tick
 	// the batch being published
-	batch   []LogEntry
-	record  []byte // the batch, encoded (egress_record.go)
-	batchSg SubgraphID
-	sent    bool // the record is acknowledged
+	batch     []LogEntry
+	record    []byte // the batch, encoded (egress_record.go)
+	batchSg   SubgraphID
+	batchTail uint64 // sg's committed tail when the batch was read
+	sent      bool   // the record is acknowledged
 }
 
 // NewEgress returns an egress node that starts on its first Start input.
@@ -311,7 +312,7 @@ func (e *Egress) onCoord(tag uint8, res CoordResult) {
 		}
 		last := e.batch[len(e.batch)-1].LSN
 		e.subs[e.batchSg].cursor = last
-		e.observe(FactEgressCursor{Egress: e.cfg.ID, Subgraph: e.batchSg, LSN: last})
+		e.observe(FactEgressCursor{Egress: e.cfg.ID, Subgraph: e.batchSg, LSN: last, Tail: e.batchTail})
 		e.batch, e.record = nil, nil
 		e.pump()
 	}

@@ -14,11 +14,13 @@ type FactEgressLeader struct {
 }
 
 // FactEgressCursor: an egress leader persisted sg's cursor: every entry of sg
-// up to LSN is in the egress stream.
+// up to LSN is in the egress stream. Tail is sg's committed tail when the
+// egress read the batch (the egress lag in events is Tail - LSN).
 type FactEgressCursor struct {
 	Egress   HostID
 	Subgraph SubgraphID
 	LSN      uint64
+	Tail     uint64
 }
 
 func (FactEgressLeader) isFact() {}
@@ -65,7 +67,7 @@ func (e *Egress) onLog(tag uint8, res LogResult) {
 			e.pump()
 			return
 		}
-		e.onRead(res.Resp.Entries)
+		e.onRead(res.Resp.Entries, res.Resp.TailLSN)
 	case egTagAppend:
 		e.busy = false
 		switch {
@@ -83,7 +85,7 @@ func (e *Egress) onLog(tag uint8, res LogResult) {
 }
 
 // onRead handles the entries of a subgraph read from its cursor.
-func (e *Egress) onRead(entries []LogEntry) {
+func (e *Egress) onRead(entries []LogEntry, tail uint64) {
 	sg := e.batchSg
 	s := &e.subs[sg]
 	if len(entries) == 0 {
@@ -109,7 +111,8 @@ func (e *Egress) onRead(entries []LogEntry) {
 		e.pump()
 		return
 	}
-	e.batch, e.record, e.sent = entries, EncodeEgressRecord(entries), false
+	tail = max(tail, entries[len(entries)-1].LSN)
+	e.batch, e.record, e.sent, e.batchTail = entries, EncodeEgressRecordTail(entries, tail), false, tail
 	e.publishNext()
 }
 

@@ -2,6 +2,8 @@ package model
 
 import (
 	"bytes"
+	"encoding/binary"
+	"hash/crc32"
 	"testing"
 )
 
@@ -47,5 +49,24 @@ func TestEgressConfigValidate(t *testing.T) {
 	c.LeaseTTLMs = c.TickMs
 	if c.Validate() == nil {
 		t.Fatal("a lease of one tick accepted")
+	}
+}
+
+// A record carries the subgraph's committed tail at the egress read; a
+// version-1 record (no tail) decodes with its last LSN as the tail.
+func TestEgressRecordTail(t *testing.T) {
+	ev := Event{LSN: 4, UUID: EventUUID{Hi: 1, Lo: 4}, Subgraph: 2, Type: EvStimulate, Neuron: 7, Value: 1}
+	entries := []LogEntry{{LSN: 4, Data: ev.Encode()}}
+	if _, _, tail, err := DecodeEgressRecordTail(EncodeEgressRecordTail(entries, 90)); err != nil || tail != 90 {
+		t.Fatalf("tail %d, %v; want 90", tail, err)
+	}
+	// version 1: version byte, count, entry, checksum
+	v1 := []byte{1}
+	v1 = binary.AppendUvarint(v1, 1)
+	v1 = binary.AppendUvarint(v1, uint64(len(entries[0].Data)))
+	v1 = append(v1, entries[0].Data...)
+	v1 = binary.LittleEndian.AppendUint32(v1, crc32.Checksum(v1, crc32.MakeTable(crc32.Castagnoli)))
+	if evs, _, tail, err := DecodeEgressRecordTail(v1); err != nil || len(evs) != 1 || tail != 4 {
+		t.Fatalf("version 1: %d events, tail %d, %v", len(evs), tail, err)
 	}
 }

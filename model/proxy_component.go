@@ -22,6 +22,7 @@ type proxy struct {
 	offset   uint64 // next stream offset to read
 	replicas map[SubgraphID]*SubgraphState
 	stuck    map[SubgraphID]bool // a gap was seen: the replica no longer advances
+	lag      map[SubgraphID]*replicaLag
 	busy     bool
 	tries    int
 }
@@ -36,13 +37,25 @@ const proxyBatch = 256
 
 // FactProxyApplied: a proxy's replica of Subgraph reached LSN (Digest: the
 // replica's state digest, for the prefix check). Offset is the stream offset
-// it read through.
+// it read through. Its replica lag: Tail is the highest committed LSN of the
+// subgraph the stream has told it of (each record carries the tail the egress
+// read), LagEvents is Tail - LSN, and LagMs how long, on the territory's own
+// clock, the replica has been behind that tail (0: caught up).
 type FactProxyApplied struct {
 	Territory HostID
 	Subgraph  SubgraphID
 	LSN       uint64
 	Digest    uint64
 	Offset    uint64
+	Tail      uint64
+	LagEvents uint64
+	LagMs     int64
+}
+
+// replicaLag is what a proxy knows of how far behind a replica is.
+type replicaLag struct {
+	tail          uint64 // highest committed LSN the stream told of
+	behindSinceMs int64  // when the replica fell behind tail (-1: caught up)
 }
 
 // FactProxyGap: a proxy's stream skipped from Applied to LSN for Subgraph.
@@ -57,7 +70,7 @@ func (FactProxyApplied) isFact() {}
 func (FactProxyGap) isFact()     {}
 
 func newProxy(t *Territory) *proxy {
-	p := &proxy{t: t, offset: 1, replicas: map[SubgraphID]*SubgraphState{}, stuck: map[SubgraphID]bool{}}
+	p := &proxy{t: t, offset: 1, replicas: map[SubgraphID]*SubgraphState{}, stuck: map[SubgraphID]bool{}, lag: map[SubgraphID]*replicaLag{}}
 	p.id = t.register(p)
 	return p
 }
@@ -91,10 +104,13 @@ func (x *proxy) onResult(_ *primary, c call, res *result) {
 	var touched []SubgraphID
 	for i := range entries {
 		x.offset = max(x.offset, entries[i].LSN+1) // a redelivery reads an older offset again
-		evs, _, err := DecodeEgressRecord(entries[i].Data)
+		evs, _, tail, err := DecodeEgressRecordTail(entries[i].Data)
 		if err != nil {
 			x.t.out.Add(badCoordValue(x.t.cfg.ID, "egress stream", err))
 			continue
+		}
+		if uint32(evs[0].Subgraph) < x.t.cfg.Subgraphs {
+			x.learnTail(evs[0].Subgraph, tail)
 		}
 		for j := range evs {
 			ev := &evs[j]
@@ -105,8 +121,16 @@ func (x *proxy) onResult(_ *primary, c call, res *result) {
 	}
 	slices.Sort(touched)
 	for _, sg := range touched {
-		st := x.replicas[sg]
-		x.t.observe(FactProxyApplied{Territory: x.t.cfg.ID, Subgraph: sg, LSN: st.AppliedLSN, Digest: st.Digest(), Offset: x.offset - 1})
+		x.learnTail(sg, 0) // a record of several subgraphs is not the egress's, but must not panic
+		st, l := x.replicas[sg], x.lag[sg]
+		f := FactProxyApplied{Territory: x.t.cfg.ID, Subgraph: sg, LSN: st.AppliedLSN, Digest: st.Digest(), Offset: x.offset - 1, Tail: max(l.tail, st.AppliedLSN)}
+		f.LagEvents = f.Tail - st.AppliedLSN
+		if f.LagEvents == 0 {
+			l.behindSinceMs = -1
+		} else {
+			f.LagMs = x.t.nowMs - l.behindSinceMs
+		}
+		x.t.observe(f)
 	}
 	if len(entries) == proxyBatch {
 		x.poll()
@@ -134,6 +158,19 @@ func (x *proxy) apply(ev *Event) bool {
 	}
 	st.Apply(ev)
 	return true
+}
+
+// learnTail records a committed tail of sg that a record carried.
+func (x *proxy) learnTail(sg SubgraphID, tail uint64) {
+	l := x.lag[sg]
+	if l == nil {
+		l = &replicaLag{behindSinceMs: -1}
+		x.lag[sg] = l
+	}
+	l.tail = max(l.tail, tail)
+	if st := x.replicas[sg]; l.behindSinceMs < 0 && (st == nil || st.AppliedLSN < l.tail) {
+		l.behindSinceMs = x.t.nowMs
+	}
 }
 
 // Replica is a proxy's replica of sg (nil: none), for checkers and status.

@@ -35,6 +35,7 @@ type egressChecker struct {
 	redeliv  int                         // duplicates in the stream
 	proxies  map[proxyKey]uint64         // the LSN each running proxy reported
 	bootUs   map[model.HostID]int64
+	lag      EgressStats // the maxima of the lag figures
 }
 
 // refLog is what the checker keeps of one committed log.
@@ -92,6 +93,12 @@ func (c *egressChecker) Observe(v *View, e BusEvent) {
 		switch f := e.Fact.(type) {
 		case model.FactProxyApplied:
 			c.proxyApplied(v, f)
+			c.lag.MaxReplicaLagEvents = max(c.lag.MaxReplicaLagEvents, f.LagEvents)
+			c.lag.MaxReplicaLagMs = max(c.lag.MaxReplicaLagMs, f.LagMs)
+		case model.FactEgressCursor:
+			if f.Tail >= f.LSN {
+				c.lag.MaxEgressLagEvents = max(c.lag.MaxEgressLagEvents, f.Tail-f.LSN)
+			}
 		case model.FactProxyGap:
 			v.Violate(invariants.EgressNoGap, "proxy %s: subgraph %d's stream skips from LSN %d to %d", v.HostName(f.Territory), f.Subgraph, f.Applied, f.LSN)
 		}
@@ -192,6 +199,7 @@ func (c *egressChecker) Final(v *View) []invariants.Violation {
 // Report adds the stream's figures to the outcome.
 func (c *egressChecker) Report(o *Outcome) {
 	o.Egress.Redeliveries = c.redeliv
+	o.Egress.MaxReplicaLagEvents, o.Egress.MaxReplicaLagMs, o.Egress.MaxEgressLagEvents = c.lag.MaxReplicaLagEvents, c.lag.MaxReplicaLagMs, c.lag.MaxEgressLagEvents
 	for _, to := range c.streamTo { // order: a sum
 		o.Egress.Published += int(to)
 	}
@@ -203,4 +211,9 @@ type EgressStats struct {
 	Subgraphs    int // subgraphs the stream carries
 	Published    int // their entries published (distinct)
 	Redeliveries int // duplicates in the stream
+	// The largest lags the proxies and the egress reported (FactProxyApplied,
+	// FactEgressCursor): in events, and a replica's time behind in ms.
+	MaxReplicaLagEvents uint64
+	MaxReplicaLagMs     int64
+	MaxEgressLagEvents  uint64
 }

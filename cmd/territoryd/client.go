@@ -72,10 +72,20 @@ func parseOp(args []string) (model.Request, error) {
 // formatResult is the one line printed for an ok answer.
 func formatResult(req model.Request, r model.Result) string {
 	switch req.Op {
-	case model.OpReadNeuron:
-		return fmt.Sprintf("ok exists=%v potential=%d", r.Exists, r.Value)
-	case model.OpReadSynapse:
-		return fmt.Sprintf("ok exists=%v weight=%d", r.Exists, r.Value)
+	case model.OpReadNeuron, model.OpReadSynapse:
+		what := "potential"
+		if req.Op == model.OpReadSynapse {
+			what = "weight"
+		}
+		line := fmt.Sprintf("ok exists=%v %s=%d", r.Exists, what, r.Value)
+		if req.Stale {
+			from := "primary"
+			if r.Proxy {
+				from = "proxy"
+			}
+			line += fmt.Sprintf(" lsn=%d from=%s", r.LSN, from)
+		}
+		return line
 	case model.OpStimulate:
 		return fmt.Sprintf("ok potential=%d", r.Value)
 	case model.OpAdjustWeight:
@@ -89,9 +99,11 @@ func clientCmd() *cobra.Command {
 		addr, level string
 		timeout     time.Duration
 		tlsFiles    TLSFiles
+		stale       bool
+		minLSN      uint64
 	)
 	cmd := &cobra.Command{
-		Use:   "client --addr ADDR (create-neuron N | stimulate N DELTA | read-neuron N | connect PRE POST W | adjust PRE POST D | prune PRE POST | read-synapse PRE POST)",
+		Use:   "client --addr ADDR [--stale [--min-lsn LSN]] (create-neuron N | stimulate N DELTA | read-neuron N | connect PRE POST W | adjust PRE POST D | prune PRE POST | read-synapse PRE POST)",
 		Short: "run one client operation against a daemon and print its result",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			req, err := parseOp(args)
@@ -101,6 +113,10 @@ func clientCmd() *cobra.Command {
 			if addr == "" {
 				return exitf(2, "client: --addr is required")
 			}
+			if (stale || minLSN != 0) && !req.Op.IsRead() {
+				return exitf(2, "client: --stale and --min-lsn are for read-neuron and read-synapse")
+			}
+			req.Stale, req.MinLSN = stale || minLSN != 0, minLSN
 			var files *TLSFiles
 			if tlsFiles != (TLSFiles{}) {
 				if err := tlsFiles.validate("--tls"); err != nil {
@@ -140,6 +156,8 @@ func clientCmd() *cobra.Command {
 	cmd.Flags().SetInterspersed(false)
 	cmd.Flags().StringVar(&addr, "addr", "127.0.0.1:7420", "address of a territoryd (dev or run)")
 	cmd.Flags().DurationVar(&timeout, "timeout", 15*time.Second, "give up after this long")
+	cmd.Flags().BoolVar(&stale, "stale", false, "a read that may be stale: answered by the daemon's proxy or the primary without the read barrier; prints the LSN it reflects")
+	cmd.Flags().Uint64Var(&minLSN, "min-lsn", 0, "with --stale: answer only from a state at or past this LSN of the subgraph (the lsn a previous stale read printed: never backwards across calls)")
 	cmd.Flags().StringVar(&level, "log-level", "error", "log level: debug, info, warn, error")
 	cmd.Flags().StringVar(&tlsFiles.CAFile, "tls-ca", "", "PEM file of the CA that signed the daemon's transport certificate (enables TLS)")
 	cmd.Flags().StringVar(&tlsFiles.CertFile, "tls-cert", "", "PEM client certificate, when the daemon requires one")

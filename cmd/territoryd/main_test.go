@@ -169,6 +169,20 @@ func TestDevKillRestart(t *testing.T) {
 	}
 	mustClient(t, bin, addr, "ok exists=true weight=450", "read-synapse", A, B)
 	mustClient(t, bin, addr, "ok exists=false weight=0", "read-synapse", B, A)
+	// A stale read says which LSN it reflects; asked for a floor past the
+	// log it never answers below it; a stale write is a usage error.
+	out, errs, code = client(t, bin, addr, "--stale", "read-synapse", A, B)
+	var staleLSN uint64
+	if _, err := fmt.Sscanf(out, "ok exists=true weight=450 lsn=%d from=primary", &staleLSN); err != nil || code != 0 || staleLSN == 0 {
+		t.Fatalf("stale read-synapse: exit %d %q %q", code, out, errs)
+	}
+	mustClient(t, bin, addr, fmt.Sprintf("ok exists=true weight=450 lsn=%d from=primary", staleLSN), "--min-lsn", fmt.Sprint(staleLSN), "read-synapse", A, B)
+	if out, errs, code := client(t, bin, addr, "--timeout", "3s", "--min-lsn", fmt.Sprint(staleLSN+1000), "read-synapse", A, B); code != 3 {
+		t.Fatalf("stale read past the log: exit %d %q %q, want 3 (no answer)", code, out, errs)
+	}
+	if _, errs, code := client(t, bin, addr, "--stale", "stimulate", A, "1"); code != 2 {
+		t.Fatalf("stale stimulate: exit %d %q, want 2", code, errs)
+	}
 	mustClient(t, bin, addr, "ok exists=false potential=0", "read-neuron", "999")
 	// Writes still work after the restart.
 	// (The recovery event may land after the read above: at most potential+1.)

@@ -78,13 +78,17 @@ func (x *EventUUID) GetLo() uint64 {
 
 // Request mirrors model.Request.
 type Request struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            *EventUUID             `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Op            uint32                 `protobuf:"varint,2,opt,name=op,proto3" json:"op,omitempty"`
-	Neuron        uint64                 `protobuf:"varint,3,opt,name=neuron,proto3" json:"neuron,omitempty"`
-	Pre           uint64                 `protobuf:"varint,4,opt,name=pre,proto3" json:"pre,omitempty"`
-	Post          uint64                 `protobuf:"varint,5,opt,name=post,proto3" json:"post,omitempty"`
-	Value         int64                  `protobuf:"varint,6,opt,name=value,proto3" json:"value,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Id     *EventUUID             `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Op     uint32                 `protobuf:"varint,2,opt,name=op,proto3" json:"op,omitempty"`
+	Neuron uint64                 `protobuf:"varint,3,opt,name=neuron,proto3" json:"neuron,omitempty"`
+	Pre    uint64                 `protobuf:"varint,4,opt,name=pre,proto3" json:"pre,omitempty"`
+	Post   uint64                 `protobuf:"varint,5,opt,name=post,proto3" json:"post,omitempty"`
+	Value  int64                  `protobuf:"varint,6,opt,name=value,proto3" json:"value,omitempty"`
+	// A read that may be stale: answered by a proxy or the primary without the
+	// read barrier, from a state at or past min_lsn of its subgraph.
+	Stale         bool   `protobuf:"varint,7,opt,name=stale,proto3" json:"stale,omitempty"`
+	MinLsn        uint64 `protobuf:"varint,8,opt,name=min_lsn,json=minLsn,proto3" json:"min_lsn,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -161,13 +165,31 @@ func (x *Request) GetValue() int64 {
 	return 0
 }
 
+func (x *Request) GetStale() bool {
+	if x != nil {
+		return x.Stale
+	}
+	return false
+}
+
+func (x *Request) GetMinLsn() uint64 {
+	if x != nil {
+		return x.MinLsn
+	}
+	return 0
+}
+
 // Result mirrors model.Result.
 type Result struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Status        uint32                 `protobuf:"varint,1,opt,name=status,proto3" json:"status,omitempty"`
-	Reason        uint32                 `protobuf:"varint,2,opt,name=reason,proto3" json:"reason,omitempty"`
-	Value         int64                  `protobuf:"varint,3,opt,name=value,proto3" json:"value,omitempty"`
-	Exists        bool                   `protobuf:"varint,4,opt,name=exists,proto3" json:"exists,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Status uint32                 `protobuf:"varint,1,opt,name=status,proto3" json:"status,omitempty"`
+	Reason uint32                 `protobuf:"varint,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	Value  int64                  `protobuf:"varint,3,opt,name=value,proto3" json:"value,omitempty"`
+	Exists bool                   `protobuf:"varint,4,opt,name=exists,proto3" json:"exists,omitempty"`
+	// A read's answer: the LSN of its subgraph the state reflects, and
+	// whether a proxy's replica answered (a stale read).
+	Lsn           uint64 `protobuf:"varint,5,opt,name=lsn,proto3" json:"lsn,omitempty"`
+	Proxy         bool   `protobuf:"varint,6,opt,name=proxy,proto3" json:"proxy,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -226,6 +248,20 @@ func (x *Result) GetValue() int64 {
 func (x *Result) GetExists() bool {
 	if x != nil {
 		return x.Exists
+	}
+	return false
+}
+
+func (x *Result) GetLsn() uint64 {
+	if x != nil {
+		return x.Lsn
+	}
+	return 0
+}
+
+func (x *Result) GetProxy() bool {
+	if x != nil {
+		return x.Proxy
 	}
 	return false
 }
@@ -950,19 +986,23 @@ const file_territory_v1_transport_proto_rawDesc = "" +
 	"\x1cterritory/v1/transport.proto\x12\fterritory.v1\"+\n" +
 	"\tEventUUID\x12\x0e\n" +
 	"\x02hi\x18\x01 \x01(\x04R\x02hi\x12\x0e\n" +
-	"\x02lo\x18\x02 \x01(\x04R\x02lo\"\x96\x01\n" +
+	"\x02lo\x18\x02 \x01(\x04R\x02lo\"\xc5\x01\n" +
 	"\aRequest\x12'\n" +
 	"\x02id\x18\x01 \x01(\v2\x17.territory.v1.EventUUIDR\x02id\x12\x0e\n" +
 	"\x02op\x18\x02 \x01(\rR\x02op\x12\x16\n" +
 	"\x06neuron\x18\x03 \x01(\x04R\x06neuron\x12\x10\n" +
 	"\x03pre\x18\x04 \x01(\x04R\x03pre\x12\x12\n" +
 	"\x04post\x18\x05 \x01(\x04R\x04post\x12\x14\n" +
-	"\x05value\x18\x06 \x01(\x03R\x05value\"f\n" +
+	"\x05value\x18\x06 \x01(\x03R\x05value\x12\x14\n" +
+	"\x05stale\x18\a \x01(\bR\x05stale\x12\x17\n" +
+	"\amin_lsn\x18\b \x01(\x04R\x06minLsn\"\x8e\x01\n" +
 	"\x06Result\x12\x16\n" +
 	"\x06status\x18\x01 \x01(\rR\x06status\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\rR\x06reason\x12\x14\n" +
 	"\x05value\x18\x03 \x01(\x03R\x05value\x12\x16\n" +
-	"\x06exists\x18\x04 \x01(\bR\x06exists\"^\n" +
+	"\x06exists\x18\x04 \x01(\bR\x06exists\x12\x10\n" +
+	"\x03lsn\x18\x05 \x01(\x04R\x03lsn\x12\x14\n" +
+	"\x05proxy\x18\x06 \x01(\bR\x05proxy\"^\n" +
 	"\x05Reply\x12'\n" +
 	"\x02id\x18\x01 \x01(\v2\x17.territory.v1.EventUUIDR\x02id\x12,\n" +
 	"\x06result\x18\x02 \x01(\v2\x14.territory.v1.ResultR\x06result\"[\n" +

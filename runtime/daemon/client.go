@@ -64,6 +64,7 @@ func DialClientSession(ctx context.Context, addr string, tlsCfg *tls.Config, log
 	c := &Client{ID: ClientHostID(), remote: remote, tr: tr, done: make(chan struct{})}
 	c.Subgraphs = subgraphs
 	ccfg := model.DefaultClientConfig(c.ID, session, subgraphs)
+	ccfg.Home = homeOf(addr, hosts) // stale reads ask the daemon dialled first
 	c.cl, err = driver.NewClient(ccfg, driver.Config{Transport: tr, Coord: remote, Logger: logger, Metrics: metrics})
 	if err != nil {
 		tr.Close()
@@ -96,4 +97,17 @@ func (c *Client) Close() {
 	<-c.done
 	c.tr.Close()
 	c.remote.Close()
+}
+
+// homeOf is the territory the daemon at addr is, by its advertised address
+// (0: none matches; stale reads then go to the primaries). The lowest id
+// wins if several match, so the choice never depends on map order.
+func homeOf(addr string, hosts map[model.HostID]string) model.HostID {
+	var home model.HostID
+	for id, a := range hosts { // order: the minimum is taken
+		if a == addr && (home == 0 || id < home) {
+			home = id
+		}
+	}
+	return home
 }

@@ -86,6 +86,10 @@ type FactMetrics struct {
 	recoverySeconds   prometheus.Histogram
 	operational       *prometheus.GaugeVec
 	replicaLag        *prometheus.GaugeVec
+	replicaLagMs      *prometheus.GaugeVec
+	replicaLSN        *prometheus.GaugeVec
+	egressLag         *prometheus.GaugeVec
+	egressCursor      *prometheus.GaugeVec
 
 	mu   sync.Mutex
 	subs map[subKey]*subState
@@ -169,26 +173,36 @@ func NewFactMetrics(reg prometheus.Registerer, now func() time.Time) *FactMetric
 			Name: "territory_operational_subgraphs",
 			Help: "Subgraphs this process's territories currently serve as operational primary.",
 		}, []string{"territory"}),
-		// Placeholder: replica lag is measured by supernode proxies against
-		// the log egress stream, which do not exist yet (a later issue). The
-		// series is registered so dashboards and alerts can be written now;
-		// it has no samples until SetReplicaLag is called.
+		// The supernode path (model/proxy_component.go, model/egress.go):
+		// from FactProxyApplied and FactEgressCursor.
 		replicaLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "territory_replica_lag_events",
-			Help: "Entries a proxy's cache of a subgraph is behind the primary's committed log (set by proxies; none yet).",
+			Help: "Entries a territory's proxy replica of a supernode subgraph is behind the subgraph's committed tail, as the egress stream last told it.",
+		}, []string{"territory", "subgraph"}),
+		replicaLagMs: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "territory_replica_lag_ms",
+			Help: "Milliseconds, on the territory's clock, its proxy replica of a subgraph has been behind that tail (0: caught up).",
+		}, []string{"territory", "subgraph"}),
+		replicaLSN: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "territory_replica_lsn",
+			Help: "The LSN a territory's proxy replica of a subgraph has applied (stale reads it serves reflect it).",
+		}, []string{"territory", "subgraph"}),
+		egressLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "territory_egress_lag_events",
+			Help: "Entries of a supernode subgraph's committed log the egress had not yet published when it last persisted its cursor.",
+		}, []string{"subgraph"}),
+		egressCursor: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "territory_egress_cursor_lsn",
+			Help: "The last LSN of a subgraph the egress stream acknowledged and the egress persisted.",
 		}, []string{"subgraph"}),
 	}
 	reg.MustRegister(m.fencing, m.recoveries, m.rejected, m.snapCommitted, m.snapInterval, m.snapDuration,
 		m.replayEvents, m.replayPerRecovery, m.replaySeconds, m.replayRate, m.recoverySeconds,
-		m.operational, m.replicaLag)
+		m.operational, m.replicaLag, m.replicaLagMs, m.replicaLSN, m.egressLag, m.egressCursor)
 	return m
 }
 
-// SetReplicaLag records how many entries a proxy's view of sg is behind.
-// (For the proxies of a later issue; nothing calls it yet.)
-func (m *FactMetrics) SetReplicaLag(sg model.SubgraphID, lag uint64) {
-	m.replicaLag.WithLabelValues(strconv.FormatUint(uint64(sg), 10)).Set(float64(lag))
-}
+func subgraphLabel(sg model.SubgraphID) string { return strconv.FormatUint(uint64(sg), 10) }
 
 func (m *FactMetrics) state(k subKey) *subState {
 	s := m.subs[k]
@@ -254,6 +268,19 @@ func (m *FactMetrics) Observe(_ model.HostID, f model.Fact) {
 			m.operational.WithLabelValues(territoryLabel(f.Territory)).Inc()
 		}
 		s.snapFrom = now
+
+	case model.FactProxyApplied:
+		t, sg := territoryLabel(f.Territory), subgraphLabel(f.Subgraph)
+		m.replicaLag.WithLabelValues(t, sg).Set(float64(f.LagEvents))
+		m.replicaLagMs.WithLabelValues(t, sg).Set(float64(f.LagMs))
+		m.replicaLSN.WithLabelValues(t, sg).Set(float64(f.LSN))
+
+	case model.FactEgressCursor:
+		sg := subgraphLabel(f.Subgraph)
+		m.egressCursor.WithLabelValues(sg).Set(float64(f.LSN))
+		if f.Tail >= f.LSN {
+			m.egressLag.WithLabelValues(sg).Set(float64(f.Tail - f.LSN))
+		}
 
 	case model.FactSnapshotStarted:
 		s := m.state(subKey{f.Territory, f.Subgraph})

@@ -137,12 +137,19 @@ func TestFactMetrics(t *testing.T) {
 		t.Errorf("snapshot interval: count %d sum %v, want 3 and 17", n, s)
 	}
 
-	// The replica-lag placeholder has no samples until a proxy sets it.
+	// Replica lag has no samples until a proxy reports.
 	if n := testutil.CollectAndCount(m.replicaLag); n != 0 {
 		t.Errorf("replica lag: %d series before any proxy", n)
 	}
-	m.SetReplicaLag(5, 12)
-	eq(t, "replica lag{5}", testutil.ToFloat64(m.replicaLag.WithLabelValues("5")), 12)
+	obs(2, model.FactProxyApplied{Territory: 2, Subgraph: 5, LSN: 30, Tail: 42, LagEvents: 12, LagMs: 250})
+	eq(t, "replica lag{2,5}", testutil.ToFloat64(m.replicaLag.WithLabelValues("2", "5")), 12)
+	eq(t, "replica lag ms{2,5}", testutil.ToFloat64(m.replicaLagMs.WithLabelValues("2", "5")), 250)
+	eq(t, "replica lsn{2,5}", testutil.ToFloat64(m.replicaLSN.WithLabelValues("2", "5")), 30)
+	obs(2, model.FactProxyApplied{Territory: 2, Subgraph: 5, LSN: 42, Tail: 42})
+	eq(t, "replica lag{2,5} caught up", testutil.ToFloat64(m.replicaLag.WithLabelValues("2", "5")), 0)
+	obs(9, model.FactEgressCursor{Egress: 9, Subgraph: 5, LSN: 40, Tail: 47})
+	eq(t, "egress lag{5}", testutil.ToFloat64(m.egressLag.WithLabelValues("5")), 7)
+	eq(t, "egress cursor{5}", testutil.ToFloat64(m.egressCursor.WithLabelValues("5")), 40)
 }
 
 // TestReasonClassCoversEveryReason: every step-down reason the core names

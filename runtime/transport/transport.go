@@ -403,11 +403,12 @@ func toPB(from, to model.HostID, msg *model.Message) (*pb.Envelope, bool) {
 	case msg.Request != nil:
 		r := msg.Request
 		env.Body = &pb.Envelope_Request{Request: &pb.Request{Id: &pb.EventUUID{Hi: r.ID.Hi, Lo: r.ID.Lo}, Op: uint32(r.Op),
-			Neuron: uint64(r.Neuron), Pre: uint64(r.Pre), Post: uint64(r.Post), Value: r.Value}}
+			Neuron: uint64(r.Neuron), Pre: uint64(r.Pre), Post: uint64(r.Post), Value: r.Value, Stale: r.Stale, MinLsn: r.MinLSN}}
 	case msg.Reply != nil:
 		r := msg.Reply
 		env.Body = &pb.Envelope_Reply{Reply: &pb.Reply{Id: &pb.EventUUID{Hi: r.ID.Hi, Lo: r.ID.Lo},
-			Result: &pb.Result{Status: uint32(r.Result.Status), Reason: uint32(r.Result.Reason), Value: r.Result.Value, Exists: r.Result.Exists}}}
+			Result: &pb.Result{Status: uint32(r.Result.Status), Reason: uint32(r.Result.Reason), Value: r.Result.Value, Exists: r.Result.Exists,
+				Lsn: r.Result.LSN, Proxy: r.Result.Proxy}}}
 	case msg.Recovered != nil:
 		r := msg.Recovered
 		env.Body = &pb.Envelope_Recovered{Recovered: &pb.Recovered{Territory: uint32(r.Territory), Subgraph: uint32(r.Subgraph), Epoch: r.Epoch}}
@@ -436,7 +437,7 @@ func fromPB(env *pb.Envelope) (*model.Message, bool) {
 			return nil, false
 		}
 		return &model.Message{Request: &model.Request{ID: uuid(r.Id), Op: model.OpKind(r.Op),
-			Neuron: model.NeuronID(r.Neuron), Pre: model.NeuronID(r.Pre), Post: model.NeuronID(r.Post), Value: r.Value}}, true
+			Neuron: model.NeuronID(r.Neuron), Pre: model.NeuronID(r.Pre), Post: model.NeuronID(r.Post), Value: r.Value, Stale: r.Stale, MinLSN: r.MinLsn}}, true
 	case *pb.Envelope_Reply:
 		r := b.Reply
 		res := r.GetResult()
@@ -444,7 +445,7 @@ func fromPB(env *pb.Envelope) (*model.Message, bool) {
 			return nil, false
 		}
 		return &model.Message{Reply: &model.Reply{ID: uuid(r.Id), Result: model.Result{Status: model.Status(res.GetStatus()),
-			Reason: model.Reason(res.GetReason()), Value: res.GetValue(), Exists: res.GetExists()}}}, true
+			Reason: model.Reason(res.GetReason()), Value: res.GetValue(), Exists: res.GetExists(), LSN: res.GetLsn(), Proxy: res.GetProxy()}}}, true
 	case *pb.Envelope_Recovered:
 		r := b.Recovered
 		return &model.Message{Recovered: &model.Recovered{Territory: model.HostID(r.Territory), Subgraph: model.SubgraphID(r.Subgraph), Epoch: r.Epoch}}, true

@@ -176,6 +176,8 @@ func TestConversionRoundTrip(t *testing.T) {
 	for _, msg := range []*model.Message{
 		{Request: &model.Request{ID: model.EventUUID{Hi: 1, Lo: 2}, Op: model.OpStimulate, Neuron: 9, Value: -3}},
 		{Reply: &model.Reply{ID: model.EventUUID{Hi: 1, Lo: 2}, Result: model.Result{Status: model.StatusBusy, Value: 4, Exists: true}}},
+		{Request: &model.Request{ID: model.EventUUID{Hi: 1, Lo: 3}, Op: model.OpReadSynapse, Pre: 4, Post: 5, Stale: true, MinLSN: 77}},
+		{Reply: &model.Reply{ID: model.EventUUID{Hi: 1, Lo: 3}, Result: model.Result{Status: model.StatusOK, Value: 8, Exists: true, LSN: 78, Proxy: true}}},
 		{Recovered: &model.Recovered{Territory: 3, Subgraph: 7, Epoch: 11}},
 		{CommitRecovery: &model.CommitRecovery{Subgraph: 7, Epoch: 11, TimestampMs: 1234567}},
 		{Saga: &model.SagaMsg{Kind: model.SagaAcceptReply, ID: model.EventUUID{Hi: 5, Lo: 6}, Pre: 1 << 40, Post: 3, Weight: -7,

@@ -157,7 +157,7 @@ muts = {
  'egress-cursor-before-publish': ("supernodes", "the egress leader persists a batch's cursor before the stream acknowledges the batch: a crash or takeover in between skips the batch", [
    ('model/egress_pump.go', '	if !e.sent {\n		e.logCall(egTagAppend,', '	if e.sent {\n		e.logCall(egTagAppend,'),
    ('model/egress_pump.go', '			e.tail = res.Resp.LSN\n			e.sent = true\n			e.publishNext()', '			e.tail = res.Resp.LSN\n			e.batch, e.record = nil, nil\n			e.pump()'),
-   ('model/egress.go', '		e.observe(FactEgressCursor{Egress: e.cfg.ID, Subgraph: e.batchSg, LSN: last})\n		e.batch, e.record = nil, nil\n		e.pump()', '		e.observe(FactEgressCursor{Egress: e.cfg.ID, Subgraph: e.batchSg, LSN: last})\n		e.sent = true\n		e.publishNext()'),
+   ('model/egress.go', '		e.observe(FactEgressCursor{Egress: e.cfg.ID, Subgraph: e.batchSg, LSN: last, Tail: e.batchTail})\n		e.batch, e.record = nil, nil\n		e.pump()', '		e.observe(FactEgressCursor{Egress: e.cfg.ID, Subgraph: e.batchSg, LSN: last, Tail: e.batchTail})\n		e.sent = true\n		e.publishNext()'),
  ]),
  'egress-skip-after-restart': ("supernodes", "a new egress leader resumes each subgraph one past its persisted cursor: the first unpublished event is skipped", [
    ('model/egress.go', '		e.subs[sg] = egressSub{published: true, cursor: lsn}', '		e.subs[sg] = egressSub{published: true, cursor: lsn + 1}'),
