@@ -265,7 +265,7 @@ var all = []Scenario{
 	},
 	{
 		Name:    "chaos",
-		Summary: "swarm: a random subset of every fault kind, at random rates, per seed",
+		Summary: "swarm: a random subset of every fault kind, at random rates, per seed; with the supernode path (egress crashes, stream stalls, proxy crashes, stale reads)",
 		build: func(seed uint64, cfg *sim.Config) error {
 			cfg.Territories = 4
 			r := faultRand(seed ^ 0xc4a05)
@@ -287,7 +287,16 @@ var all = []Scenario{
 			spec.MaxLost = 1
 			cfg.LivenessMs = 15_000
 			cfg.Workload.CrossPM = r.Between(50_000, 600_000)
-			return generateSpec(seed, cfg, spec)
+			// The supernode path too: egress nodes, a proxy in every
+			// territory, stale reads, and the egress path's own faults.
+			cfg.Egress = 2
+			cfg.Policy.SupernodeDegree = 3
+			cfg.Workload.StalePM = 300_000
+			if err := generateSpec(seed, cfg, spec); err != nil {
+				return err
+			}
+			egressFaults(seed, cfg, 2)
+			return nil
 		},
 	},
 }
@@ -373,14 +382,21 @@ func buildSupernodes(seed uint64, cfg *sim.Config) error {
 	if err := generate(seed, cfg, []faults.Kind{faults.HostCrash, faults.NetPartition, faults.LogAckLoss}, 4); err != nil {
 		return err
 	}
-	// The egress path's own faults, at times drawn from the seed: crashes
-	// of the leader and the standby, partitions of egress nodes and of
-	// territories from the stream (stalls), lost acks and redelivery.
+	egressFaults(seed, cfg, 3)
+	return nil
+}
+
+// egressFaults adds the egress path's own faults, at times drawn from the
+// seed: rounds of a crash of an egress node (the leader or the standby), a
+// partition of one from the stream and one of a territory from the stream (a
+// stall for its proxy); then a burst of lost acks and redelivery, and a
+// crash of every egress node at once (the stream stalls).
+func egressFaults(seed uint64, cfg *sim.Config, rounds int) {
 	r := faultRand(seed ^ 0xe9e55)
 	at := func() int64 { return r.Between(cfg.DurationMs/20, cfg.DurationMs*3/4) }
 	dur := func() int64 { return r.Between(300, min(6_000, cfg.DurationMs/8)) }
 	eg, ts := cfg.EgressNames(), cfg.TerritoryNames()
-	for range 3 {
+	for range rounds {
 		cfg.Schedule.Faults = append(cfg.Schedule.Faults,
 			faults.Fault{Kind: faults.HostCrash, AtMs: at(), DurationMs: dur(), Hosts: []string{eg[r.Intn(len(eg))]}},
 			faults.Fault{Kind: faults.NetPartition, AtMs: at(), DurationMs: dur(), Hosts: []string{eg[r.Intn(len(eg))]}, Peers: []string{sim.EgressTopicName}},
@@ -390,7 +406,6 @@ func buildSupernodes(seed uint64, cfg *sim.Config) error {
 		faults.Fault{Kind: faults.LogAckLoss, AtMs: at(), DurationMs: dur(), RatePM: r.Between(50_000, 300_000)},
 		faults.Fault{Kind: faults.HostCrash, AtMs: at(), DurationMs: dur(), Hosts: eg}) // both down: the stream stalls
 	cfg.Schedule.Sort()
-	return nil
 }
 
 // migrationBase is the migration scenarios' topology and load: 4

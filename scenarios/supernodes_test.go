@@ -38,3 +38,31 @@ func TestSupernodesScenario(t *testing.T) {
 		}
 	}
 }
+
+// TestChaosCarriesSupernodes: chaos runs the supernode path too: the stream
+// carries subgraphs and proxies answer stale reads, under its faults.
+func TestChaosCarriesSupernodes(t *testing.T) {
+	s, err := Get("chaos")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := s.Config(3, 30_000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := sim.NewWorld(cfg, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := w.Run()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range o.Violations {
+		t.Error(v)
+	}
+	t.Logf("egress %+v stale %+v", o.Egress, o.Stale)
+	if o.Egress.Subgraphs == 0 || o.Egress.Published < 50 || o.Stale.ByProxy == 0 {
+		t.Errorf("chaos did not exercise the supernode path: egress %+v stale %+v", o.Egress, o.Stale)
+	}
+}
