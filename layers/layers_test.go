@@ -31,7 +31,10 @@ var layers = []layer{
 	{"shrink", []string{"shrink/..."}, []string{"replayfile", "simulator", "core"}},
 	{"swarm", []string{"swarm/..."}, []string{"shrink", "reports", "scenarios", "replayfile", "simulator", "core"}},
 	{"runtime", []string{"runtime/..."}, []string{"core"}},
-	{"commands", []string{"cmd/..."}, []string{"swarm", "shrink", "reports", "replayfile", "scenarios", "connectome", "simulator", "runtime", "core"}},
+	// sim chaos: real clusters under real faults, checked by the simulator's
+	// checks; also the harness of the end-to-end tests.
+	{"chaos", []string{"chaos/..."}, []string{"reports", "simulator", "runtime", "core"}},
+	{"commands", []string{"cmd/..."}, []string{"chaos", "swarm", "shrink", "reports", "replayfile", "scenarios", "connectome", "simulator", "runtime", "core"}},
 	{"conformance", []string{"conformance/..."}, []string{"core"}},
 	// Differential fidelity tests (test files only): each simulated service
 	// against its real counterpart.

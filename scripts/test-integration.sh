@@ -6,7 +6,8 @@
 #   (runtime/pulsarlog without -race: pulsar-client-go races with itself; see NORACE_PKG)
 #
 # with TERRITORY_REQUIRE_SERVICES=1 (a test that would skip for an absent
-# service fails instead; see runtime/servicetest), then the planted bugs that
+# service fails instead; see runtime/servicetest), then `sim chaos --scenario
+# short` (real processes under real faults, the simulator's checks), then the planted bugs that
 # need these services (scripts/mutants.sh with MUTANTS_SELECT=services), and
 # always stops every service on exit (success, failure or Ctrl-C). The exit
 # code is the tests' (or the failing start's). ./cmd/territoryd/... includes the
@@ -23,6 +24,8 @@
 #   TERRITORY_IT_TIMEOUT           go test -timeout (default 20m)
 #   TERRITORY_IT_RACE=0            run without the race detector (default: -race)
 #   TERRITORY_IT_MUTANTS=0         do not run the planted bugs that need the services
+#   TERRITORY_IT_CHAOS=0           do not run `sim chaos --scenario short` (about a minute)
+#   TERRITORY_CHAOS_SEED=N         its seed (default: the day of the year)
 #   TERRITORY_REQUIRE_SERVICES     default 1 (0 when a TERRITORY_IT_NO_* switch leaves a
 #                                  service out, whose tests then skip); 1 with such a
 #                                  switch is an error
@@ -199,6 +202,19 @@ if [[ "${TERRITORY_PULSAR_RESTART_TEST:-}" == 1 ]]; then
     log "pulsar outage test: exit ${prc} in $((SECONDS - t))s"
     ((rc != 0)) || rc=${prc}
   fi
+fi
+
+# --- sim chaos, short mode: a real cluster under one fault of every kind it makes real -----
+# (kill -9, SIGSTOP/SIGCONT, restart, host loss, etcd cut, partition and slowness through
+# toxiproxy, lease revocation), checked by the simulator's checks; about a minute. The seed
+# changes daily (reproduce with TERRITORY_CHAOS_SEED and the replay file in out/chaos-short).
+if [[ "${TERRITORY_IT_CHAOS:-1}" == 1 ]] && ((WITH_S3)); then
+  t=${SECONDS}
+  crc=0
+  chaos_seed="${TERRITORY_CHAOS_SEED:-$((10#$(date -u +%j)))}"
+  go run ./cmd/sim chaos --scenario short --seed "${chaos_seed}" --out "${ROOT}/out/chaos-short" || crc=$?
+  log "sim chaos --scenario short --seed ${chaos_seed}: exit ${crc} in $((SECONDS - t))s (report: out/chaos-short/summary.md)"
+  ((rc != 0)) || rc=${crc}
 fi
 
 # --- planted bugs caught against the real services ----------------------------------

@@ -143,42 +143,55 @@ func (l *linChecks) logs() ([]linearizability.SubgraphLog, error) {
 		committed := l.w.log.Committed(s)
 		sl := linearizability.SubgraphLog{Subgraph: s, Entries: make([]linearizability.Entry, 0, len(committed))}
 		for i, e := range committed {
-			ev, err := model.DecodeEvent(e.Data)
+			le, err := LinEntry(e, l.w.cfg.Subgraphs, l.sagas[s])
 			if err != nil {
-				return nil, fmt.Errorf("stream %d LSN %d: %w", s, e.LSN, err)
+				return nil, fmt.Errorf("stream %d: %w", s, err)
 			}
-			le := linearizability.Entry{LSN: e.LSN, ID: linUUID(ev.UUID)}
 			if i < len(l.commitUs[s]) {
 				le.CommitUs = l.commitUs[s][i]
-			}
-			switch ev.Type {
-			case model.EvHeartbeat:
-				le.Kind = linearizability.EntryHeartbeat
-			case model.EvSagaReserve, model.EvSagaAccept, model.EvSagaCommit, model.EvSagaCompensate, model.EvSagaUnlinked, model.EvSagaSettle:
-				le.Kind = linearizability.EntryHeartbeat // a step that changed nothing a client sees
-				if in, ok := l.sagas[s][e.LSN]; ok {
-					le.Kind, le.Op = linearizability.EntrySaga, in
-				} else {
-					le.ID = linearizability.UUID{}
-				}
-			case model.EvAdoptPolicy:
-				le.Kind, le.Policy = linearizability.EntryAdoptPolicy, linPolicy(ev.Policy)
-			case model.EvTerritoryRecovered:
-				le.Kind = linearizability.EntryDecay
-				le.Op = linearizability.Input{Kind: linearizability.Decay, ID: le.ID, Subgraph: uint32(ev.Subgraph), RecoveryMs: ev.TimestampMs, HeartbeatMs: ev.Recovery.LastHeartbeatMs}
-			default:
-				op, ok := writeOps[ev.Type]
-				if !ok {
-					return nil, fmt.Errorf("stream %d LSN %d: event type %s", s, e.LSN, ev.Type)
-				}
-				req := model.Request{ID: ev.UUID, Op: op, Neuron: ev.Neuron, Pre: ev.Pre, Post: ev.Post, Value: ev.Value}
-				le.Kind, le.Op = linearizability.EntryWrite, l.w.toLinInput(&req)
 			}
 			sl.Entries = append(sl.Entries, le)
 		}
 		out = append(out, sl)
 	}
 	return out, nil
+}
+
+// LinEntry converts one committed log entry of a cluster of n subgraphs into
+// the log checker's form, CommitUs left zero. sagas holds the SagaEffect
+// inputs of the stream's saga steps that changed its subgraph, by LSN; a saga
+// step without one changed nothing a client can see. (The chaos driver,
+// whose workload makes no cross-subgraph connect, passes nil.)
+func LinEntry(e model.LogEntry, n uint32, sagas map[uint64]linearizability.Input) (linearizability.Entry, error) {
+	ev, err := model.DecodeEvent(e.Data)
+	if err != nil {
+		return linearizability.Entry{}, fmt.Errorf("LSN %d: %w", e.LSN, err)
+	}
+	le := linearizability.Entry{LSN: e.LSN, ID: linUUID(ev.UUID)}
+	switch ev.Type {
+	case model.EvHeartbeat:
+		le.Kind = linearizability.EntryHeartbeat
+	case model.EvSagaReserve, model.EvSagaAccept, model.EvSagaCommit, model.EvSagaCompensate, model.EvSagaUnlinked, model.EvSagaSettle:
+		le.Kind = linearizability.EntryHeartbeat // a step that changed nothing a client sees
+		if in, ok := sagas[e.LSN]; ok {
+			le.Kind, le.Op = linearizability.EntrySaga, in
+		} else {
+			le.ID = linearizability.UUID{}
+		}
+	case model.EvAdoptPolicy:
+		le.Kind, le.Policy = linearizability.EntryAdoptPolicy, linPolicy(ev.Policy)
+	case model.EvTerritoryRecovered:
+		le.Kind = linearizability.EntryDecay
+		le.Op = linearizability.Input{Kind: linearizability.Decay, ID: le.ID, Subgraph: uint32(ev.Subgraph), RecoveryMs: ev.TimestampMs, HeartbeatMs: ev.Recovery.LastHeartbeatMs}
+	default:
+		op, ok := writeOps[ev.Type]
+		if !ok {
+			return le, fmt.Errorf("LSN %d: event type %s", e.LSN, ev.Type)
+		}
+		req := model.Request{ID: ev.UUID, Op: op, Neuron: ev.Neuron, Pre: ev.Pre, Post: ev.Post, Value: ev.Value}
+		le.Kind, le.Op = linearizability.EntryWrite, LinInput(&req, n)
+	}
+	return le, nil
 }
 
 var writeOps = map[model.EventType]model.OpKind{
@@ -190,3 +203,6 @@ var writeOps = map[model.EventType]model.OpKind{
 }
 
 func linUUID(u model.EventUUID) linearizability.UUID { return linearizability.UUID{Hi: u.Hi, Lo: u.Lo} }
+
+// LinPolicy is a policy in the checkers' form.
+func LinPolicy(p model.Policy) linearizability.Policy { return linPolicy(p) }

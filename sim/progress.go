@@ -82,62 +82,103 @@ func (c *progressChecker) Observe(v *View, e BusEvent) {
 	}
 }
 
-// wasDown: the host was not running at some point of [from, to).
-func (c *progressChecker) wasDown(h model.HostID, fromUs, toUs int64) bool {
-	for _, s := range c.down[h] {
-		if s.fromUs < toUs && (s.toUs == 0 || s.toUs > fromUs) {
+func (c *progressChecker) Final(v *View) []invariants.Violation {
+	cfg := v.Config()
+	r := ProgressRecord{Limits: c.lim, Faulty: len(cfg.Schedule.Faults) > 0 || cfg.Migration.faulty(), Called: c.called, Unknown: c.unknown, Stats: c.stats,
+		Answers: map[string][]int64{}, Down: map[string][]Span{},
+		StartUs: cfg.HealedMs() * 1000, EndUs: cfg.IssueEndMs() * 1000, NowUs: v.NowUs()}
+	for _, cl := range v.Clients() {
+		name := v.HostName(cl)
+		r.Clients = append(r.Clients, name)
+		r.Answers[name] = c.answers[cl]
+		for _, s := range c.down[cl] {
+			r.Down[name] = append(r.Down[name], Span{FromUs: s.fromUs, ToUs: s.toUs})
+		}
+	}
+	var out []invariants.Violation
+	c.stats, out = CheckProgress(r)
+	return out
+}
+
+// ProgressRecord is what the progress check judges: the simulator's clients
+// as its bus saw them, or the real clients of a chaos run (cmd/sim chaos).
+type ProgressRecord struct {
+	Limits          ProgressBounds
+	Faulty          bool // the run had a fault schedule
+	Called, Unknown int  // operations issued, and those that ended with an unknown outcome
+	// Stats holds the busy and unavailable counts; CheckProgress fills in
+	// the window figures.
+	Stats   ProgressStats
+	Clients []string
+	Answers map[string][]int64 // per client, the times of its final answers from the store, ascending
+	Down    map[string][]Span  // per client, when it was not running
+	// StartUs is when progress is due (the last fault healed plus the
+	// bound), EndUs when the workload stopped issuing, NowUs the time of the
+	// verdict.
+	StartUs, EndUs, NowUs int64
+}
+
+// Span is a stretch of time; ToUs 0: still open.
+type Span struct{ FromUs, ToUs int64 }
+
+// wasDown: the client was not running at some point of [from, to).
+func wasDown(spans []Span, fromUs, toUs int64) bool {
+	for _, s := range spans {
+		if s.FromUs < toUs && (s.ToUs == 0 || s.ToUs > fromUs) {
 			return true
 		}
 	}
 	return false
 }
 
-func (c *progressChecker) Final(v *View) []invariants.Violation {
-	cfg := v.Config()
+// CheckProgress judges a run's progress (see ProgressBounds) and returns its
+// figures and violations.
+func CheckProgress(r ProgressRecord) (ProgressStats, []invariants.Violation) {
+	stats, lim := r.Stats, r.Limits
 	var out []invariants.Violation
 	violate := func(format string, args ...any) {
-		out = append(out, invariants.Violation{Invariant: Progress, AtUs: v.NowUs(), Detail: fmt.Sprintf(format, args...)})
+		out = append(out, invariants.Violation{Invariant: Progress, AtUs: r.NowUs, Detail: fmt.Sprintf(format, args...)})
 	}
-	if len(cfg.Schedule.Faults) == 0 && !cfg.Migration.faulty() && c.unknown > 0 {
-		violate("%d operation(s) of %d ended with an unknown outcome in a run without faults", c.unknown, c.called)
+	if !r.Faulty && r.Unknown > 0 {
+		violate("%d operation(s) of %d ended with an unknown outcome in a run without faults", r.Unknown, r.Called)
 	}
-	over := func(n int, limitPM int64) bool { return int64(n)*1_000_000 > limitPM*int64(c.called) }
+	over := func(n int, limitPM int64) bool { return int64(n)*1_000_000 > limitPM*int64(r.Called) }
 	for _, b := range []struct {
 		what    string
 		n       int
 		limitPM int64
 	}{
-		{"unknown outcomes", c.unknown, c.lim.MaxUnknownPM},
-		{"final busy answers", c.stats.FinalBusy, c.lim.MaxBusyPM},
-		{"final unavailable answers", c.stats.FinalUnavailable, c.lim.MaxUnavailablePM},
-		{"busy replies", c.stats.BusyReplies, c.lim.MaxBusyRepliesPM},
-		{"unavailable replies", c.stats.UnavailableReplies, c.lim.MaxUnavailRepliesPM},
+		{"unknown outcomes", r.Unknown, lim.MaxUnknownPM},
+		{"final busy answers", stats.FinalBusy, lim.MaxBusyPM},
+		{"final unavailable answers", stats.FinalUnavailable, lim.MaxUnavailablePM},
+		{"busy replies", stats.BusyReplies, lim.MaxBusyRepliesPM},
+		{"unavailable replies", stats.UnavailableReplies, lim.MaxUnavailRepliesPM},
 	} {
 		if over(b.n, b.limitPM) {
-			violate("%d %s for %d operations: more than the scenario's bound of %d per million", b.n, b.what, c.called, b.limitPM)
+			violate("%d %s for %d operations: more than the scenario's bound of %d per million", b.n, b.what, r.Called, b.limitPM)
 		}
 	}
-	startUs, endUs, winUs := cfg.HealedMs()*1000, cfg.IssueEndMs()*1000, c.lim.WindowMs*1000
-	c.stats.MinWindowOps = -1
-	for _, cl := range v.Clients() {
-		times := c.answers[cl]
+	startUs, endUs, winUs := r.StartUs, r.EndUs, lim.WindowMs*1000
+	stats.Windows, stats.MinWindowOps, stats.LastAnswerAgeMs = 0, -1, 0
+	for _, cl := range r.Clients {
+		times, down := r.Answers[cl], r.Down[cl]
 		i, failed, first := 0, 0, ""
 		for from := startUs; from+winUs <= endUs; from += winUs {
 			for i < len(times) && times[i] < from {
 				i++
 			}
-			if c.wasDown(cl, from, from+winUs) {
+			if wasDown(down, from, from+winUs) {
 				continue // a client that is not running issues nothing
 			}
 			n := 0
 			for j := i; j < len(times) && times[j] < from+winUs; j++ {
 				n++
 			}
-			c.stats.Windows++
-			if c.stats.MinWindowOps < 0 || n < c.stats.MinWindowOps {
-				c.stats.MinWindowOps = n
+			stats.Windows++
+			if stats.MinWindowOps < 0 || n < stats.MinWindowOps {
+				stats.MinWindowOps = n
 			}
-			if n < c.lim.MinOps {
+			if n < lim.MinOps {
 				if failed == 0 {
 					first = fmt.Sprintf("%d in %.1fs..%.1fs", n, float64(from)/1e6, float64(from+winUs)/1e6)
 				}
@@ -146,9 +187,9 @@ func (c *progressChecker) Final(v *View) []invariants.Violation {
 		}
 		if failed > 0 {
 			violate("client %s completed fewer than %d operations with a final answer in %d window(s) of %dms after the faults healed (first: %s)",
-				v.HostName(cl), c.lim.MinOps, failed, c.lim.WindowMs, first)
+				cl, lim.MinOps, failed, lim.WindowMs, first)
 		}
-		if c.wasDown(cl, endUs-winUs, endUs) {
+		if wasDown(down, endUs-winUs, endUs) {
 			continue
 		}
 		last := int64(0)
@@ -156,13 +197,22 @@ func (c *progressChecker) Final(v *View) []invariants.Violation {
 			last = times[len(times)-1]
 		}
 		age := max(0, endUs-last) / 1000
-		c.stats.LastAnswerAgeMs = max(c.stats.LastAnswerAgeMs, age)
-		if age > c.lim.WindowMs {
-			violate("client %s: its last final answer is %dms old when the workload stops (bound %dms)", v.HostName(cl), age, c.lim.WindowMs)
+		stats.LastAnswerAgeMs = max(stats.LastAnswerAgeMs, age)
+		if age > lim.WindowMs {
+			violate("client %s: its last final answer is %dms old when the workload stops (bound %dms)", cl, age, lim.WindowMs)
 		}
 	}
-	c.stats.MinWindowOps = max(c.stats.MinWindowOps, 0)
-	return out
+	stats.MinWindowOps = max(stats.MinWindowOps, 0)
+	return stats, out
 }
 
 func (c *progressChecker) Report(o *Outcome) { o.Progress = c.stats }
+
+// wasDown: host h was not running at some point of [from, to).
+func (c *progressChecker) wasDown(h model.HostID, fromUs, toUs int64) bool {
+	spans := make([]Span, len(c.down[h]))
+	for i, s := range c.down[h] {
+		spans[i] = Span{FromUs: s.fromUs, ToUs: s.toUs}
+	}
+	return wasDown(spans, fromUs, toUs)
+}

@@ -87,7 +87,12 @@ var linKinds = [...]linearizability.Kind{
 // toLinInput is the checkers' view of a request: its subgraph (the
 // partition), Post's subgraph for synapses, and its event_uuid.
 func (w *World) toLinInput(req *model.Request) linearizability.Input {
-	n := w.cfg.Subgraphs
+	return LinInput(req, w.cfg.Subgraphs)
+}
+
+// LinInput is the checkers' view of a request in a cluster of n subgraphs
+// (the chaos driver records real clients' requests with it).
+func LinInput(req *model.Request, n uint32) linearizability.Input {
 	in := linearizability.Input{Kind: linKinds[req.Op], ID: linUUID(req.ID), Neuron: uint64(req.Neuron), Pre: uint64(req.Pre), Post: uint64(req.Post),
 		Subgraph: uint32(model.SubgraphOf(req.RoutingNeuron(), n))}
 	switch req.Op {
@@ -113,7 +118,10 @@ var linReasons = [...]linearizability.Reason{
 // toLinOutput is the checkers' view of a client's final answer, its reason
 // included. sent is false for an answer the client gave itself without
 // sending the request (busy, bad request): that is no operation at all.
-func toLinOutput(f model.FactOpDone) (out linearizability.Output, sent bool) {
+func toLinOutput(f model.FactOpDone) (out linearizability.Output, sent bool) { return LinOutput(f) }
+
+// LinOutput is toLinOutput for the chaos driver's real clients.
+func LinOutput(f model.FactOpDone) (out linearizability.Output, sent bool) {
 	if f.Unknown {
 		return linearizability.Output{Status: linearizability.StatusUnknown}, true
 	}

@@ -33,7 +33,7 @@ func newRoot() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(runCmd(), replayCmd(), listCmd(), benchCmd(), reportCmd())
-	root.AddCommand(swarmCmd(), shrinkCmd())
+	root.AddCommand(swarmCmd(), shrinkCmd(), chaosCmd())
 	return root
 }
 

@@ -106,6 +106,9 @@ muts = {
  'reject-some-stimulates': ("basic services", "the territory answers about 30% of stimulates 'rejected' without logging them", [
    ('model/territory_host.go', '	sg := SubgraphOf(req.RoutingNeuron(), t.cfg.Subgraphs)\n	p := t.subgraphs[sg]\n	if p == nil {\n		t.reply(from, req.ID, Result{Status: StatusWrongTerritory})', '	if req.Op == OpStimulate && req.ID.Lo%10 < 3 {\n		t.reply(from, req.ID, Result{Status: StatusRejected})\n		return\n	}\n	sg := SubgraphOf(req.RoutingNeuron(), t.cfg.Subgraphs)\n	p := t.subgraphs[sg]\n	if p == nil {\n		t.reply(from, req.ID, Result{Status: StatusWrongTerritory})'),
  ]),
+ 'ack-stimulate-unlogged': ("", "the territory acknowledges about 10% of stimulates without logging them (acknowledged writes dropped): caught against the real cluster by sim chaos's checks (no-acked-write-lost, logcheck log-lost)", [
+   ('model/territory_host.go', '	sg := SubgraphOf(req.RoutingNeuron(), t.cfg.Subgraphs)\n	p := t.subgraphs[sg]\n	if p == nil {\n		t.reply(from, req.ID, Result{Status: StatusWrongTerritory})', '	if req.Op == OpStimulate && req.ID.Lo%10 == 3 {\n		t.reply(from, req.ID, Result{Status: StatusOK, Value: req.Value, Exists: true})\n		return\n	}\n	sg := SubgraphOf(req.RoutingNeuron(), t.cfg.Subgraphs)\n	p := t.subgraphs[sg]\n	if p == nil {\n		t.reply(from, req.ID, Result{Status: StatusWrongTerritory})'),
+ ], {'expect': 'TestChaosCalm', 'test': '-tags integration -run TestChaosCalm ./chaos', 'services': 'pulsar s3'}),
  'reply-rejects-not-found': ("basic services", "the reply path turns already-exists and not-found into 'rejected'", [
    ('model/component.go', 'func (t *Territory) reply(to HostID, id EventUUID, r Result) {\n', 'func (t *Territory) reply(to HostID, id EventUUID, r Result) {\n	if r.Status == StatusNotFound || r.Status == StatusAlreadyExists {\n		r.Status = StatusRejected\n	}\n'),
  ]),

@@ -70,7 +70,7 @@ func BenchmarkCommitLatency(b *testing.B) {
 	mustDo(b, cl, model.Request{Op: model.OpCreateNeuron, Neuron: n})
 	ev := model.Event{LSN: 1 << 20, UUID: model.EventUUID{Hi: 1 << 40, Lo: 1 << 20}, Type: model.EvStimulate, WriterEpoch: 1, Neuron: n, Value: 1000, TimestampMs: time.Now().UnixMilli()}
 	payload := ev.Encode()
-	raw, err := rawClient(b, c.svc.pulsarURL).CreateProducer(pulsar.ProducerOptions{
+	raw, err := rawClient(b, c.svc.PulsarURL).CreateProducer(pulsar.ProducerOptions{
 		Topic: fmt.Sprintf("persistent://public/%s/%s-raw", e2eNamespace, c.prefix), DisableBatching: true})
 	if err != nil {
 		b.Fatal(err)
@@ -197,7 +197,7 @@ func BenchmarkRecoveryReplay(b *testing.B) {
 	b.Logf("filled %d events (%d bytes each) in %v", n, len(entries[n-1].Data), time.Since(t0).Round(time.Millisecond))
 	topic := l.Topic(0)
 	l.Close()
-	raw := rawClient(b, c.svc.pulsarURL)
+	raw := rawClient(b, c.svc.PulsarURL)
 	var terr, rawr []float64
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {

@@ -148,7 +148,7 @@ func TestUnreachableServices(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	host := strings.TrimPrefix(strings.TrimPrefix(c.svc.s3Endpoint, "http://"), "https://")
+	host := strings.TrimPrefix(strings.TrimPrefix(c.svc.S3Endpoint, "http://"), "https://")
 	badObj := writeFile(t, c.dir, "dead-objstore.yaml", strings.Replace(mustRead(t, c.objConf), "endpoint: "+host, "endpoint: "+dead, 1))
 	for _, tc := range []struct {
 		name, role, body, want string
@@ -156,10 +156,10 @@ func TestUnreachableServices(t *testing.T) {
 	}{
 		{"etcd", "run", r(good, c.endpoints[0], "http://"+dead), "etcd.endpoints [http://" + dead + "]: no answer within 3s (etcd.dial_timeout)", 15 * time.Second},
 		{"etcd manager", "manager", r(mgrConf, c.endpoints[0], "http://"+dead), "etcd.endpoints [http://" + dead + "]: no answer within 3s", 15 * time.Second},
-		{"pulsar broker", "run", r(r(good, c.svc.pulsarURL, "pulsar://"+dead), "operation_timeout: 10s", "operation_timeout: 3s"),
+		{"pulsar broker", "run", r(r(good, c.svc.PulsarURL, "pulsar://"+dead), "operation_timeout: 10s", "operation_timeout: 3s"),
 			"log.pulsar.service_url pulsar://" + dead + ": unreachable within 3s (log.pulsar.operation_timeout)", 20 * time.Second},
-		{"pulsar admin", "run", r(r(good, c.svc.adminURL, "http://"+dead), "operation_timeout: 10s", "operation_timeout: 3s"),
-			"log.pulsar (service_url " + c.svc.pulsarURL + ", admin_url http://" + dead + ")", 20 * time.Second},
+		{"pulsar admin", "run", r(r(good, c.svc.AdminURL, "http://"+dead), "operation_timeout: 10s", "operation_timeout: 3s"),
+			"log.pulsar (service_url " + c.svc.PulsarURL + ", admin_url http://" + dead + ")", 20 * time.Second},
 		{"s3", "run", r(good, c.objConf, badObj), "objstore.config_file " + badObj + ": the bucket does not answer", 40 * time.Second},
 	} {
 		t.Run(strings.ReplaceAll(tc.name, " ", "-"), func(t *testing.T) {

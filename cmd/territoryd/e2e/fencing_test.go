@@ -116,17 +116,17 @@ func TestFencingPausedPrimary(t *testing.T) {
 	// The topic of subgraph 0, message by message: after open(E), no data
 	// message of an epoch below E.
 	l := c.openLog()
-	msgs := scanTopic(t, c.svc.pulsarURL, l.Topic(0))
+	msgs := scanTopic(t, c.svc.PulsarURL, l.Topic(0))
 	var maxOpen uint64
 	opens := 0
 	for i, m := range msgs {
-		switch m.kind {
+		switch m.Kind {
 		case "open":
-			maxOpen = max(maxOpen, m.epoch)
+			maxOpen = max(maxOpen, m.Epoch)
 			opens++
 		case "data":
-			if m.epoch < maxOpen {
-				t.Errorf("topic message %d: data at epoch %d (lsn %d) after open(%d)", i, m.epoch, m.lsn, maxOpen)
+			if m.Epoch < maxOpen {
+				t.Errorf("topic message %d: data at epoch %d (lsn %d) after open(%d)", i, m.Epoch, m.LSN, maxOpen)
 			}
 		}
 	}

@@ -3,9 +3,7 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -22,10 +20,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/apache/pulsar-client-go/pulsar"
 	plog "github.com/apache/pulsar-client-go/pulsar/log"
-	"github.com/sirupsen/logrus"
 
+	"territory/chaos"
 	"territory/model"
 	"territory/runtime/blob"
 	"territory/runtime/daemon"
@@ -47,9 +44,7 @@ const e2eNamespace = "territory-e2e"
 const skipMsg = "TERRITORY_PULSAR_URL and TERRITORY_S3_ENDPOINT must be set: run scripts/test-integration.sh " +
 	"(TERRITORY_IT_PACKAGES=./cmd/territoryd/e2e), which starts Pulsar and the S3 server and exports them"
 
-func haveServices() bool {
-	return os.Getenv("TERRITORY_PULSAR_URL") != "" && os.Getenv("TERRITORY_S3_ENDPOINT") != ""
-}
+func haveServices() bool { return chaos.HaveServices() }
 
 func TestMain(m *testing.M) {
 	if !haveServices() {
@@ -62,21 +57,17 @@ func TestMain(m *testing.M) {
 	}
 	// The objstore YAML refers to the credentials as ${VAR}; the processes
 	// and this one expand them from the environment.
-	for k, v := range map[string]string{"TERRITORY_S3_ACCESS_KEY": "territory", "TERRITORY_S3_SECRET_KEY": "territory-secret"} {
-		if os.Getenv(k) == "" {
-			os.Setenv(k, v)
-		}
+	if _, err := chaos.ServicesFromEnv(); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		os.Exit(1)
 	}
 	dir, err := os.MkdirTemp("", "territoryd-e2e-bin-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		os.Exit(1)
 	}
-	territoryd = filepath.Join(dir, "territoryd")
-	build := exec.Command("go", "build", "-o", territoryd, "territory/cmd/territoryd")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "e2e: go build territoryd:", err)
+	if territoryd, err = chaos.BuildTerritoryd(dir); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
 		os.RemoveAll(dir)
 		os.Exit(1)
 	}
@@ -86,32 +77,18 @@ func TestMain(m *testing.M) {
 }
 
 // services are the real services' coordinates (scripts/*.sh env).
-type services struct {
-	pulsarURL, adminURL                             string
-	s3Endpoint, s3Region, s3Bucket, s3Key, s3Secret string
-}
-
-func env(k, def string) string {
-	if v := os.Getenv(k); v != "" {
-		return v
-	}
-	return def
-}
+type services = chaos.Services
 
 func needServices(t testing.TB) services {
 	t.Helper()
 	if !haveServices() {
 		servicetest.Absent(t, skipMsg)
 	}
-	return services{
-		pulsarURL:  os.Getenv("TERRITORY_PULSAR_URL"),
-		adminURL:   env("TERRITORY_PULSAR_ADMIN_URL", "http://127.0.0.1:8080"),
-		s3Endpoint: os.Getenv("TERRITORY_S3_ENDPOINT"),
-		s3Region:   env("TERRITORY_S3_REGION", "us-east-1"),
-		s3Bucket:   env("TERRITORY_S3_BUCKET", "territory-test"),
-		s3Key:      env("TERRITORY_S3_ACCESS_KEY", "territory"),
-		s3Secret:   env("TERRITORY_S3_SECRET_KEY", "territory-secret"),
+	svc, err := chaos.ServicesFromEnv()
+	if err != nil {
+		t.Fatal(err)
 	}
+	return svc
 }
 
 func freeAddr(t testing.TB) string {
@@ -138,51 +115,30 @@ func writeFile(t testing.TB, dir, name, body string) string {
 
 // ---- processes ----
 
-// proc is a territoryd process. Its stderr (slog JSON) is kept in memory and
-// in a file; on test failure the tail of it is printed. It is killed when the
-// test ends, and by the kernel if the test binary dies (Pdeathsig).
+// proc is a territoryd process (chaos.Proc) that fails its test instead of
+// returning errors. It is killed when the test ends; on test failure the tail
+// of its log is printed.
 type proc struct {
-	t      testing.TB
-	name   string
-	cmd    *exec.Cmd
-	mu     sync.Mutex
-	lines  []string
-	exited chan struct{}
-	code   int
+	*chaos.Proc
+	t    testing.TB
+	name string
 }
-
-var listenLine = regexp.MustCompile(`listening on (\S+)`)
 
 // startProc starts territoryd with args and, if wait is set, waits up to 60 s
 // for its "listening on" line.
 func startProc(t testing.TB, dir, name string, wait bool, args ...string) *proc {
 	t.Helper()
-	p := &proc{t: t, name: name, exited: make(chan struct{}), code: -1}
-	p.cmd = exec.Command(territoryd, args...)
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	stdout, err := p.cmd.StdoutPipe()
+	cp, err := chaos.StartProc(territoryd, dir, name, args...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	stderr, err := p.cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	logf, err := os.OpenFile(filepath.Join(dir, name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	p := &proc{Proc: cp, t: t, name: name}
 	t.Cleanup(func() {
 		p.kill()
 		if t.Failed() {
 			p.dumpTail(40)
 			if keep := os.Getenv("TERRITORY_E2E_LOGS"); keep != "" {
-				p.mu.Lock()
-				all := strings.Join(p.lines, "\n") + "\n"
-				p.mu.Unlock()
+				all := strings.Join(p.Lines(), "\n") + "\n"
 				_ = os.MkdirAll(keep, 0o755)
 				dst := filepath.Join(keep, uniqueName(t)+"-"+name+".log")
 				if err := os.WriteFile(dst, []byte(all), 0o644); err == nil {
@@ -191,108 +147,44 @@ func startProc(t testing.TB, dir, name string, wait bool, args ...string) *proc 
 			}
 		}
 	})
-	listening := make(chan string, 1)
-	var readers sync.WaitGroup
-	readers.Add(2)
-	go func() {
-		defer readers.Done()
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if m := listenLine.FindStringSubmatch(sc.Text()); m != nil {
-				select {
-				case listening <- m[1]:
-				default:
-				}
-			}
+	if wait {
+		if _, err := p.WaitListening(60 * time.Second); err != nil {
+			t.Fatal(err)
 		}
-	}()
-	go func() {
-		defer readers.Done()
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			line := sc.Text()
-			p.mu.Lock()
-			p.lines = append(p.lines, line)
-			p.mu.Unlock()
-			fmt.Fprintln(logf, line)
-		}
-	}()
-	go func() {
-		readers.Wait() // Wait closes the pipes: read them to the end first
-		err := p.cmd.Wait()
-		logf.Close()
-		var ee *exec.ExitError
-		switch {
-		case err == nil:
-			p.code = 0
-		case errors.As(err, &ee):
-			p.code = ee.ExitCode() // -1 if killed by a signal
-		}
-		close(p.exited)
-	}()
-	if !wait {
-		return p
-	}
-	select {
-	case <-listening:
-	case <-p.exited:
-		t.Fatalf("%s exited (code %d) before listening:\n%s", name, p.code, p.tail(30))
-	case <-time.After(60 * time.Second):
-		t.Fatalf("%s: not listening after 60s:\n%s", name, p.tail(30))
 	}
 	return p
 }
 
-func (p *proc) tail(n int) string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return strings.Join(p.lines[max(0, len(p.lines)-n):], "\n")
-}
+func (p *proc) tail(n int) string { return p.Tail(n) }
 
 func (p *proc) dumpTail(n int) {
 	p.t.Logf("---- last lines of %s ----\n%s", p.name, p.tail(n))
 }
 
-func (p *proc) running() bool {
-	select {
-	case <-p.exited:
-		return false
-	default:
-		return true
-	}
-}
+func (p *proc) running() bool { return p.Running() }
 
 // kill sends SIGKILL (kill -9) and waits for the exit.
 func (p *proc) kill() {
-	if p.running() {
-		_ = p.cmd.Process.Signal(syscall.SIGCONT) // a stopped process dies on SIGKILL anyway; be explicit
-		_ = p.cmd.Process.Kill()
-	}
-	select {
-	case <-p.exited:
-	case <-time.After(10 * time.Second):
-		p.t.Errorf("%s: no exit 10s after SIGKILL", p.name)
+	if err := p.Kill(); err != nil {
+		p.t.Error(err)
 	}
 }
 
 func (p *proc) signal(sig syscall.Signal) {
 	p.t.Helper()
-	if err := p.cmd.Process.Signal(sig); err != nil {
-		p.t.Fatalf("%s: %v: %v", p.name, sig, err)
+	if err := p.Signal(sig); err != nil {
+		p.t.Fatal(err)
 	}
 }
 
 // waitExit waits for the process to exit on its own and returns its code.
 func (p *proc) waitExit(d time.Duration) int {
 	p.t.Helper()
-	select {
-	case <-p.exited:
-		return p.code
-	case <-time.After(d):
-		p.t.Fatalf("%s: still running after %s:\n%s", p.name, d, p.tail(20))
+	code, err := p.WaitExit(d)
+	if err != nil {
+		p.t.Fatal(err)
 	}
-	return -1
+	return code
 }
 
 // term sends SIGTERM and expects a clean exit (code 0) within 30 s.
@@ -305,76 +197,34 @@ func (p *proc) term() {
 }
 
 // records parses the JSON log lines (non-JSON lines are skipped).
-func (p *proc) records() []map[string]any {
-	p.mu.Lock()
-	lines := slices.Clone(p.lines)
-	p.mu.Unlock()
-	var out []map[string]any
-	for _, l := range lines {
-		var m map[string]any
-		if json.Unmarshal([]byte(l), &m) == nil {
-			out = append(out, m)
-		}
-	}
-	return out
-}
+func (p *proc) records() []map[string]any { return p.Records() }
 
-func num(m map[string]any, k string) int64 {
-	f, _ := m[k].(float64)
-	return int64(f)
-}
+func num(m map[string]any, k string) int64 { return chaos.Num(m, k) }
 
-func str(m map[string]any, k string) string {
-	s, _ := m[k].(string)
-	return s
-}
+func str(m map[string]any, k string) string { return chaos.Str(m, k) }
 
 // waitRecords polls the JSON log until pred holds for the records (or fails the test).
 func (p *proc) waitRecords(d time.Duration, what string, pred func([]map[string]any) bool) []map[string]any {
 	p.t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		rs := p.records()
-		if pred(rs) {
-			return rs
-		}
-		if time.Now().After(deadline) {
-			p.t.Fatalf("%s: no %s within %s:\n%s", p.name, what, d, p.tail(30))
-		}
-		if !p.running() {
-			p.t.Fatalf("%s exited (code %d) while waiting for %s:\n%s", p.name, p.code, what, p.tail(30))
-		}
-		time.Sleep(50 * time.Millisecond)
+	rs, err := p.WaitRecords(d, what, pred)
+	if err != nil {
+		p.t.Fatal(err)
 	}
+	return rs
 }
 
 // operational returns, per subgraph, the last "operational" record.
 func operational(rs []map[string]any) map[model.SubgraphID]map[string]any {
-	out := map[model.SubgraphID]map[string]any{}
-	for _, r := range rs {
-		switch str(r, "msg") {
-		case "operational":
-			out[model.SubgraphID(num(r, "subgraph"))] = r
-		case "stepped down":
-			delete(out, model.SubgraphID(num(r, "subgraph")))
-		}
-	}
-	return out
+	return chaos.Operational(rs)
 }
 
 // waitOperational waits until the process serves every subgraph in sgs.
 func (p *proc) waitOperational(d time.Duration, sgs ...model.SubgraphID) map[model.SubgraphID]map[string]any {
 	p.t.Helper()
-	var ops map[model.SubgraphID]map[string]any
-	p.waitRecords(d, fmt.Sprintf("operational subgraphs %v", sgs), func(rs []map[string]any) bool {
-		ops = operational(rs)
-		for _, sg := range sgs {
-			if ops[sg] == nil {
-				return false
-			}
-		}
-		return true
-	})
+	ops, err := p.WaitOperational(d, sgs...)
+	if err != nil {
+		p.t.Fatal(err)
+	}
 	return ops
 }
 
@@ -457,19 +307,8 @@ func newCluster(t testing.TB, o clusterOpts) *cluster {
 		}
 	})
 	c.endpoints = etcdembed.Endpoints(c.etcd)
-	host := strings.TrimPrefix(strings.TrimPrefix(svc.s3Endpoint, "http://"), "https://")
 	// Credentials come from the environment the processes inherit (${VAR}).
-	c.objConf = writeFile(t, c.dir, "objstore.yaml", fmt.Sprintf(`type: S3
-config:
-  bucket: %s
-  endpoint: %s
-  region: %s
-  access_key: ${TERRITORY_S3_ACCESS_KEY}
-  secret_key: ${TERRITORY_S3_SECRET_KEY}
-  insecure: %v
-  bucket_lookup_type: path
-prefix: %s
-`, svc.s3Bucket, host, svc.s3Region, strings.HasPrefix(svc.s3Endpoint, "http://"), c.s3Prefix))
+	c.objConf = writeFile(t, c.dir, "objstore.yaml", svc.ObjstoreYAML(c.s3Prefix))
 	c.mgrAddr = freeAddr(t)
 	for range o.runs {
 		c.runAddrs = append(c.runAddrs, freeAddr(t))
@@ -512,31 +351,15 @@ func policyOf(t testing.TB, section string) model.Policy {
 func (c *cluster) common() string { return c.commonWith(c.endpoints) }
 
 func (c *cluster) commonWith(endpoints []string) string {
-	var hosts []string
+	var hosts []chaos.HostAddr
 	for i, ids := range c.opts.runs {
 		for _, id := range ids {
-			hosts = append(hosts, fmt.Sprintf("%d: %q", id, c.runAddrs[i]))
+			hosts = append(hosts, chaos.HostAddr{ID: id, Addr: c.runAddrs[i]})
 		}
 	}
-	hosts = append(hosts, fmt.Sprintf("1000: %q", c.mgrAddr))
-	eps := make([]string, len(endpoints))
-	for i, e := range endpoints {
-		eps[i] = strconv.Quote(e)
-	}
-	policy := ""
-	if c.opts.policy != "" {
-		policy = "policy:\n" + c.opts.policy + "\n"
-	}
-	return fmt.Sprintf(`log_level: %s
-metrics_listen: ""
-subgraphs: %d
-manager: 1000
-hosts: {%s}
-etcd:
-  endpoints: [%s]
-  dial_timeout: 3s
-objstore: {config_file: %s}
-%s`, c.opts.logLevel, c.opts.subgraphs, strings.Join(hosts, ", "), strings.Join(eps, ", "), c.objConf, policy)
+	hosts = append(hosts, chaos.HostAddr{ID: 1000, Addr: c.mgrAddr})
+	return chaos.CommonSpec{LogLevel: c.opts.logLevel, Subgraphs: c.opts.subgraphs, Hosts: hosts, Manager: 1000,
+		Endpoints: endpoints, ObjstoreFile: c.objConf, PolicySection: c.opts.policy}.YAML()
 }
 
 func (c *cluster) managerConfig() string {
@@ -546,26 +369,13 @@ func (c *cluster) managerConfig() string {
 			all = append(all, fmt.Sprint(id))
 		}
 	}
-	// The simulator's control-plane periods, far shorter than production's
-	// defaults, so failover and garbage collection happen within a test.
-	fast := "control_plane: {host_loss: 3s, snapshot_grace: 2s, stale_upload: 3s, orphan: 3s, reconcile: 500ms}\n"
+	fast := chaos.FastControlPlane
 	return writeFile(c.t, c.dir, "manager.yaml", c.common()+fast+fmt.Sprintf("listen: %s\nbootstrap_territories: [%s]\n", c.mgrAddr, strings.Join(all, ", ")))
 }
 
 // pulsarSection is the log section of a run configuration.
 func (c *cluster) pulsarSection(serviceURL, adminURL string) string {
-	return fmt.Sprintf(`log:
-  backend: pulsar
-  pulsar:
-    service_url: %s
-    admin_url: %s
-    namespace: %s
-    topic_prefix: %s
-    ensemble_size: 3
-    write_quorum: 3
-    ack_quorum: 2
-    operation_timeout: 10s
-`, serviceURL, adminURL, e2eNamespace, c.prefix)
+	return chaos.PulsarSection(serviceURL, adminURL, e2eNamespace, c.prefix)
 }
 
 func (c *cluster) runConfig(i int) string {
@@ -578,7 +388,7 @@ func (c *cluster) runConfig(i int) string {
 		common = c.commonWith(eps)
 	}
 	body := common + fmt.Sprintf("listen: %s\nterritories: [%s]\nbootstrap_wait: 30s\n", c.runAddrs[i], strings.Join(ids, ", ")) +
-		c.pulsarSection(c.svc.pulsarURL, c.svc.adminURL)
+		c.pulsarSection(c.svc.PulsarURL, c.svc.AdminURL)
 	if c.opts.cacheDir {
 		body += fmt.Sprintf("cache_dir: %s\n", filepath.Join(c.dir, fmt.Sprintf("cache-%d", i)))
 	}
@@ -660,9 +470,7 @@ func (c *cluster) newLog() *pulsarlog.Log {
 	c.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	l, err := pulsarlog.New(ctx, pulsarlog.Config{ServiceURL: c.svc.pulsarURL, AdminURL: c.svc.adminURL,
-		Namespace: e2eNamespace, TopicPrefix: c.prefix, SkipNamespaceSetup: true, OperationTimeout: 20 * time.Second,
-		Logger: quietPulsarLogger()})
+	l, err := chaos.NewLogReader(ctx, c.svc, e2eNamespace, c.prefix)
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -670,74 +478,28 @@ func (c *cluster) newLog() *pulsarlog.Log {
 	return l
 }
 
-func quietPulsarLogger() plog.Logger {
-	lr := logrus.New()
-	lr.SetOutput(io.Discard)
-	return plog.NewLoggerWithLogrus(lr)
-}
+func quietPulsarLogger() plog.Logger { return chaos.QuietPulsarLogger() }
 
 // readEvents reads a subgraph's whole log through pulsarlog and decodes it.
 func readEvents(t testing.TB, l *pulsarlog.Log, sg model.SubgraphID) ([]model.LogEntry, []model.Event) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	var entries []model.LogEntry
-	from := uint64(1)
-	for {
-		resp, serr, err := l.Do(ctx, model.LogRequest{Kind: model.LogRead, Stream: uint32(sg), FromLSN: from, MaxEntries: 1024})
-		if err != nil || serr != model.ErrNone {
-			t.Fatalf("read subgraph %d from %d: %v %v", sg, from, serr, err)
-		}
-		entries = append(entries, resp.Entries...)
-		from += uint64(len(resp.Entries))
-		if len(resp.Entries) == 0 || from > resp.TailLSN {
-			break
-		}
-	}
-	evs := make([]model.Event, len(entries))
-	for i, e := range entries {
-		ev, err := model.DecodeEvent(e.Data)
-		if err != nil || ev.LSN != e.LSN || ev.LSN != uint64(i+1) || ev.Subgraph != sg {
-			t.Fatalf("subgraph %d: entry %d (lsn %d) does not decode as its event: %+v %v", sg, i, e.LSN, ev, err)
-		}
-		evs[i] = ev
+	entries, evs, err := chaos.ReadEvents(ctx, l, sg)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return entries, evs
 }
 
-// rawMsg is the header of one message of a stream's topic, in topic order
-// (runtime/pulsarlog's message properties).
-type rawMsg struct {
-	kind  string // data, open, attach
-	epoch uint64
-	lsn   uint64
-}
-
 // scanTopic reads every message of a topic with a plain pulsar-client-go reader.
-func scanTopic(t testing.TB, url, topic string) []rawMsg {
+func scanTopic(t testing.TB, url, topic string) []chaos.RawMsg {
 	t.Helper()
-	cl, err := pulsar.NewClient(pulsar.ClientOptions{URL: url, Logger: quietPulsarLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	r, err := cl.CreateReader(pulsar.ReaderOptions{Topic: topic, StartMessageID: pulsar.EarliestMessageID()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	var out []rawMsg
-	for r.HasNext() {
-		m, err := r.Next(ctx)
-		if err != nil {
-			t.Fatalf("scan %s: %v", topic, err)
-		}
-		p := m.Properties()
-		e, _ := strconv.ParseUint(p["territory.epoch"], 10, 64)
-		l, _ := strconv.ParseUint(p["territory.lsn"], 10, 64)
-		out = append(out, rawMsg{kind: p["territory.kind"], epoch: e, lsn: l})
+	out, err := chaos.ScanTopic(ctx, url, topic)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return out
 }

@@ -1,0 +1,327 @@
+package chaos
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	toxiproxy "github.com/Shopify/toxiproxy/v2"
+	"github.com/rs/zerolog"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"territory/model"
+	"territory/runtime/etcdcoord"
+	"territory/runtime/etcdembed"
+)
+
+// Namespace is the Pulsar namespace of every chaos topic; each run has its
+// own topic prefix in it.
+const Namespace = "territory-chaos"
+
+// ManagerHost is the manager's name in a fault schedule, ManagerID its host id.
+const (
+	ManagerHost = "m"
+	ManagerID   = 1000
+	// EtcdPeer is the coordination store's name in a fault schedule.
+	EtcdPeer = "etcd"
+)
+
+// Cluster is one real cluster: an embedded etcd, a toxiproxy proxy in front
+// of it for every territoryd process, the manager and one `territoryd run`
+// process per territory (t1 is territory 1, ...), on the shared Pulsar and S3.
+type Cluster struct {
+	Dir, Bin  string
+	Svc       Services
+	Prefix    string // Pulsar topic prefix
+	S3Prefix  string
+	Subgraphs uint32
+	Hosts     []string // territories' names, t1..tN
+	MgrAddr   string
+
+	etcd    *etcdembed.Etcd
+	etcdEP  string
+	toxi    *toxiproxy.ApiServer
+	proxies map[string]*toxiproxy.Proxy // by host, manager included
+	addrs   map[string]string
+	mu      sync.Mutex // procs and lost: the fault executor replaces processes while recovery timers read them
+	procs   map[string]*Proc
+	lost    map[string]bool
+	objConf string
+	co      *etcdcoord.Coord
+}
+
+// hostID is a territory's id: t3 is 3.
+func hostID(name string) uint32 {
+	var id uint32
+	fmt.Sscanf(name, "t%d", &id)
+	return id
+}
+
+func freeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+// StartCluster starts etcd, the proxies, the manager and every territory,
+// and waits until each territory serves its initial subgraphs. Close stops it.
+func StartCluster(bin, dir, name string, svc Services, territories int, subgraphs uint32, policy string) (*Cluster, error) {
+	c := &Cluster{Dir: dir, Bin: bin, Svc: svc, Prefix: "chaos-" + name, S3Prefix: "chaos/" + name, Subgraphs: subgraphs,
+		proxies: map[string]*toxiproxy.Proxy{}, addrs: map[string]string{}, procs: map[string]*Proc{}, lost: map[string]bool{}}
+	ok := false
+	defer func() {
+		if !ok {
+			c.Close()
+		}
+	}()
+	m, err := etcdembed.Single(filepath.Join(dir, "etcd"), 0, 0)
+	if err != nil {
+		return nil, err
+	}
+	m.Fast = true
+	if c.etcd, err = etcdembed.Start(m, 30*time.Second); err != nil {
+		return nil, err
+	}
+	c.etcdEP = strings.TrimPrefix(etcdembed.Endpoints([]*etcdembed.Etcd{c.etcd})[0], "http://")
+	c.toxi = toxiproxy.NewServer(toxiproxy.NewMetricsContainer(nil), zerolog.Nop())
+	for i := 1; i <= territories; i++ {
+		c.Hosts = append(c.Hosts, fmt.Sprintf("t%d", i))
+	}
+	var hosts []HostAddr
+	for _, h := range append(slices.Clone(c.Hosts), ManagerHost) {
+		p := toxiproxy.NewProxy(c.toxi, h+"-etcd", "127.0.0.1:0", c.etcdEP)
+		if err := p.Start(); err != nil {
+			return nil, fmt.Errorf("toxiproxy for %s: %w", h, err)
+		}
+		c.proxies[h] = p
+		if c.addrs[h], err = freeAddr(); err != nil {
+			return nil, err
+		}
+		id := uint32(ManagerID)
+		if h != ManagerHost {
+			id = hostID(h)
+		}
+		hosts = append(hosts, HostAddr{ID: id, Addr: c.addrs[h]})
+	}
+	c.MgrAddr = c.addrs[ManagerHost]
+	c.objConf = filepath.Join(dir, "objstore.yaml")
+	if err := os.WriteFile(c.objConf, []byte(svc.ObjstoreYAML(c.S3Prefix)), 0o600); err != nil {
+		return nil, err
+	}
+	common := func(h string) string {
+		return CommonSpec{LogLevel: "info", Subgraphs: subgraphs, Hosts: hosts, Manager: ManagerID,
+			Endpoints: []string{"http://" + c.proxies[h].Listen}, ObjstoreFile: c.objConf, PolicySection: policy}.YAML()
+	}
+	var ids []string
+	for _, h := range c.Hosts {
+		ids = append(ids, fmt.Sprint(hostID(h)))
+	}
+	mgr := common(ManagerHost) + FastControlPlane + fmt.Sprintf("listen: %s\nbootstrap_territories: [%s]\n", c.MgrAddr, strings.Join(ids, ", "))
+	if err := os.WriteFile(filepath.Join(dir, "manager.yaml"), []byte(mgr), 0o600); err != nil {
+		return nil, err
+	}
+	for _, h := range c.Hosts {
+		body := common(h) + fmt.Sprintf("listen: %s\nterritories: [%d]\nbootstrap_wait: 30s\ncache_dir: %s\n", c.addrs[h], hostID(h), c.DataDir(h)) +
+			PulsarSection(svc.PulsarURL, svc.AdminURL, Namespace, c.Prefix)
+		if err := os.WriteFile(filepath.Join(dir, h+".yaml"), []byte(body), 0o600); err != nil {
+			return nil, err
+		}
+	}
+	if err := c.start(ManagerHost, "manager"); err != nil {
+		return nil, err
+	}
+	for _, h := range c.Hosts {
+		if err := c.start(h, "run"); err != nil {
+			return nil, err
+		}
+	}
+	for i, h := range c.Hosts {
+		var sgs []model.SubgraphID
+		for sg := uint32(0); sg < subgraphs; sg++ {
+			if int(sg)%len(c.Hosts) == i { // model.InitialRoutes: round robin over the territories
+				sgs = append(sgs, model.SubgraphID(sg))
+			}
+		}
+		if _, err := c.Proc(h).WaitOperational(90*time.Second, sgs...); err != nil {
+			return nil, err
+		}
+	}
+	ok = true
+	return c, nil
+}
+
+// DataDir is a territory's local data directory (its snapshot cache).
+func (c *Cluster) DataDir(h string) string { return filepath.Join(c.Dir, "data-"+h) }
+
+func (c *Cluster) start(h, role string) error {
+	cfg := filepath.Join(c.Dir, h+".yaml")
+	if h == ManagerHost {
+		cfg = filepath.Join(c.Dir, "manager.yaml")
+	}
+	p, err := StartProc(c.Bin, c.Dir, h, role, "--config", cfg)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.procs[h] = p
+	c.mu.Unlock()
+	_, err = p.WaitListening(60 * time.Second)
+	return err
+}
+
+// Proc is a host's current process (nil before the start).
+func (c *Cluster) Proc(h string) *Proc {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.procs[h]
+}
+
+// Lost reports whether a host was lost.
+func (c *Cluster) Lost(h string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lost[h]
+}
+
+// Kill kills a host's process with SIGKILL.
+func (c *Cluster) Kill(h string) error { return c.Proc(h).Kill() }
+
+// Restart starts a host's process again with its configuration and data dir.
+func (c *Cluster) Restart(h string) error { return c.start(h, "run") }
+
+// Lose kills a host and removes its data directory: it never comes back.
+func (c *Cluster) Lose(h string) error {
+	if err := c.Kill(h); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.lost[h] = true
+	c.mu.Unlock()
+	return os.RemoveAll(c.DataDir(h))
+}
+
+// Pause stops a host's process (SIGSTOP); Resume continues it (SIGCONT).
+func (c *Cluster) Pause(h string) error { return c.Proc(h).Signal(syscall.SIGSTOP) }
+
+// Resume continues a paused host's process.
+func (c *Cluster) Resume(h string) error { return c.Proc(h).Signal(syscall.SIGCONT) }
+
+// CutEtcd makes etcd unreachable from h: its proxy stops listening and
+// closes its connections (connection refused until HealEtcd).
+func (c *Cluster) CutEtcd(h string) { c.proxies[h].Stop() }
+
+// HealEtcd starts h's proxy again on the same address.
+func (c *Cluster) HealEtcd(h string) error { return c.proxies[h].Start() }
+
+// toxic adds a toxic to both directions of h's proxy.
+func (c *Cluster) toxic(h, kind string, attrs string) error {
+	for _, stream := range []string{"upstream", "downstream"} {
+		js := fmt.Sprintf(`{"name": %q, "type": %q, "stream": %q, "toxicity": 1.0, "attributes": %s}`, kind+"_"+stream, kind, stream, attrs)
+		if _, err := c.proxies[h].Toxics.AddToxicJson(strings.NewReader(js)); err != nil {
+			return fmt.Errorf("toxic %s on %s: %w", kind, h, err)
+		}
+	}
+	return nil
+}
+
+func (c *Cluster) untoxic(h, kind string) error {
+	for _, stream := range []string{"upstream", "downstream"} {
+		if err := c.proxies[h].Toxics.RemoveToxic(context.Background(), kind+"_"+stream); err != nil {
+			return fmt.Errorf("remove toxic %s from %s: %w", kind, h, err)
+		}
+	}
+	return nil
+}
+
+// PartitionEtcd black-holes every byte between h and etcd, both ways, on
+// open connections and new ones (toxiproxy's timeout toxic with no timeout);
+// HealPartition removes it, which also closes the connections it held.
+func (c *Cluster) PartitionEtcd(h string) error { return c.toxic(h, "timeout", `{"timeout": 0}`) }
+
+// HealPartition ends PartitionEtcd.
+func (c *Cluster) HealPartition(h string) error { return c.untoxic(h, "timeout") }
+
+// SlowEtcd adds ms of latency each way between every process and etcd.
+func (c *Cluster) SlowEtcd(ms int64) error {
+	for _, h := range append(slices.Clone(c.Hosts), ManagerHost) {
+		if err := c.toxic(h, "latency", fmt.Sprintf(`{"latency": %d, "jitter": 0}`, ms)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// HealSlow ends SlowEtcd.
+func (c *Cluster) HealSlow() error {
+	for _, h := range append(slices.Clone(c.Hosts), ManagerHost) {
+		if err := c.untoxic(h, "latency"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Coord is an etcd client of the cluster (direct, not through a proxy).
+func (c *Cluster) Coord() (*etcdcoord.Coord, error) {
+	if c.co != nil {
+		return c.co, nil
+	}
+	co, err := etcdcoord.Dial(etcdcoord.Config{Endpoints: []string{"http://" + c.etcdEP}}, nil)
+	if err != nil {
+		return nil, err
+	}
+	c.co = co
+	return co, nil
+}
+
+// ExpireSession revokes the lease of h's liveness key (alive/<id>) in etcd:
+// its session expires as if the lease had timed out.
+func (c *Cluster) ExpireSession(h string) error {
+	co, err := c.Coord()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	resp, err := co.Client().Get(ctx, model.AliveKey(model.HostID(hostID(h))))
+	if err != nil {
+		return fmt.Errorf("read %s's liveness key: %w", h, err)
+	}
+	if len(resp.Kvs) == 0 || resp.Kvs[0].Lease == 0 {
+		return fmt.Errorf("%s holds no liveness lease to expire", h)
+	}
+	if _, err := co.Client().Revoke(ctx, clientv3.LeaseID(resp.Kvs[0].Lease)); err != nil {
+		return fmt.Errorf("revoke %s's lease: %w", h, err)
+	}
+	return nil
+}
+
+// Close kills every process and stops the proxies and etcd.
+func (c *Cluster) Close() {
+	c.mu.Lock()
+	procs := maps.Values(c.procs)
+	c.mu.Unlock()
+	for p := range procs {
+		_ = p.Kill()
+	}
+	for _, p := range c.proxies {
+		p.Stop()
+	}
+	if c.co != nil {
+		c.co.Close()
+	}
+	if c.etcd != nil {
+		c.etcd.Close()
+	}
+}
