@@ -143,15 +143,19 @@ func (r *Request) String() string {
 // Result is what an operation returned. Value is the new potential or weight
 // (stimulate, adjust) or the read value. A read's answer says which LSN of
 // its subgraph the state it read reflects (LSN), and a stale read whether a
-// proxy's replica answered it (Proxy) rather than the primary. Writes leave
-// both zero (their results are kept in the dedup table, which has neither).
+// proxy's replica answered it (Proxy) rather than the primary. InDegree and
+// OutDegree are set by a read-neuron only: the degrees as the policy counts
+// them (committed synapses, plus the slots sagas in flight hold). Writes leave
+// all four zero (their results are kept in the dedup table, which has none).
 type Result struct {
-	Status Status
-	Reason Reason
-	Value  int64
-	Exists bool
-	LSN    uint64
-	Proxy  bool
+	Status    Status
+	Reason    Reason
+	Value     int64
+	Exists    bool
+	LSN       uint64
+	Proxy     bool
+	InDegree  uint32
+	OutDegree uint32
 }
 
 // Reply answers a Request.

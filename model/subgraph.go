@@ -294,7 +294,7 @@ func (s *SubgraphState) Read(req *Request) Result {
 	switch req.Op {
 	case OpReadNeuron:
 		n, ok := s.neurons[req.Neuron]
-		return Result{Status: StatusOK, Exists: ok, Value: n.Potential}
+		return Result{Status: StatusOK, Exists: ok, Value: n.Potential, InDegree: n.InDegree, OutDegree: n.OutDegree}
 	case OpReadSynapse:
 		w, ok := s.synapses[SynapseKey{req.Pre, req.Post}]
 		return Result{Status: StatusOK, Exists: ok, Value: w}

@@ -66,6 +66,13 @@ func TestFoldSemantics(t *testing.T) {
 	if nn, _ := f.s.Neuron(n[0]); nn.OutDegree != 1 || nn.Supernode {
 		t.Fatalf("degrees: %+v", nn)
 	}
+	// A read-neuron reports the degrees (and only a read does).
+	if r := f.s.Read(&Request{Op: OpReadNeuron, Neuron: n[0]}); !r.Exists || r.OutDegree != 1 || r.InDegree != 0 {
+		t.Fatalf("read-neuron of pre: %+v", r)
+	}
+	if r := f.s.Read(&Request{Op: OpReadNeuron, Neuron: n[1]}); !r.Exists || r.OutDegree != 0 || r.InDegree != 1 {
+		t.Fatalf("read-neuron of post: %+v", r)
+	}
 	if r := f.do(t, EvAdjustWeight, 0, n[0], n[1], -5); r.Value != -2 {
 		t.Fatalf("adjust: %+v", r)
 	}

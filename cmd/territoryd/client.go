@@ -73,11 +73,10 @@ func parseOp(args []string) (model.Request, error) {
 func formatResult(req model.Request, r model.Result) string {
 	switch req.Op {
 	case model.OpReadNeuron, model.OpReadSynapse:
-		what := "potential"
-		if req.Op == model.OpReadSynapse {
-			what = "weight"
+		line := fmt.Sprintf("ok exists=%v weight=%d", r.Exists, r.Value)
+		if req.Op == model.OpReadNeuron {
+			line = fmt.Sprintf("ok exists=%v potential=%d in_degree=%d out_degree=%d", r.Exists, r.Value, r.InDegree, r.OutDegree)
 		}
-		line := fmt.Sprintf("ok exists=%v %s=%d", r.Exists, what, r.Value)
 		if req.Stale {
 			from := "primary"
 			if r.Proxy {

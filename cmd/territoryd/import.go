@@ -131,14 +131,25 @@ func countOf(m map[string]int) string {
 
 // verifyReport is --verify's comparison of the store with the file.
 type verifyReport struct {
-	NeuronsPresent  int      `json:"neurons_present"`
-	NeuronsMissing  int      `json:"neurons_missing"`
-	SynapsesMatch   int      `json:"synapses_match"`   // present with the file's weight
-	SynapsesAbsent  int      `json:"synapses_absent"`  // absent, as their refusal says
-	ResolvedUnknown int      `json:"resolved_unknown"` // unknown outcomes the read settled (present with the weight, or absent)
-	Mismatches      []string `json:"mismatches"`       // everything else, one line each
-	ReadErrors      int      `json:"read_errors"`
+	NeuronsPresent  int `json:"neurons_present"`
+	NeuronsMissing  int `json:"neurons_missing"`
+	SynapsesMatch   int `json:"synapses_match"`   // present with the file's weight
+	SynapsesAbsent  int `json:"synapses_absent"`  // absent, as their refusal says
+	ResolvedUnknown int `json:"resolved_unknown"` // unknown outcomes the read settled (present with the weight, or absent)
+	// DegreesMatch: neurons whose in- and out-degree (as read-neuron reports
+	// them) equal the number of the file's synapses read present into and out
+	// of them. A saga that compensated gives post's in-slot back
+	// asynchronously, so a neuron that differs is read again for up to
+	// degreeSettle before it counts as a mismatch.
+	DegreesMatch int      `json:"degrees_match"`
+	Mismatches   []string `json:"mismatches"` // everything else, one line each
+	ReadErrors   int      `json:"read_errors"`
 }
+
+// degreeSettle bounds how long --verify waits for a neuron's degrees to
+// settle (a compensated saga's in-slot release at post): well above the
+// saga timeout plus post's inquiry period.
+var degreeSettle = 30 * time.Second
 
 // importSummary is the whole run (printed, and written by --json).
 type importSummary struct {
@@ -288,6 +299,7 @@ func (im *importer) verify(ctx context.Context, c *connectome.Connectome, neuron
 		reqs = append(reqs, model.Request{Op: model.OpReadSynapse, Pre: s.Pre, Post: s.Post})
 	}
 	var done atomic.Int64
+	got := make([]model.Result, len(reqs))
 	im.progress.setPhase("verify", len(reqs), &done)
 	defer im.progress.endPhase()
 	work := make(chan int)
@@ -301,6 +313,9 @@ func (im *importer) verify(ctx context.Context, c *connectome.Connectome, neuron
 				done.Add(1)
 				mu.Lock()
 				im.check(rep, c, i, r, err, neuronRes, synRes)
+				if err == nil && r.Status == model.StatusOK {
+					got[i] = r
+				}
 				mu.Unlock()
 			}
 		}()
@@ -313,8 +328,58 @@ func (im *importer) verify(ctx context.Context, c *connectome.Connectome, neuron
 	}
 	close(work)
 	wg.Wait()
+	if ctx.Err() == nil {
+		im.checkDegrees(ctx, rep, c, got)
+	}
 	slices.Sort(rep.Mismatches)
 	return rep
+}
+
+// checkDegrees compares every neuron's degrees with the synapses read present
+// (got holds the first reads: neurons, then synapses, in verify's order), and
+// reads a neuron that differs again until it agrees or degreeSettle passes.
+func (im *importer) checkDegrees(ctx context.Context, rep *verifyReport, c *connectome.Connectome, got []model.Result) {
+	in := map[model.NeuronID]uint32{}
+	out := map[model.NeuronID]uint32{}
+	for j, s := range c.Synapses {
+		if got[len(c.Neurons)+j].Exists {
+			out[s.Pre]++
+			in[s.Post]++
+		}
+	}
+	var pending []int
+	for i := range c.Neurons {
+		if got[i].Exists { // an absent one is a mismatch already
+			pending = append(pending, i)
+		}
+	}
+	deadline := time.Now().Add(degreeSettle)
+	for {
+		var again []int
+		for _, i := range pending {
+			n := c.Neurons[i]
+			if r := got[i]; r.InDegree != in[n.ID] || r.OutDegree != out[n.ID] {
+				again = append(again, i)
+			} else {
+				rep.DegreesMatch++
+			}
+		}
+		pending = again
+		if len(pending) == 0 || time.Now().After(deadline) || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+		for _, i := range pending {
+			if _, r, err := im.c.Do(ctx, model.Request{Op: model.OpReadNeuron, Neuron: c.Neurons[i].ID}); err == nil && r.Status == model.StatusOK {
+				got[i] = r
+			}
+		}
+	}
+	for _, i := range pending {
+		n, r := c.Neurons[i], got[i]
+		rep.Mismatches = append(rep.Mismatches, fmt.Sprintf("neuron %s (%d): in-degree %d, out-degree %d; the synapses read present say %d, %d",
+			n.Name, n.ID, r.InDegree, r.OutDegree, in[n.ID], out[n.ID]))
+	}
 }
 
 func (im *importer) check(rep *verifyReport, c *connectome.Connectome, i int, r model.Result, err error, neuronRes, synRes []opResult) {
@@ -480,8 +545,8 @@ func (s *importSummary) print(w io.Writer, c *connectome.Connectome) {
 		fmt.Fprintf(w, "sent %d connects again under a new attempt's event_uuid after a transient refusal (%s)\n", y.RetriedTransient, strings.Join(transientReasons, ", "))
 	}
 	if v := s.Verify; v != nil {
-		fmt.Fprintf(w, "verify: neurons present %d, missing %d; synapses with the file's weight %d, absent as refused %d; unknown outcomes settled by the read %d; read errors %d; mismatches %d\n",
-			v.NeuronsPresent, v.NeuronsMissing, v.SynapsesMatch, v.SynapsesAbsent, v.ResolvedUnknown, v.ReadErrors, len(v.Mismatches))
+		fmt.Fprintf(w, "verify: neurons present %d, missing %d; synapses with the file's weight %d, absent as refused %d; neurons whose degrees match the synapses %d; unknown outcomes settled by the read %d; read errors %d; mismatches %d\n",
+			v.NeuronsPresent, v.NeuronsMissing, v.SynapsesMatch, v.SynapsesAbsent, v.DegreesMatch, v.ResolvedUnknown, v.ReadErrors, len(v.Mismatches))
 		for i, m := range v.Mismatches {
 			if i == 20 {
 				fmt.Fprintf(w, "  ... and %d more (all in --json)\n", len(v.Mismatches)-20)

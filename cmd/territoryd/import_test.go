@@ -42,12 +42,17 @@ type fakeStore struct {
 	// times each before they are applied.
 	timeouts map[[2]model.NeuronID]int
 	cancel   context.CancelFunc
+	// leak: in-degree a neuron reports beyond its synapses (a slot never
+	// given back); settling: reads of a neuron that still report one more
+	// in-degree (a compensated saga's slot on its way back).
+	leak     map[model.NeuronID]uint32
+	settling map[model.NeuronID]int
 }
 
 func newFake(subgraphs, maxDeg uint32) *fakeStore {
 	return &fakeStore{subgraphs: subgraphs, maxOut: maxDeg, maxIn: maxDeg, neurons: map[model.NeuronID]bool{},
 		out: map[model.NeuronID]uint32{}, in: map[model.NeuronID]uint32{}, synapses: map[[2]model.NeuronID]int64{},
-		dedup: map[model.EventUUID]model.Result{}, told: map[model.EventUUID]bool{}}
+		dedup: map[model.EventUUID]model.Result{}, told: map[model.EventUUID]bool{}, leak: map[model.NeuronID]uint32{}, settling: map[model.NeuronID]int{}}
 }
 
 func (f *fakeStore) apply(req model.Request) model.Result {
@@ -116,7 +121,13 @@ func (f *fakeStore) Do(_ context.Context, req model.Request) (model.Request, mod
 	defer f.mu.Unlock()
 	switch req.Op {
 	case model.OpReadNeuron:
-		return req, model.Result{Status: model.StatusOK, Exists: f.neurons[req.Neuron]}, nil
+		n := req.Neuron
+		extra := f.leak[n]
+		if f.settling[n] > 0 {
+			f.settling[n]--
+			extra++
+		}
+		return req, model.Result{Status: model.StatusOK, Exists: f.neurons[n], InDegree: f.in[n] + extra, OutDegree: f.out[n]}, nil
 	case model.OpReadSynapse:
 		w, ok := f.synapses[[2]model.NeuronID{req.Pre, req.Post}]
 		return req, model.Result{Status: model.StatusOK, Exists: ok, Value: w}, nil
@@ -164,7 +175,7 @@ func TestImportCountsOutcomesAndIsIdempotent(t *testing.T) {
 		y.Done != len(c.Synapses)-6 || y.Unknown != 0 || len(y.Failed) != 0 {
 		t.Fatalf("synapses %+v", y)
 	}
-	if v := sum.Verify; v == nil || len(v.Mismatches) != 0 || v.SynapsesMatch != y.Done || v.SynapsesAbsent != 6 || v.NeuronsPresent != len(c.Neurons) {
+	if v := sum.Verify; v == nil || len(v.Mismatches) != 0 || v.SynapsesMatch != y.Done || v.SynapsesAbsent != 6 || v.NeuronsPresent != len(c.Neurons) || v.DegreesMatch != len(c.Neurons) {
 		t.Fatalf("verify %+v", sum.Verify)
 	}
 	if sum.exitCode() != 0 {
@@ -186,6 +197,30 @@ func TestImportCountsOutcomesAndIsIdempotent(t *testing.T) {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("summary lacks %q:\n%s", want, b.String())
 		}
+	}
+}
+
+// TestVerifyChecksDegrees: --verify compares each neuron's degrees with the
+// synapses it read present; a degree that settles within degreeSettle (a
+// compensated saga's in-slot given back late) passes, one that never does is
+// a mismatch and exit 1.
+func TestVerifyChecksDegrees(t *testing.T) {
+	defer func(d time.Duration) { degreeSettle = d }(degreeSettle)
+	degreeSettle = 2 * time.Second
+	c := testGraph(t)
+	h, _ := c.ID("H")
+	n2, _ := c.ID("N2")
+	f := newFake(1, 100)
+	f.settling[h] = 3 // the first read and two re-reads say one more
+	sum := importRun(context.Background(), f, 1, c, "g.csv", 4, true, nil)
+	if v := sum.Verify; v == nil || len(v.Mismatches) != 0 || v.DegreesMatch != len(c.Neurons) || sum.exitCode() != 0 {
+		t.Fatalf("a degree that settles: verify %+v, exit %d", sum.Verify, sum.exitCode())
+	}
+	f.leak[n2] = 1
+	sum = importRun(context.Background(), f, 1, c, "g.csv", 4, true, nil)
+	v := sum.Verify
+	if v == nil || v.DegreesMatch != len(c.Neurons)-1 || len(v.Mismatches) != 1 || !strings.Contains(v.Mismatches[0], "neuron N2") || sum.exitCode() != 1 {
+		t.Fatalf("a leaked in-slot: verify %+v, exit %d", v, sum.exitCode())
 	}
 }
 

@@ -158,15 +158,16 @@ func TestDevKillRestart(t *testing.T) {
 	dev.Wait()
 	dev = startDev(t, bin, data, addr)
 	for n := 1; n <= 5; n++ {
-		mustClient(t, bin, addr, "ok exists=true potential=0", "read-neuron", fmt.Sprint(100+n))
+		mustClient(t, bin, addr, "ok exists=true potential=0 in_degree=0 out_degree=0", "read-neuron", fmt.Sprint(100+n))
 	}
 	// Recovery decays potentials for the downtime (a logged TerritoryRecovered
 	// event): 25 or a little less.
 	out, errs, code := client(t, bin, addr, "read-neuron", A)
-	var potential int
-	if _, err := fmt.Sscanf(out, "ok exists=true potential=%d", &potential); err != nil || code != 0 || potential > 25 || potential < 20 {
-		t.Fatalf("read-neuron %s after restart: exit %d %q %q", A, code, out, errs)
+	var potential, in, outDeg int
+	if _, err := fmt.Sscanf(out, "ok exists=true potential=%d in_degree=%d out_degree=%d", &potential, &in, &outDeg); err != nil || code != 0 || potential > 25 || potential < 20 || in != 0 || outDeg != 1 {
+		t.Fatalf("read-neuron %s after restart: exit %d %q %q (want in 0, out 1: A->B, B->A pruned)", A, code, out, errs)
 	}
+	mustClient(t, bin, addr, "ok exists=true potential=0 in_degree=1 out_degree=0", "read-neuron", B)
 	mustClient(t, bin, addr, "ok exists=true weight=450", "read-synapse", A, B)
 	mustClient(t, bin, addr, "ok exists=false weight=0", "read-synapse", B, A)
 	// A stale read says which LSN it reflects; asked for a floor past the
@@ -183,7 +184,7 @@ func TestDevKillRestart(t *testing.T) {
 	if _, errs, code := client(t, bin, addr, "--stale", "stimulate", A, "1"); code != 2 {
 		t.Fatalf("stale stimulate: exit %d %q, want 2", code, errs)
 	}
-	mustClient(t, bin, addr, "ok exists=false potential=0", "read-neuron", "999")
+	mustClient(t, bin, addr, "ok exists=false potential=0 in_degree=0 out_degree=0", "read-neuron", "999")
 	// Writes still work after the restart.
 	// (The recovery event may land after the read above: at most potential+1.)
 	out, errs, code = client(t, bin, addr, "stimulate", A, "1")

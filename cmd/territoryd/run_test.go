@@ -89,7 +89,7 @@ objstore: {config_file: %s}
 	run := startProc(t, bin, "territoryd run: listening on", "run", "--config", runConf)
 	mustClient(t, bin, runAddr, "ok", "create-neuron", "7")
 	mustClient(t, bin, runAddr, "ok potential=5", "stimulate", "7", "5")
-	mustClient(t, bin, runAddr, "ok exists=true potential=5", "read-neuron", "7")
+	mustClient(t, bin, runAddr, "ok exists=true potential=5 in_degree=0 out_degree=0", "read-neuron", "7")
 	for _, p := range []*exec.Cmd{run, mgr} {
 		p.Process.Signal(syscall.SIGTERM)
 		done := make(chan error, 1)

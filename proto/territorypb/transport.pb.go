@@ -188,8 +188,11 @@ type Result struct {
 	Exists bool                   `protobuf:"varint,4,opt,name=exists,proto3" json:"exists,omitempty"`
 	// A read's answer: the LSN of its subgraph the state reflects, and
 	// whether a proxy's replica answered (a stale read).
-	Lsn           uint64 `protobuf:"varint,5,opt,name=lsn,proto3" json:"lsn,omitempty"`
-	Proxy         bool   `protobuf:"varint,6,opt,name=proxy,proto3" json:"proxy,omitempty"`
+	Lsn   uint64 `protobuf:"varint,5,opt,name=lsn,proto3" json:"lsn,omitempty"`
+	Proxy bool   `protobuf:"varint,6,opt,name=proxy,proto3" json:"proxy,omitempty"`
+	// read-neuron only: the degrees the policy counts.
+	InDegree      uint32 `protobuf:"varint,7,opt,name=in_degree,json=inDegree,proto3" json:"in_degree,omitempty"`
+	OutDegree     uint32 `protobuf:"varint,8,opt,name=out_degree,json=outDegree,proto3" json:"out_degree,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -264,6 +267,20 @@ func (x *Result) GetProxy() bool {
 		return x.Proxy
 	}
 	return false
+}
+
+func (x *Result) GetInDegree() uint32 {
+	if x != nil {
+		return x.InDegree
+	}
+	return 0
+}
+
+func (x *Result) GetOutDegree() uint32 {
+	if x != nil {
+		return x.OutDegree
+	}
+	return 0
 }
 
 // Reply mirrors model.Reply.
@@ -995,14 +1012,17 @@ const file_territory_v1_transport_proto_rawDesc = "" +
 	"\x04post\x18\x05 \x01(\x04R\x04post\x12\x14\n" +
 	"\x05value\x18\x06 \x01(\x03R\x05value\x12\x14\n" +
 	"\x05stale\x18\a \x01(\bR\x05stale\x12\x17\n" +
-	"\amin_lsn\x18\b \x01(\x04R\x06minLsn\"\x8e\x01\n" +
+	"\amin_lsn\x18\b \x01(\x04R\x06minLsn\"\xca\x01\n" +
 	"\x06Result\x12\x16\n" +
 	"\x06status\x18\x01 \x01(\rR\x06status\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\rR\x06reason\x12\x14\n" +
 	"\x05value\x18\x03 \x01(\x03R\x05value\x12\x16\n" +
 	"\x06exists\x18\x04 \x01(\bR\x06exists\x12\x10\n" +
 	"\x03lsn\x18\x05 \x01(\x04R\x03lsn\x12\x14\n" +
-	"\x05proxy\x18\x06 \x01(\bR\x05proxy\"^\n" +
+	"\x05proxy\x18\x06 \x01(\bR\x05proxy\x12\x1b\n" +
+	"\tin_degree\x18\a \x01(\rR\binDegree\x12\x1d\n" +
+	"\n" +
+	"out_degree\x18\b \x01(\rR\toutDegree\"^\n" +
 	"\x05Reply\x12'\n" +
 	"\x02id\x18\x01 \x01(\v2\x17.territory.v1.EventUUIDR\x02id\x12,\n" +
 	"\x06result\x18\x02 \x01(\v2\x14.territory.v1.ResultR\x06result\"[\n" +

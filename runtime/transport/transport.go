@@ -408,7 +408,7 @@ func toPB(from, to model.HostID, msg *model.Message) (*pb.Envelope, bool) {
 		r := msg.Reply
 		env.Body = &pb.Envelope_Reply{Reply: &pb.Reply{Id: &pb.EventUUID{Hi: r.ID.Hi, Lo: r.ID.Lo},
 			Result: &pb.Result{Status: uint32(r.Result.Status), Reason: uint32(r.Result.Reason), Value: r.Result.Value, Exists: r.Result.Exists,
-				Lsn: r.Result.LSN, Proxy: r.Result.Proxy}}}
+				Lsn: r.Result.LSN, Proxy: r.Result.Proxy, InDegree: r.Result.InDegree, OutDegree: r.Result.OutDegree}}}
 	case msg.Recovered != nil:
 		r := msg.Recovered
 		env.Body = &pb.Envelope_Recovered{Recovered: &pb.Recovered{Territory: uint32(r.Territory), Subgraph: uint32(r.Subgraph), Epoch: r.Epoch}}
@@ -445,7 +445,8 @@ func fromPB(env *pb.Envelope) (*model.Message, bool) {
 			return nil, false
 		}
 		return &model.Message{Reply: &model.Reply{ID: uuid(r.Id), Result: model.Result{Status: model.Status(res.GetStatus()),
-			Reason: model.Reason(res.GetReason()), Value: res.GetValue(), Exists: res.GetExists(), LSN: res.GetLsn(), Proxy: res.GetProxy()}}}, true
+			Reason: model.Reason(res.GetReason()), Value: res.GetValue(), Exists: res.GetExists(), LSN: res.GetLsn(), Proxy: res.GetProxy(),
+			InDegree: res.GetInDegree(), OutDegree: res.GetOutDegree()}}}, true
 	case *pb.Envelope_Recovered:
 		r := b.Recovered
 		return &model.Message{Recovered: &model.Recovered{Territory: model.HostID(r.Territory), Subgraph: model.SubgraphID(r.Subgraph), Epoch: r.Epoch}}, true

@@ -175,7 +175,7 @@ func TestReconnect(t *testing.T) {
 func TestConversionRoundTrip(t *testing.T) {
 	for _, msg := range []*model.Message{
 		{Request: &model.Request{ID: model.EventUUID{Hi: 1, Lo: 2}, Op: model.OpStimulate, Neuron: 9, Value: -3}},
-		{Reply: &model.Reply{ID: model.EventUUID{Hi: 1, Lo: 2}, Result: model.Result{Status: model.StatusBusy, Value: 4, Exists: true}}},
+		{Reply: &model.Reply{ID: model.EventUUID{Hi: 1, Lo: 2}, Result: model.Result{Status: model.StatusBusy, Value: 4, Exists: true, InDegree: 150, OutDegree: 7}}},
 		{Request: &model.Request{ID: model.EventUUID{Hi: 1, Lo: 3}, Op: model.OpReadSynapse, Pre: 4, Post: 5, Stale: true, MinLSN: 77}},
 		{Reply: &model.Reply{ID: model.EventUUID{Hi: 1, Lo: 3}, Result: model.Result{Status: model.StatusOK, Value: 8, Exists: true, LSN: 78, Proxy: true}}},
 		{Recovered: &model.Recovered{Territory: 3, Subgraph: 7, Epoch: 11}},

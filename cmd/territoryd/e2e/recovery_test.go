@@ -101,7 +101,7 @@ func TestKill9Recovery(t *testing.T) {
 	// The CLI client agrees, and writes go on.
 	n := all[0]
 	r := readNeuron(t, cl, n)
-	if out, code := clientCLI(t, c.runAddrs[0], "read-neuron", fmt.Sprint(n)); code != 0 || out != fmt.Sprintf("ok exists=true potential=%d", r.Value) {
+	if out, code := clientCLI(t, c.runAddrs[0], "read-neuron", fmt.Sprint(n)); code != 0 || out != fmt.Sprintf("ok exists=true potential=%d in_degree=%d out_degree=%d", r.Value, r.InDegree, r.OutDegree) {
 		t.Errorf("territoryd client read-neuron %d: exit %d %q (want potential %d)", n, code, out, r.Value)
 	}
 	if out, code := clientCLI(t, c.runAddrs[0], "stimulate", fmt.Sprint(n), "7"); code != 0 || out != fmt.Sprintf("ok potential=%d", r.Value+7) {
