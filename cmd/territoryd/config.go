@@ -86,6 +86,12 @@ type Config struct {
 	Objstore             ObjstoreConfig     `yaml:"objstore"`
 	TLS                  *TLSFiles          `yaml:"tls"`
 	ControlPlane         ControlPlaneConfig `yaml:"control_plane"`
+	// Proxy (run): the territories host supernode proxies, consuming the
+	// egress stream that `territoryd egress` publishes.
+	Proxy bool `yaml:"proxy"`
+	// EgressID (egress): this egress node's host id; run several with
+	// distinct ids, one leads and the others stand by.
+	EgressID uint32 `yaml:"egress_id"`
 
 	// Parsed by validate.
 	bootstrapWait time.Duration
@@ -402,18 +408,7 @@ func (c *Config) validate(role string) error {
 		}
 		c.bootstrapWait, err = parseDuration("bootstrap_wait", c.BootstrapWait, 60*time.Second)
 		add(err)
-		switch c.Log.Backend {
-		case "local":
-			if c.Log.Local.Path == "" {
-				add(errors.New("log.local.path: required with log.backend local"))
-			}
-		case "pulsar":
-			add(c.Log.Pulsar.validate("log.pulsar"))
-		case "":
-			add(errors.New("log.backend: required (local or pulsar)"))
-		default:
-			add(fmt.Errorf("log.backend: %q is not local or pulsar", c.Log.Backend))
-		}
+		add(c.checkLog())
 		if c.Manager != 0 {
 			if _, ok := c.Hosts[c.Manager]; !ok {
 				add(fmt.Errorf("hosts: the manager (%d) needs an address", c.Manager))
@@ -434,8 +429,36 @@ func (c *Config) validate(role string) error {
 			}
 		}
 		add(c.checkObjstore())
+	case "egress":
+		if c.EgressID == 0 {
+			add(errors.New("egress_id: this egress node's host id is required"))
+		}
+		if c.EgressID == c.Manager && c.EgressID != 0 {
+			add(fmt.Errorf("egress_id: %d is the manager's id", c.EgressID))
+		}
+		if _, ok := c.Hosts[c.EgressID]; ok && c.EgressID != 0 {
+			add(fmt.Errorf("egress_id: %d is already a host in hosts", c.EgressID))
+		}
+		add(c.checkLog())
 	}
 	return errors.Join(errs...)
+}
+
+// checkLog validates the log section (run and egress).
+func (c *Config) checkLog() error {
+	switch c.Log.Backend {
+	case "local":
+		if c.Log.Local.Path == "" {
+			return errors.New("log.local.path: required with log.backend local")
+		}
+	case "pulsar":
+		return c.Log.Pulsar.validate("log.pulsar")
+	case "":
+		return errors.New("log.backend: required (local or pulsar)")
+	default:
+		return fmt.Errorf("log.backend: %q is not local or pulsar", c.Log.Backend)
+	}
+	return nil
 }
 
 // policy is model.DefaultPolicy with the configured fields (p may be nil).

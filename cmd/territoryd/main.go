@@ -37,7 +37,7 @@ func rootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(devCmd(), clientCmd(), importCmd(), runCmd(), managerCmd(), mandateCmd(), benchCmd(), statusCmd())
+	root.AddCommand(devCmd(), clientCmd(), importCmd(), runCmd(), managerCmd(), mandateCmd(), benchCmd(), statusCmd(), egressCmd())
 	return root
 }
 

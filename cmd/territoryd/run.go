@@ -76,6 +76,26 @@ func checkEtcd(ctx context.Context, c *Config, coord *etcdcoord.Coord) (model.Po
 	return p, found, nil
 }
 
+// openLog opens the configured log backend.
+func openLog(ctx context.Context, c *Config, logger *slog.Logger) (driver.Log, func(), error) {
+	switch c.Log.Backend {
+	case "local":
+		logger.Warn("log.backend local: an UNREPLICATED single-disk log; for development only")
+		l, err := locallog.Open(c.Log.Local.Path)
+		if err != nil {
+			return nil, nil, exitf(1, "log.local.path: %v", err)
+		}
+		return l, func() { l.Close() }, nil
+	case "pulsar":
+		l, err := openPulsar(ctx, c, logger)
+		if err != nil {
+			return nil, nil, err
+		}
+		return l, func() { l.Close() }, nil
+	}
+	return nil, nil, exitf(2, "log.backend: %q is not local or pulsar", c.Log.Backend)
+}
+
 // openPulsar connects the Pulsar log and checks that both the admin API and
 // the broker answer within log.pulsar.operation_timeout.
 func openPulsar(ctx context.Context, c *Config, logger *slog.Logger) (*pulsarlog.Log, error) {
@@ -215,24 +235,11 @@ func runCmd() *cobra.Command {
 			if err := checkRoutes(ctx, c, coord); err != nil {
 				return err
 			}
-			var logSvc driver.Log
-			switch c.Log.Backend {
-			case "local":
-				logger.Warn("log.backend local: an UNREPLICATED single-disk log; for development only")
-				l, err := locallog.Open(c.Log.Local.Path)
-				if err != nil {
-					return exitf(1, "log.local.path: %v", err)
-				}
-				defer l.Close()
-				logSvc = l
-			case "pulsar":
-				l, err := openPulsar(ctx, c, logger)
-				if err != nil {
-					return err
-				}
-				defer l.Close()
-				logSvc = l
+			logSvc, closeLog, err := openLog(ctx, c, logger)
+			if err != nil {
+				return err
 			}
+			defer closeLog()
 			bs, err := openBlob(ctx, c, logger)
 			if err != nil {
 				return err
@@ -245,7 +252,8 @@ func runCmd() *cobra.Command {
 			defer tr.Close()
 			ts, err := daemon.StartTerritories(daemon.TerritoryOptions{IDs: hostIDs(c.Territories), Subgraphs: c.Subgraphs,
 				Services: daemon.Services{Coord: coord, Log: logSvc, Blob: bs}, Transport: tr, Logger: logger, Metrics: ms.Metrics,
-				Observer: ms.Facts.Observe, Manager: model.HostID(c.Manager), DiskRoot: c.CacheDir, Policy: &policy})
+				Observer: ms.Facts.Observe, Manager: model.HostID(c.Manager), DiskRoot: c.CacheDir, Policy: &policy,
+				Config: func(tc *model.TerritoryConfig) { tc.Proxy = c.Proxy }})
 			if err != nil {
 				return exitf(1, "%v", err)
 			}

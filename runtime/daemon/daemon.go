@@ -267,6 +267,14 @@ func logFact(l *slog.Logger, f model.Fact) {
 			"mandate_id", e.MandateID, "reason_code", e.ReasonCode, "details", e.Details, "subgraph", f.Subgraph)
 	case model.FactCommitted:
 		l.Debug("committed", "subgraph", f.Subgraph, "lsn", f.LSN, "epoch", f.Epoch, "type", f.Type.String())
+	case model.FactEgressLeader:
+		l.Info("egress leadership", "leader", f.Leader, "epoch", f.Epoch, "tail_offset", f.TailOffset)
+	case model.FactEgressCursor:
+		l.Debug("egress cursor", "subgraph", f.Subgraph, "lsn", f.LSN, "tail", f.Tail)
+	case model.FactProxyApplied:
+		l.Debug("proxy applied", "subgraph", f.Subgraph, "lsn", f.LSN, "lag_events", f.LagEvents, "lag_ms", f.LagMs)
+	case model.FactProxyGap:
+		l.Error("proxy: the egress stream skips an event", "subgraph", f.Subgraph, "applied", f.Applied, "lsn", f.LSN)
 	default:
 		l.Debug("fact", "fact", fmt.Sprintf("%T", f))
 	}
@@ -332,6 +340,34 @@ func (w *OperationalWatcher) Count() int {
 
 // StartManager runs the control plane (model.Manager) under a driver until
 // ctx is cancelled; the returned channel yields Run's result.
+// StartEgress runs a log egress node (model.Egress) until ctx ends: it
+// campaigns for the egress leadership itself (a lease and a leader key), so
+// several processes may run one each, the others standing by. observer (may
+// be nil) sees every fact.
+func StartEgress(ctx context.Context, cfg model.EgressConfig, svc Services, logger *slog.Logger, metrics *driver.Metrics, observer func(model.HostID, model.Fact)) (<-chan error, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	e, err := model.NewEgress(cfg)
+	if err != nil {
+		return nil, err
+	}
+	logger = logger.With("egress", cfg.ID)
+	d, err := driver.New(driver.Config{ID: cfg.ID, Node: e, Coord: svc.Coord, Log: svc.Log,
+		Observer: func(h model.HostID, f model.Fact) {
+			logFact(logger, f)
+			if observer != nil {
+				observer(h, f)
+			}
+		}, Logger: logger, Metrics: metrics})
+	if err != nil {
+		return nil, err
+	}
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	return done, nil
+}
+
 func StartManager(ctx context.Context, cfg model.ManagerConfig, svc Services, tr *transport.Transport, logger *slog.Logger, metrics *driver.Metrics) (<-chan error, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)

@@ -237,6 +237,7 @@ type clusterOpts struct {
 	policy      string     // YAML body of the policy section (indented two spaces)
 	cacheDir    bool       // give `run` a cache_dir
 	logLevel    string     // default info
+	proxy       bool       // run's territories host supernode proxies (proxy: true)
 }
 
 type cluster struct {
@@ -391,6 +392,9 @@ func (c *cluster) runConfig(i int) string {
 		c.pulsarSection(c.svc.PulsarURL, c.svc.AdminURL)
 	if c.opts.cacheDir {
 		body += fmt.Sprintf("cache_dir: %s\n", filepath.Join(c.dir, fmt.Sprintf("cache-%d", i)))
+	}
+	if c.opts.proxy {
+		body += "proxy: true\n"
 	}
 	return writeFile(c.t, c.dir, fmt.Sprintf("run-%d.yaml", i), body)
 }
