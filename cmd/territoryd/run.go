@@ -54,7 +54,7 @@ func newTransport(c *Config, logger *slog.Logger, coord *etcdcoord.Coord) (*tran
 		}
 	}
 	tr, err := transport.New(transport.Config{Listen: c.Listen, Hosts: hosts, ServerTLS: serverTLS, ClientTLS: clientTLS,
-		Logger: logger, Info: info, CoordRead: coord.Do})
+		Logger: logger, Info: info, CoordRead: coord.Do, CoordWatch: coord.Watch})
 	if err != nil {
 		return nil, exitf(1, "listen: %v", err)
 	}

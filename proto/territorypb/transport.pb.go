@@ -996,6 +996,132 @@ func (x *CoordReadResponse) GetServiceErr() uint32 {
 	return 0
 }
 
+// CoordWatchRequest asks a daemon for the changes under a prefix (the routes).
+type CoordWatchRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Prefix        string                 `protobuf:"bytes,1,opt,name=prefix,proto3" json:"prefix,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CoordWatchRequest) Reset() {
+	*x = CoordWatchRequest{}
+	mi := &file_territory_v1_transport_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CoordWatchRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CoordWatchRequest) ProtoMessage() {}
+
+func (x *CoordWatchRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_territory_v1_transport_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CoordWatchRequest.ProtoReflect.Descriptor instead.
+func (*CoordWatchRequest) Descriptor() ([]byte, []int) {
+	return file_territory_v1_transport_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *CoordWatchRequest) GetPrefix() string {
+	if x != nil {
+		return x.Prefix
+	}
+	return ""
+}
+
+// CoordWatchEvent is one message of a CoordWatch stream. The first message
+// says the watch is established (established = true, no kv); then come the
+// current keys under the prefix as puts (initial = true, read after the watch
+// was established, so nothing between the two is missed), then one message
+// saying they are all sent (synced = true, no kv), then every change.
+type CoordWatchEvent struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Established   bool                   `protobuf:"varint,1,opt,name=established,proto3" json:"established,omitempty"`
+	Initial       bool                   `protobuf:"varint,2,opt,name=initial,proto3" json:"initial,omitempty"`
+	Deleted       bool                   `protobuf:"varint,3,opt,name=deleted,proto3" json:"deleted,omitempty"`
+	Kv            *KV                    `protobuf:"bytes,4,opt,name=kv,proto3" json:"kv,omitempty"`
+	Synced        bool                   `protobuf:"varint,5,opt,name=synced,proto3" json:"synced,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CoordWatchEvent) Reset() {
+	*x = CoordWatchEvent{}
+	mi := &file_territory_v1_transport_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CoordWatchEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CoordWatchEvent) ProtoMessage() {}
+
+func (x *CoordWatchEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_territory_v1_transport_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CoordWatchEvent.ProtoReflect.Descriptor instead.
+func (*CoordWatchEvent) Descriptor() ([]byte, []int) {
+	return file_territory_v1_transport_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *CoordWatchEvent) GetEstablished() bool {
+	if x != nil {
+		return x.Established
+	}
+	return false
+}
+
+func (x *CoordWatchEvent) GetInitial() bool {
+	if x != nil {
+		return x.Initial
+	}
+	return false
+}
+
+func (x *CoordWatchEvent) GetDeleted() bool {
+	if x != nil {
+		return x.Deleted
+	}
+	return false
+}
+
+func (x *CoordWatchEvent) GetKv() *KV {
+	if x != nil {
+		return x.Kv
+	}
+	return nil
+}
+
+func (x *CoordWatchEvent) GetSynced() bool {
+	if x != nil {
+		return x.Synced
+	}
+	return false
+}
+
 var File_territory_v1_transport_proto protoreflect.FileDescriptor
 
 const file_territory_v1_transport_proto_rawDesc = "" +
@@ -1075,11 +1201,21 @@ const file_territory_v1_transport_proto_rawDesc = "" +
 	"\brevision\x18\x01 \x01(\x03R\brevision\x12\"\n" +
 	"\x03kvs\x18\x02 \x03(\v2\x10.territory.v1.KVR\x03kvs\x12\x1f\n" +
 	"\vservice_err\x18\x03 \x01(\rR\n" +
-	"serviceErr2\xd4\x01\n" +
+	"serviceErr\"+\n" +
+	"\x11CoordWatchRequest\x12\x16\n" +
+	"\x06prefix\x18\x01 \x01(\tR\x06prefix\"\xa1\x01\n" +
+	"\x0fCoordWatchEvent\x12 \n" +
+	"\vestablished\x18\x01 \x01(\bR\vestablished\x12\x18\n" +
+	"\ainitial\x18\x02 \x01(\bR\ainitial\x12\x18\n" +
+	"\adeleted\x18\x03 \x01(\bR\adeleted\x12 \n" +
+	"\x02kv\x18\x04 \x01(\v2\x10.territory.v1.KVR\x02kv\x12\x16\n" +
+	"\x06synced\x18\x05 \x01(\bR\x06synced2\xa4\x02\n" +
 	"\tTransport\x12:\n" +
 	"\x04Link\x12\x16.territory.v1.Envelope\x1a\x16.territory.v1.Envelope(\x010\x01\x12=\n" +
 	"\x04Info\x12\x19.territory.v1.InfoRequest\x1a\x1a.territory.v1.InfoResponse\x12L\n" +
-	"\tCoordRead\x12\x1e.territory.v1.CoordReadRequest\x1a\x1f.territory.v1.CoordReadResponseB\x1dZ\x1bterritory/proto/territorypbb\x06proto3"
+	"\tCoordRead\x12\x1e.territory.v1.CoordReadRequest\x1a\x1f.territory.v1.CoordReadResponse\x12N\n" +
+	"\n" +
+	"CoordWatch\x12\x1f.territory.v1.CoordWatchRequest\x1a\x1d.territory.v1.CoordWatchEvent0\x01B\x1dZ\x1bterritory/proto/territorypbb\x06proto3"
 
 var (
 	file_territory_v1_transport_proto_rawDescOnce sync.Once
@@ -1093,7 +1229,7 @@ func file_territory_v1_transport_proto_rawDescGZIP() []byte {
 	return file_territory_v1_transport_proto_rawDescData
 }
 
-var file_territory_v1_transport_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_territory_v1_transport_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_territory_v1_transport_proto_goTypes = []any{
 	(*EventUUID)(nil),         // 0: territory.v1.EventUUID
 	(*Request)(nil),           // 1: territory.v1.Request
@@ -1108,7 +1244,9 @@ var file_territory_v1_transport_proto_goTypes = []any{
 	(*KV)(nil),                // 10: territory.v1.KV
 	(*CoordReadRequest)(nil),  // 11: territory.v1.CoordReadRequest
 	(*CoordReadResponse)(nil), // 12: territory.v1.CoordReadResponse
-	nil,                       // 13: territory.v1.InfoResponse.HostsEntry
+	(*CoordWatchRequest)(nil), // 13: territory.v1.CoordWatchRequest
+	(*CoordWatchEvent)(nil),   // 14: territory.v1.CoordWatchEvent
+	nil,                       // 15: territory.v1.InfoResponse.HostsEntry
 }
 var file_territory_v1_transport_proto_depIdxs = []int32{
 	0,  // 0: territory.v1.Request.id:type_name -> territory.v1.EventUUID
@@ -1120,19 +1258,22 @@ var file_territory_v1_transport_proto_depIdxs = []int32{
 	4,  // 6: territory.v1.Envelope.recovered:type_name -> territory.v1.Recovered
 	5,  // 7: territory.v1.Envelope.commit_recovery:type_name -> territory.v1.CommitRecovery
 	6,  // 8: territory.v1.Envelope.saga:type_name -> territory.v1.SagaMsg
-	13, // 9: territory.v1.InfoResponse.hosts:type_name -> territory.v1.InfoResponse.HostsEntry
+	15, // 9: territory.v1.InfoResponse.hosts:type_name -> territory.v1.InfoResponse.HostsEntry
 	10, // 10: territory.v1.CoordReadResponse.kvs:type_name -> territory.v1.KV
-	7,  // 11: territory.v1.Transport.Link:input_type -> territory.v1.Envelope
-	8,  // 12: territory.v1.Transport.Info:input_type -> territory.v1.InfoRequest
-	11, // 13: territory.v1.Transport.CoordRead:input_type -> territory.v1.CoordReadRequest
-	7,  // 14: territory.v1.Transport.Link:output_type -> territory.v1.Envelope
-	9,  // 15: territory.v1.Transport.Info:output_type -> territory.v1.InfoResponse
-	12, // 16: territory.v1.Transport.CoordRead:output_type -> territory.v1.CoordReadResponse
-	14, // [14:17] is the sub-list for method output_type
-	11, // [11:14] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	10, // 11: territory.v1.CoordWatchEvent.kv:type_name -> territory.v1.KV
+	7,  // 12: territory.v1.Transport.Link:input_type -> territory.v1.Envelope
+	8,  // 13: territory.v1.Transport.Info:input_type -> territory.v1.InfoRequest
+	11, // 14: territory.v1.Transport.CoordRead:input_type -> territory.v1.CoordReadRequest
+	13, // 15: territory.v1.Transport.CoordWatch:input_type -> territory.v1.CoordWatchRequest
+	7,  // 16: territory.v1.Transport.Link:output_type -> territory.v1.Envelope
+	9,  // 17: territory.v1.Transport.Info:output_type -> territory.v1.InfoResponse
+	12, // 18: territory.v1.Transport.CoordRead:output_type -> territory.v1.CoordReadResponse
+	14, // 19: territory.v1.Transport.CoordWatch:output_type -> territory.v1.CoordWatchEvent
+	16, // [16:20] is the sub-list for method output_type
+	12, // [12:16] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_territory_v1_transport_proto_init() }
@@ -1153,7 +1294,7 @@ func file_territory_v1_transport_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_territory_v1_transport_proto_rawDesc), len(file_territory_v1_transport_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   14,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

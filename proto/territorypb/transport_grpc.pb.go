@@ -22,9 +22,10 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Transport_Link_FullMethodName      = "/territory.v1.Transport/Link"
-	Transport_Info_FullMethodName      = "/territory.v1.Transport/Info"
-	Transport_CoordRead_FullMethodName = "/territory.v1.Transport/CoordRead"
+	Transport_Link_FullMethodName       = "/territory.v1.Transport/Link"
+	Transport_Info_FullMethodName       = "/territory.v1.Transport/Info"
+	Transport_CoordRead_FullMethodName  = "/territory.v1.Transport/CoordRead"
+	Transport_CoordWatch_FullMethodName = "/territory.v1.Transport/CoordWatch"
 )
 
 // TransportClient is the client API for Transport service.
@@ -40,6 +41,9 @@ type TransportClient interface {
 	Info(ctx context.Context, in *InfoRequest, opts ...grpc.CallOption) (*InfoResponse, error)
 	// CoordRead is a read-only coordination-store call (the routes) for clients.
 	CoordRead(ctx context.Context, in *CoordReadRequest, opts ...grpc.CallOption) (*CoordReadResponse, error)
+	// CoordWatch streams the changes under a prefix (the routes only) to a
+	// client, which keeps its routing cache from it.
+	CoordWatch(ctx context.Context, in *CoordWatchRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[CoordWatchEvent], error)
 }
 
 type transportClient struct {
@@ -83,6 +87,25 @@ func (c *transportClient) CoordRead(ctx context.Context, in *CoordReadRequest, o
 	return out, nil
 }
 
+func (c *transportClient) CoordWatch(ctx context.Context, in *CoordWatchRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[CoordWatchEvent], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Transport_ServiceDesc.Streams[1], Transport_CoordWatch_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[CoordWatchRequest, CoordWatchEvent]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Transport_CoordWatchClient = grpc.ServerStreamingClient[CoordWatchEvent]
+
 // TransportServer is the server API for Transport service.
 // All implementations must embed UnimplementedTransportServer
 // for forward compatibility.
@@ -96,6 +119,9 @@ type TransportServer interface {
 	Info(context.Context, *InfoRequest) (*InfoResponse, error)
 	// CoordRead is a read-only coordination-store call (the routes) for clients.
 	CoordRead(context.Context, *CoordReadRequest) (*CoordReadResponse, error)
+	// CoordWatch streams the changes under a prefix (the routes only) to a
+	// client, which keeps its routing cache from it.
+	CoordWatch(*CoordWatchRequest, grpc.ServerStreamingServer[CoordWatchEvent]) error
 	mustEmbedUnimplementedTransportServer()
 }
 
@@ -114,6 +140,9 @@ func (UnimplementedTransportServer) Info(context.Context, *InfoRequest) (*InfoRe
 }
 func (UnimplementedTransportServer) CoordRead(context.Context, *CoordReadRequest) (*CoordReadResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CoordRead not implemented")
+}
+func (UnimplementedTransportServer) CoordWatch(*CoordWatchRequest, grpc.ServerStreamingServer[CoordWatchEvent]) error {
+	return status.Error(codes.Unimplemented, "method CoordWatch not implemented")
 }
 func (UnimplementedTransportServer) mustEmbedUnimplementedTransportServer() {}
 func (UnimplementedTransportServer) testEmbeddedByValue()                   {}
@@ -179,6 +208,17 @@ func _Transport_CoordRead_Handler(srv interface{}, ctx context.Context, dec func
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Transport_CoordWatch_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(CoordWatchRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(TransportServer).CoordWatch(m, &grpc.GenericServerStream[CoordWatchRequest, CoordWatchEvent]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Transport_CoordWatchServer = grpc.ServerStreamingServer[CoordWatchEvent]
+
 // Transport_ServiceDesc is the grpc.ServiceDesc for Transport service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -201,6 +241,11 @@ var Transport_ServiceDesc = grpc.ServiceDesc{
 			Handler:       _Transport_Link_Handler,
 			ServerStreams: true,
 			ClientStreams: true,
+		},
+		{
+			StreamName:    "CoordWatch",
+			Handler:       _Transport_CoordWatch_Handler,
+			ServerStreams: true,
 		},
 	},
 	Metadata: "territory/v1/transport.proto",

@@ -13,8 +13,9 @@ import (
 	"territory/runtime/transport"
 )
 
-// Client is a model.Client connected to a daemon: routes are read through
-// the daemon's CoordRead, requests go over the transport.
+// Client is a model.Client connected to a daemon: routes are read and
+// watched through the daemon's CoordRead and CoordWatch, requests go over
+// the transport.
 type Client struct {
 	ID        model.HostID
 	Subgraphs uint32 // the cluster's subgraph count
@@ -65,6 +66,9 @@ func DialClientSession(ctx context.Context, addr string, tlsCfg *tls.Config, log
 	c.Subgraphs = subgraphs
 	ccfg := model.DefaultClientConfig(c.ID, session, subgraphs)
 	ccfg.Home = homeOf(addr, hosts) // stale reads ask the daemon dialled first
+	// The routing cache follows moves from a route watch served by the
+	// daemon (CoordWatch), not only from wrong-territory answers and re-reads.
+	ccfg.WatchRoutes = true
 	c.cl, err = driver.NewClient(ccfg, driver.Config{Transport: tr, Coord: remote, Logger: logger, Metrics: metrics})
 	if err != nil {
 		tr.Close()

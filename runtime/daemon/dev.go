@@ -128,7 +128,7 @@ func StartDev(ctx context.Context, o DevOptions) (_ *Dev, err error) {
 		return nil, err
 	}
 	info := &pb.InfoResponse{Subgraphs: st.Subgraphs, Hosts: map[uint32]string{}}
-	if d.tr, err = transport.New(transport.Config{Listen: o.Listen, Logger: o.Logger, Info: info, CoordRead: d.coord.Do}); err != nil {
+	if d.tr, err = transport.New(transport.Config{Listen: o.Listen, Logger: o.Logger, Info: info, CoordRead: d.coord.Do, CoordWatch: d.coord.Watch}); err != nil {
 		return nil, err
 	}
 	d.Addr = d.tr.Addr()

@@ -5,8 +5,37 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"territory/model"
+	"territory/runtime/driver"
 )
+
+// watchCallsOK counts the client's route watch registrations that the
+// daemon established (territory_service_call_seconds, coord/watch/ok).
+func watchCallsOK(t *testing.T, reg *prometheus.Registry) uint64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n uint64
+	for _, mf := range mfs {
+		if mf.GetName() != "territory_service_call_seconds" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["service"] == "coord" && labels["op"] == "watch" && labels["outcome"] == model.OutcomeOK.String() {
+				n += m.GetHistogram().GetSampleCount()
+			}
+		}
+	}
+	return n
+}
 
 func startDev(t *testing.T, dir string) *Dev {
 	t.Helper()
@@ -67,7 +96,8 @@ func TestDevRestart(t *testing.T) {
 	if d.Bootstrapped {
 		t.Fatal("a restart bootstrapped again")
 	}
-	c, err = DialClient(context.Background(), d.Addr, nil, nil, nil)
+	reg := prometheus.NewRegistry()
+	c, err = DialClient(context.Background(), d.Addr, nil, nil, driver.NewMetrics(reg))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,5 +112,9 @@ func TestDevRestart(t *testing.T) {
 	}
 	if r := run(t, c, model.Request{Op: model.OpReadNeuron, Neuron: 999}); r.Status == model.StatusOK && r.Exists {
 		t.Fatalf("read of a neuron never created: %+v", r)
+	}
+	// The client keeps its routes from a watch the daemon serves.
+	if n := watchCallsOK(t, reg); n != 1 {
+		t.Fatalf("%d route watches established for the client, want 1", n)
 	}
 }

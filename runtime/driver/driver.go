@@ -464,6 +464,7 @@ func (d *Driver) watch(e model.CoordCall) {
 	}
 	d.watchMu.Unlock()
 	go func() {
+		start := time.Now()
 		r := model.CoordResult{ReqID: e.ReqID}
 		select {
 		case <-ws.done:
@@ -475,6 +476,7 @@ func (d *Driver) watch(e model.CoordCall) {
 		case <-time.After(time.Duration(max(e.TimeoutMs, 1)) * time.Millisecond):
 			r.Outcome = model.OutcomeTimeout // it may still come up
 		}
+		d.cfg.Metrics.observe("coord", coordOp(model.CoordWatch), r, time.Since(start))
 		d.complete(r, true)
 	}()
 }

@@ -3,7 +3,6 @@ package transport
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 
 	"google.golang.org/grpc"
@@ -66,9 +65,4 @@ func (r *Remote) Do(ctx context.Context, req model.CoordRequest) (model.CoordRes
 		out.KVs = append(out.KVs, model.KV{Key: kv.Key, Value: kv.Value, ModRevision: kv.ModRevision, Lease: kv.Lease})
 	}
 	return out, model.ErrNone, nil
-}
-
-// Watch is not offered to clients.
-func (r *Remote) Watch(context.Context, string, func(model.WatchEvent)) error {
-	return errors.New("transport: watches are not served to clients")
 }

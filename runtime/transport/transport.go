@@ -39,6 +39,11 @@ type DeliverFunc func(from model.HostID, msg *model.Message) bool
 // CoordReader answers read-only coordination calls for clients (CoordRead).
 type CoordReader func(ctx context.Context, req model.CoordRequest) (model.CoordResponse, model.ServiceErr, error)
 
+// CoordWatcher serves route watches for clients (CoordWatch): it returns once
+// the watch is established, then calls fn for every change under prefix until
+// ctx is done (the contract of driver.Coord.Watch).
+type CoordWatcher func(ctx context.Context, prefix string, fn func(model.WatchEvent)) error
+
 // Config configures a transport.
 type Config struct {
 	// Listen is the address to serve on ("" = do not serve: a pure client).
@@ -55,6 +60,9 @@ type Config struct {
 	Info *pb.InfoResponse
 	// CoordRead serves the CoordRead RPC (nil: unimplemented).
 	CoordRead CoordReader
+	// CoordWatch serves the CoordWatch RPC; it needs CoordRead too, for the
+	// current keys sent after the watch is established (nil: unimplemented).
+	CoordWatch CoordWatcher
 }
 
 // Transport is one process's endpoint.
