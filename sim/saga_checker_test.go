@@ -1,6 +1,8 @@
 package sim
 
 import (
+	"fmt"
+	"strings"
 	"testing"
 
 	"territory/model"
@@ -189,5 +191,77 @@ func TestSagaTimeoutCatchesATimeoutNoFaultExplains(t *testing.T) {
 	f.step(f.pre, model.EvSagaCompensate, other, stCompensate, model.SagaBody{Reason: model.ReasonSagaTimeout})
 	if violated(f.w, invariants.SagaTimeout, "") {
 		t.Fatalf("a timeout during a fault flagged: %v", f.w.violations)
+	}
+}
+
+// TestSagaNoLeakCatchesALeakedReservationAndInSlot: saga-no-leak passes a
+// committed saga and a compensated one whose slots were all given back, and
+// catches a reservation at pre, or an in-slot at post, whose record is gone
+// while its degree is still held (model.PlantSagaLeak: the bookkeeping of a
+// compensation or release lost).
+func TestSagaNoLeakCatchesALeakedReservationAndInSlot(t *testing.T) {
+	other := model.EventUUID{Hi: 3, Lo: 2}
+	var c model.NeuronID // a second post neuron, in post's subgraph
+	clean := func() *sagaFolds {
+		f := newSagaFolds(t)
+		for c = f.b + 1; model.SubgraphOf(c, f.w.cfg.Subgraphs) != 1; c++ {
+		}
+		f.step(f.pre, model.EvSagaReserve, sagaID, stReserve, model.SagaBody{})
+		f.step(f.post, model.EvSagaAccept, sagaID, stAccept, model.SagaBody{})
+		f.step(f.pre, model.EvSagaCommit, sagaID, stCommit, model.SagaBody{})
+		f.step(f.post, model.EvSagaSettle, sagaID, stSettleCommit, model.SagaBody{})
+		// A second saga, of a -> c, compensated and released.
+		f.fold(f.post, model.Event{Type: model.EvCreateNeuron, Neuron: c})
+		body := model.SagaBody{ID: other}
+		for _, s := range []struct {
+			st   *model.SubgraphState
+			ty   model.EventType
+			step uint64
+			body model.SagaBody
+		}{
+			{f.pre, model.EvSagaReserve, stReserve, body},
+			{f.post, model.EvSagaAccept, stAccept, body},
+			{f.pre, model.EvSagaCompensate, stCompensate, model.SagaBody{ID: other, Reason: model.ReasonSagaTimeout}},
+			{f.post, model.EvSagaSettle, stSettleRelease, model.SagaBody{ID: other, Release: true}},
+		} {
+			f.fold(s.st, model.Event{Type: s.ty, UUID: model.SagaStepUUID(other, s.step), Pre: f.a, Post: c, Value: 2, Saga: s.body})
+		}
+		return f
+	}
+	f := clean()
+	final(f.w)
+	if len(f.w.violations) != 0 {
+		t.Fatalf("a committed and a compensated saga flagged: %v", f.w.violations)
+	}
+	if n, _ := f.post.Neuron(c); n.InDegree != 0 {
+		t.Fatalf("the compensated saga's post keeps in-degree %d", n.InDegree)
+	}
+
+	// Planted at pre: a reservation forgotten with its out-slot still taken.
+	f = clean()
+	leak := model.EventUUID{Hi: 3, Lo: 3}
+	f.fold(f.pre, model.Event{Type: model.EvSagaReserve, UUID: model.SagaStepUUID(leak, stReserve), Pre: f.a, Post: c, Value: 1, Saga: model.SagaBody{ID: leak}})
+	if !f.pre.PlantSagaLeak(leak) {
+		t.Fatal("no reservation to leak")
+	}
+	final(f.w)
+	if !violated(f.w, invariants.SagaNoLeak, "subgraph 0: ") {
+		t.Fatalf("a leaked reservation not caught: %v", f.w.violations)
+	}
+
+	// Planted at post: an in-slot forgotten with its in-degree still taken.
+	f = clean()
+	f.fold(f.pre, model.Event{Type: model.EvSagaReserve, UUID: model.SagaStepUUID(leak, stReserve), Pre: f.a, Post: c, Value: 1, Saga: model.SagaBody{ID: leak}})
+	f.fold(f.post, model.Event{Type: model.EvSagaAccept, UUID: model.SagaStepUUID(leak, stAccept), Pre: f.a, Post: c, Value: 1, Saga: model.SagaBody{ID: leak}})
+	f.fold(f.pre, model.Event{Type: model.EvSagaCompensate, UUID: model.SagaStepUUID(leak, stCompensate), Pre: f.a, Post: c, Saga: model.SagaBody{ID: leak, Reason: model.ReasonSagaTimeout}})
+	if !f.post.PlantSagaLeak(leak) {
+		t.Fatal("no in-slot to leak")
+	}
+	final(f.w)
+	if !violated(f.w, invariants.SagaNoLeak, "subgraph 1") || violated(f.w, invariants.SagaNoLeak, "subgraph 0") {
+		t.Fatalf("a leaked in-slot not caught at post alone: %v", f.w.violations)
+	}
+	if !strings.Contains(fmt.Sprint(f.w.violations), "degrees") {
+		t.Fatalf("the leak is not named as degrees: %v", f.w.violations)
 	}
 }
