@@ -95,9 +95,11 @@ func startDevArgs(t *testing.T, bin, data, addr string, flags ...string) *exec.C
 }
 
 // client runs `territoryd client` and returns its stdout, stderr and exit code.
-func client(t *testing.T, bin, addr string, args ...string) (string, string, int) {
+// runBin runs the binary to its end and returns its trimmed stdout and
+// stderr and its exit code (client, mandate and import share it).
+func runBin(t *testing.T, bin string, args ...string) (string, string, int) {
 	t.Helper()
-	cmd := exec.Command(bin, append([]string{"client", "--addr", addr}, args...)...)
+	cmd := exec.Command(bin, args...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
@@ -108,6 +110,11 @@ func client(t *testing.T, bin, addr string, args ...string) (string, string, int
 		t.Fatal(err)
 	}
 	return strings.TrimSpace(out.String()), strings.TrimSpace(errb.String()), code
+}
+
+func client(t *testing.T, bin, addr string, args ...string) (string, string, int) {
+	t.Helper()
+	return runBin(t, bin, append([]string{"client", "--addr", addr}, args...)...)
 }
 
 func mustClient(t *testing.T, bin, addr, want string, args ...string) {

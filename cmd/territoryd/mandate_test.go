@@ -14,18 +14,9 @@ import (
 
 func mandate(t *testing.T, bin, addr string, args ...string) ([]map[string]any, string, int) {
 	t.Helper()
-	cmd := exec.Command(bin, append([]string{"mandate", "--addr", addr}, args...)...)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
+	out, errs, code := runBin(t, bin, append([]string{"mandate", "--addr", addr}, args...)...)
 	var lines []map[string]any
-	for _, l := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+	for _, l := range strings.Split(out, "\n") {
 		if l == "" {
 			continue
 		}
@@ -35,7 +26,7 @@ func mandate(t *testing.T, bin, addr string, args ...string) ([]map[string]any, 
 		}
 		lines = append(lines, m)
 	}
-	return lines, strings.TrimSpace(errb.String()), code
+	return lines, errs, code
 }
 
 // TestDevSagaAndMandate: on `territoryd dev` (8 subgraphs, in-degree limit
