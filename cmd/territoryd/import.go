@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -164,6 +165,9 @@ type importSummary struct {
 	SynapsesPS float64       `json:"synapses_per_second"` // connect phase
 	Stopped    bool          `json:"stopped"`             // interrupted before the end
 	GaveUp     bool          `json:"gave_up"`             // stopped because too many outcomes in a row were unknown
+	// outcomes: each synapse's, in the file's (c.Synapses') order
+	// (--outcomes writes them).
+	outcomes []opResult
 }
 
 type importer struct {
@@ -507,6 +511,7 @@ func importRunNonce(ctx context.Context, cl doer, subgraphs uint32, c *connectom
 	for i, j := range synapseOrder(c, sreq) {
 		sres[j] = planned[i]
 	}
+	sum.outcomes = sres
 	if sum.Synapses.Seconds > 0 {
 		sum.SynapsesPS = float64(sum.Synapses.Total-sum.Synapses.Unknown) / sum.Synapses.Seconds // answered ones
 	}
@@ -517,6 +522,21 @@ func importRunNonce(ctx context.Context, cl doer, subgraphs uint32, c *connectom
 	sum.GaveUp = im.gaveUp.Load()
 	sum.Seconds = time.Since(start).Seconds()
 	return sum
+}
+
+// writeOutcomes writes one tab-separated line per synapse, in the file's
+// order after a header: pre and post names, their ids, the outcome (ok,
+// already-exists, rejected, failed, unknown) and its reason.
+func (s *importSummary) writeOutcomes(w io.Writer, c *connectome.Connectome) error {
+	b := bufio.NewWriter(w)
+	fmt.Fprintln(b, "pre\tpost\tpre_id\tpost_id\toutcome\treason")
+	for i, syn := range c.Synapses {
+		pre, _ := c.Name(syn.Pre)
+		post, _ := c.Name(syn.Post)
+		what, reason, _ := strings.Cut(outcomeName(s.outcomes[i]), " ")
+		fmt.Fprintf(b, "%s\t%s\t%d\t%d\t%s\t%s\n", pre, post, syn.Pre, syn.Post, what, reason)
+	}
+	return b.Flush()
 }
 
 func (s *importSummary) exitCode() int {
@@ -662,6 +682,7 @@ func (p *progressLine) endPhase() {
 func importCmd() *cobra.Command {
 	var (
 		addr, level, progress, jsonOut string
+		outcomesOut                    string
 		concurrency                    int
 		timeout                        time.Duration
 		doVerify, dryRun               bool
@@ -737,6 +758,18 @@ Exit codes: 0 every operation got a final answer (policy refusals included); 1 a
 					return exitf(1, "import: --json: %v", err)
 				}
 			}
+			if outcomesOut != "" {
+				f, err := os.Create(outcomesOut)
+				if err == nil {
+					err = sum.writeOutcomes(f, c)
+					if cerr := f.Close(); err == nil {
+						err = cerr
+					}
+				}
+				if err != nil {
+					return exitf(1, "import: --outcomes: %v", err)
+				}
+			}
 			if code := sum.exitCode(); code != 0 {
 				return exitf(code, "import: not complete (see the summary)")
 			}
@@ -750,6 +783,7 @@ Exit codes: 0 every operation got a final answer (policy refusals included); 1 a
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "parse the file and print the neuron name -> id mapping; contact no daemon")
 	cmd.Flags().StringVar(&progress, "progress", "auto", "progress on stderr: auto (a redrawn line on a terminal, else a line every 2 s), tty, lines, none")
 	cmd.Flags().StringVar(&jsonOut, "json", "", "also write the summary as JSON to this file")
+	cmd.Flags().StringVar(&outcomesOut, "outcomes", "", "also write each synapse's outcome to this file (tab-separated: pre, post, pre_id, post_id, outcome, reason)")
 	cmd.Flags().StringVar(&level, "log-level", "error", "log level: debug, info, warn, error")
 	cmd.Flags().StringVar(&tlsFiles.CAFile, "tls-ca", "", "PEM file of the CA that signed the daemon's transport certificate (enables TLS)")
 	cmd.Flags().StringVar(&tlsFiles.CertFile, "tls-cert", "", "PEM client certificate, when the daemon requires one")

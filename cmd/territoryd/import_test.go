@@ -224,6 +224,35 @@ func TestVerifyChecksDegrees(t *testing.T) {
 	}
 }
 
+// TestImportWritesOutcomes: --outcomes has one line per synapse of the file,
+// each with the outcome its connect got.
+func TestImportWritesOutcomes(t *testing.T) {
+	c := testGraph(t)
+	sum := importRun(context.Background(), newFake(1, 3), 1, c, "g.csv", 4, false, nil)
+	var b bytes.Buffer
+	if err := sum.writeOutcomes(&b, c); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
+	if len(lines) != len(c.Synapses)+1 || lines[0] != "pre\tpost\tpre_id\tpost_id\toutcome\treason" {
+		t.Fatalf("%d lines for %d synapses:\n%s", len(lines), len(c.Synapses), b.String())
+	}
+	count := map[string]int{}
+	for i, l := range lines[1:] {
+		f := strings.Split(l, "\t")
+		s := c.Synapses[i]
+		if len(f) != 6 || f[2] != fmt.Sprint(s.Pre) || f[3] != fmt.Sprint(s.Post) {
+			t.Fatalf("line %d %q for synapse %+v", i+2, l, s)
+		}
+		count[f[4]+" "+f[5]]++
+	}
+	y := sum.Synapses
+	if count["ok "] != y.Done || count["rejected MAX_OUT_DEGREE_POLICY_EXCEEDED"] != y.Refused["MAX_OUT_DEGREE_POLICY_EXCEEDED"] ||
+		count["rejected MAX_IN_DEGREE_POLICY_EXCEEDED"] != y.Refused["MAX_IN_DEGREE_POLICY_EXCEEDED"] || count["rejected MAX_IN_DEGREE_POLICY_EXCEEDED"] == 0 {
+		t.Fatalf("outcomes %v, summary %+v", count, y)
+	}
+}
+
 func TestImportCrossSubgraphRefusalsAreCounted(t *testing.T) {
 	c := testGraph(t)
 	f := newFake(8, 100)
@@ -326,22 +355,13 @@ func runImport(t *testing.T, bin, addr, file string, extra ...string) (importSum
 	t.Helper()
 	js := filepath.Join(t.TempDir(), "summary.json")
 	args := append([]string{"import", "--addr", addr, "--json", js, "--progress", "none"}, extra...)
-	cmd := exec.Command(bin, append(args, file)...)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
+	out, errs, code := runBin(t, bin, append(args, file)...)
 	var sum importSummary
 	b, rerr := os.ReadFile(js)
 	if rerr != nil || json.Unmarshal(b, &sum) != nil {
-		t.Fatalf("import exit %d wrote no summary: %s %s", code, out.String(), errb.String())
+		t.Fatalf("import exit %d wrote no summary: %s %s", code, out, errs)
 	}
-	return sum, out.String(), code
+	return sum, out, code
 }
 
 // TestImportTheConnectomeIntoDev: the whole C. elegans connectome into
