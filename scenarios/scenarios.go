@@ -433,7 +433,8 @@ func buildMigrationHostLoss(seed uint64, cfg *sim.Config) error {
 	cfg.Migration.SrcLossAfterFlipPM = 300_000
 	cfg.Migration.MaxLosses = 1
 	cfg.Migration.DestCrashPM = 60_000
-	cfg.Migration.ManagerCrashPM = 40_000
+	cfg.Migration.ManagerCrashPM = 30_000
+	cfg.Migration.ManagerPausePM = 40_000
 	cfg.Migration.DownMinMs, cfg.Migration.DownMaxMs = 500, 5_000
 	cfg.Migration.FaultsUntilMs = cfg.DurationMs * 2 / 3
 	return nil

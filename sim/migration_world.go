@@ -28,13 +28,17 @@ type MigrationConfig struct {
 	// ManagerCrashPM: per phase entered, the odds that the manager crashes
 	// (its migration state is in the records only) for DownMinMs..DownMaxMs.
 	ManagerCrashPM int64 `json:"manager_crash_pm,omitempty"`
+	// ManagerPausePM: per phase entered, the odds that the manager freezes
+	// (keeping its state: it acts on what it knew when it resumes) for
+	// DownMinMs..DownMaxMs.
+	ManagerPausePM int64 `json:"manager_pause_pm,omitempty"`
 	DownMinMs      int64 `json:"down_min_ms,omitempty"`
 	DownMaxMs      int64 `json:"down_max_ms,omitempty"`
 	FaultsUntilMs  int64 `json:"faults_until_ms,omitempty"`
 }
 
 func (m MigrationConfig) faulty() bool {
-	return m.SrcLossAfterFlipPM > 0 || m.DestCrashPM > 0 || m.ManagerCrashPM > 0
+	return m.SrcLossAfterFlipPM > 0 || m.DestCrashPM > 0 || m.ManagerCrashPM > 0 || m.ManagerPausePM > 0
 }
 
 // faultsEndMs is when the last migration fault can have healed (0: none).
@@ -77,7 +81,7 @@ func (w *World) migrationFaults(req model.CoordRequest, resp model.CoordResponse
 		src, dst := w.hostByID(rec.From), w.hostByID(rec.To)
 		if rec.State == model.MigRouteFlipped && src != nil && w.migLosses < mc.MaxLosses && w.liveTerritories() > 2 && w.rndMigFaults.Chance(mc.SrcLossAfterFlipPM) {
 			w.migLosses++
-			w.k.After(w.rndMigFaults.Between(0, 20_000), func() { w.loseHost(src) })
+			w.k.After(w.rndMigFaults.Between(0, 2_000), func() { w.loseHost(src) })
 		}
 		switch rec.State {
 		case model.MigSnapshotStreaming, model.MigRouteFlipped, model.MigCatchupStreaming:
@@ -87,6 +91,8 @@ func (w *World) migrationFaults(req model.CoordRequest, resp model.CoordResponse
 		}
 		if w.rndMigFaults.Chance(mc.ManagerCrashPM) {
 			w.crashFor(w.managerHost, w.rndMigFaults.Between(0, 100_000))
+		} else if w.rndMigFaults.Chance(mc.ManagerPausePM) {
+			w.pauseFor(w.managerHost, w.rndMigFaults.Between(0, 5_000))
 		}
 	}
 }
@@ -137,6 +143,28 @@ func (w *World) crashFor(h *host, delayUs int64) {
 			w.publish(FaultChanged{Fault: f})
 			if !h.up && !h.lost && !w.holding(faults.HostCrash, h.name, -1) {
 				w.boot(h)
+			}
+		})
+	})
+}
+
+// pauseFor freezes a host after delayUs for a down time drawn from the
+// configuration (unless a scheduled pause still holds it).
+func (w *World) pauseFor(h *host, delayUs int64) {
+	mc := w.cfg.Migration
+	down := w.rndMigFaults.Between(mc.DownMinMs*1000, mc.DownMaxMs*1000)
+	w.k.After(delayUs, func() {
+		if !h.up || h.paused {
+			return
+		}
+		f := faults.Fault{AtMs: w.k.NowUs() / 1000, DurationMs: down / 1000, Kind: faults.HostPause, Hosts: []string{h.name}}
+		w.publish(FaultChanged{Fault: f, Started: true})
+		w.pause(h)
+		inc := h.incarnation
+		w.k.After(down, func() {
+			w.publish(FaultChanged{Fault: f})
+			if h.paused && h.incarnation == inc && !w.pauseHeld(h) {
+				w.resume(h)
 			}
 		})
 	})

@@ -14,12 +14,15 @@ import (
 // record), T_src never again appends an entry of that subgraph to the log nor
 // acknowledges a write of it at its old epoch, or any older one. The log's
 // fencing alone would allow both until T_dest opens the log; the migration
-// promises that T_src stopped before the flip. It also gathers the
+// promises that T_src stopped before the flip: so no entry of an epoch up to
+// T_src's may ever commit beyond the LSN T_src held its writes at (its last
+// MigStepHeld of that migration epoch), before the flip or after it. It also gathers the
 // migration figures of the run: phases, outcomes, and the write pause from
 // T_src holding its writes to T_dest becoming operational.
 type primaryChecker struct {
 	flips map[model.SubgraphID]flipNote
 	held  map[migKey]int64
+	holds map[migKey]uint64 // the LSN T_src last held its writes at
 	stats MigrationStats
 	pause []int64
 }
@@ -28,6 +31,8 @@ type flipNote struct {
 	from     model.HostID
 	srcEpoch uint64 // the route epoch T_src held: the flip wrote srcEpoch + 1
 	epoch    uint64 // migration epoch
+	heldLSN  uint64
+	held     bool
 }
 
 type migKey struct {
@@ -50,7 +55,7 @@ type MigrationStats struct {
 }
 
 func newPrimaryChecker(*View) Checker {
-	return &primaryChecker{flips: map[model.SubgraphID]flipNote{}, held: map[migKey]int64{}}
+	return &primaryChecker{flips: map[model.SubgraphID]flipNote{}, held: map[migKey]int64{}, holds: map[migKey]uint64{}}
 }
 
 func (*primaryChecker) Name() string { return "at-most-one-primary" }
@@ -59,7 +64,11 @@ func (c *primaryChecker) Observe(v *View, e BusEvent) {
 	switch e := e.(type) {
 	case CoordApplied:
 		if e.Err == model.ErrNone && e.Req.Kind == model.CoordTxn && e.Resp.Succeeded {
-			c.onTxn(e.Req.Then)
+			c.onTxn(v, e.Req.Then)
+		}
+	case EntryCommitted:
+		if n, ok := c.flips[model.SubgraphID(e.Stream)]; ok {
+			c.beyondHold(v, n, e.Stream, e.LSN, e.Epoch)
 		}
 	case LogSent:
 		if e.Req.Kind != model.LogAppend {
@@ -81,6 +90,7 @@ func (c *primaryChecker) Observe(v *View, e BusEvent) {
 			switch f.Step {
 			case model.MigStepHeld:
 				c.held[k] = v.NowUs()
+				c.holds[k] = f.LSN
 			case model.MigStepCaughtUp:
 				if f.Replayed {
 					c.stats.Replays++
@@ -95,7 +105,15 @@ func (c *primaryChecker) Observe(v *View, e BusEvent) {
 	}
 }
 
-func (c *primaryChecker) onTxn(ops []model.TxnOp) {
+// beyondHold reports an entry of T_src's epoch (or older) past its hold.
+func (c *primaryChecker) beyondHold(v *View, n flipNote, stream uint32, lsn, epoch uint64) {
+	if n.held && epoch <= n.srcEpoch && lsn > n.heldLSN {
+		v.Violate(invariants.AtMostOnePrimary, "LSN %d of subgraph %d committed at epoch %d, beyond the LSN %d its source held its writes at for the flip (migration epoch %d)",
+			lsn, stream, epoch, n.heldLSN, n.epoch)
+	}
+}
+
+func (c *primaryChecker) onTxn(v *View, ops []model.TxnOp) {
 	var route *model.Route
 	for _, op := range ops {
 		if op.Kind == model.TxnPut && strings.HasPrefix(op.Key, model.RoutesPrefix) {
@@ -122,7 +140,14 @@ func (c *primaryChecker) onTxn(ops []model.TxnOp) {
 		case model.MigRouteFlipped:
 			if route != nil && route.Subgraph == rec.Subgraph && route.Epoch > 0 {
 				c.stats.Flips++
-				c.flips[rec.Subgraph] = flipNote{from: rec.From, srcEpoch: route.Epoch - 1, epoch: rec.Epoch}
+				n := flipNote{from: rec.From, srcEpoch: route.Epoch - 1, epoch: rec.Epoch}
+				n.heldLSN, n.held = c.holds[migKey{rec.Subgraph, rec.Epoch}]
+				c.flips[rec.Subgraph] = n
+				for _, e := range v.Committed(uint32(rec.Subgraph)) {
+					if ev, err := model.DecodeEvent(e.Data); err == nil {
+						c.beyondHold(v, n, uint32(rec.Subgraph), e.LSN, ev.WriterEpoch)
+					}
+				}
 			}
 		case model.MigCommitted:
 			c.stats.Committed++

@@ -39,6 +39,11 @@ HEADERS = {
  'egress-skip-after-restart': {'expect': 'egress-no-gap'},
  'proxy-applies-out-of-order': {'expect': 'proxy-prefix'},
  'proxy-double-applies-redelivery': {'expect': 'proxy-prefix'},
+ 'migration-flip-without-cas': {'expect': 'at-most-one-primary'},
+ 'migration-catchup-from-snapshot-lsn': {'expect': 'exactly-once-apply'},
+ 'migration-dest-live-before-catchup': {'expect': 'linearizable,liveness,no-acked-write-lost,state-is-fold-of-log'},
+ 'migration-source-acks-after-flip': {'expect': 'at-most-one-primary'},
+ 'migration-release-without-cas': {'expect': 'at-most-one-primary'},
  'proxy-stale-read-names-next-lsn': {'expect': 'stale-read-prefix'},
  'client-forgets-stale-floor': {'expect': 'stale-read-monotonic'},
 }
@@ -174,6 +179,21 @@ muts = {
  ]),
  'proxy-stale-read-names-next-lsn': ("supernodes", "a proxy's stale read names the LSN after its replica's: the answer claims a state the log had not reached", [
    ('model/stale_read.go', '		r.LSN, r.Proxy = st.AppliedLSN, true', '		r.LSN, r.Proxy = st.AppliedLSN+1, true'),
+ ]),
+ 'migration-flip-without-cas': ("migration-host-loss migration", "the migrator's route flip no longer compares the route's revision: a flip lands after T_src released its held writes (a manager frozen past the hold) and T_src acknowledges writes under a route that names T_dest", [
+   ('model/manager_migrator.go', '		Compares: []Compare{{Key: RouteKey(r.Subgraph), ModRevision: rd.RouteRev}, {Key: MigrationKey(r.Subgraph), ModRevision: r.ModRevision}},', '		Compares: []Compare{{Key: MigrationKey(r.Subgraph), ModRevision: r.ModRevision}},'),
+ ]),
+ 'migration-catchup-from-snapshot-lsn': ("migration migration-host-loss", "T_dest's catch-up cursor starts at snapshot_LSN instead of snapshot_LSN + 1: the entry at snapshot_LSN, already in the image, is applied again (the fold's own dedup hides it from the state: only counting applications sees it)", [
+   ('model/migration_dest.go', '	d.next = p.state.AppliedLSN + 1\n', '	d.next = p.state.AppliedLSN\n'),
+ ]),
+ 'migration-dest-live-before-catchup': ("migration migration-host-loss", "T_dest goes operational as soon as the image is installed, before the catch-up and without opening the log: it serves the state at snapshot_LSN", [
+   ('model/migration_dest.go', '	t.afterMs(scoped(k.id, destWait, p), migDestWaitMs)\n	return true\n', '	t.afterMs(scoped(k.id, destWait, p), migDestWaitMs)\n	t.claims.becomeOperational(p)\n	return true\n'),
+ ]),
+ 'migration-source-acks-after-flip': ("migration migration-host-loss", "T_src's writer ignores the migration's hold: it goes on appending and acknowledging while the route flips away", [
+   ('model/write_component.go', ' && !k.t.migSrc.holds(p) {', ' {'),
+ ]),
+ 'migration-release-without-cas': ("migration-host-loss migration", "T_src releases its held writes on the hold timeout without rewriting its route at the held revision: a flip that lands later finds T_src writing again", [
+   ('model/migration_source.go', '	s.stage = srcReleasing\n	t.coord(scoped(k.id, srcRelease, p), PutIfVersion(RouteKey(sg), p.routeValue, p.route.ModRevision))\n', '	delete(k.subs, sg)\n	t.writes.resume(p)\n'),
  ]),
  'client-forgets-stale-floor': ("supernodes", "the client never raises its floor: its stale reads carry MinLSN 0 and any answer is taken, so a lagging or rebuilt proxy sends it back", [
    ('model/client_stale.go', '	c.floor[sg] = max(c.floor[sg], r.LSN)\n', ''),
