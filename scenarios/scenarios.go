@@ -265,7 +265,7 @@ var all = []Scenario{
 	},
 	{
 		Name:    "chaos",
-		Summary: "swarm: a random subset of every fault kind, at random rates, per seed; with the supernode path (egress crashes, stream stalls, proxy crashes, stale reads)",
+		Summary: "swarm: a random subset of every fault kind, at random rates, per seed; with the supernode path (egress crashes, stream stalls, proxy crashes, stale reads); phased migrations in half the seeds",
 		build: func(seed uint64, cfg *sim.Config) error {
 			cfg.Territories = 4
 			r := faultRand(seed ^ 0xc4a05)
@@ -292,6 +292,12 @@ var all = []Scenario{
 			cfg.Egress = 2
 			cfg.Policy.SupernodeDegree = 3
 			cfg.Workload.StalePM = 300_000
+			// Phased migrations in half the seeds (their own stream: the
+			// faults a seed draws stay what they were).
+			if m := faultRand(seed ^ 0x316); m.Chance(500_000) {
+				cfg.Migration = sim.MigrationConfig{EveryMs: m.Between(1_000, 4_000), Max: 1, UntilMs: cfg.DurationMs * 5 / 6}
+				cfg.Territory.MigChunkBytes = 64
+			}
 			if err := generateSpec(seed, cfg, spec); err != nil {
 				return err
 			}

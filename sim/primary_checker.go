@@ -52,6 +52,8 @@ type MigrationStats struct {
 	PauseP50Ms float64 `json:"pause_p50_ms"`
 	PauseP99Ms float64 `json:"pause_p99_ms"`
 	PauseMaxMs float64 `json:"pause_max_ms"`
+	// PausesMs: every write pause of the run, in the order they ended.
+	PausesMs []float64 `json:"pauses_ms,omitempty"`
 }
 
 func newPrimaryChecker(*View) Checker {
@@ -163,6 +165,9 @@ func (c *primaryChecker) Report(o *Outcome) {
 	o.Migration = c.stats
 	if len(c.pause) == 0 {
 		return
+	}
+	for _, us := range c.pause {
+		o.Migration.PausesMs = append(o.Migration.PausesMs, float64(us)/1000)
 	}
 	s := slices.Clone(c.pause)
 	slices.Sort(s)

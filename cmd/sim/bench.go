@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"slices"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -19,8 +20,10 @@ type benchFigures struct {
 	events    uint64
 	simWall   time.Duration
 	checkWall time.Duration
-	allocB    uint64 // bytes allocated during the runs
-	heapSysB  uint64 // heap obtained from the OS: a high-water mark of the live heap
+	allocB    uint64    // bytes allocated during the runs
+	heapSysB  uint64    // heap obtained from the OS: a high-water mark of the live heap
+	pausesMs  []float64 // migrations' write pauses, virtual time
+	flips     int
 }
 
 func benchCmd() *cobra.Command {
@@ -97,6 +100,8 @@ func benchScenario(sc scenarios.Scenario, seeds int, durationMs int64) (benchFig
 		f.events += res.Events
 		f.simWall += time.Duration(res.WallMs * float64(time.Millisecond))
 		f.checkWall += time.Duration(res.CheckMs * float64(time.Millisecond))
+		f.pausesMs = append(f.pausesMs, res.Migration.PausesMs...)
+		f.flips += res.Migration.Flips
 	}
 	return f, nil
 }
@@ -113,4 +118,10 @@ func printBench(out io.Writer, name string, f benchFigures) {
 	}
 	fmt.Fprintf(out, "  memory: %.0f MB allocated (%.0f B/event), heap high-water %.0f MB\n",
 		float64(f.allocB)/(1<<20), perEvent, float64(f.heapSysB)/(1<<20))
+	if n := len(f.pausesMs); n > 0 {
+		p := slices.Clone(f.pausesMs)
+		slices.Sort(p)
+		fmt.Fprintf(out, "  migration write pause (virtual time, T_src holds -> T_dest operational): p50 %.1f ms, p99 %.1f ms, max %.1f ms over %d pauses (%d flips)\n",
+			p[n/2], p[min(n-1, n*99/100)], p[n-1], n, f.flips)
+	}
 }
