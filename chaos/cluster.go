@@ -13,8 +13,6 @@ import (
 	"syscall"
 	"time"
 
-	toxiproxy "github.com/Shopify/toxiproxy/v2"
-	"github.com/rs/zerolog"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"territory/model"
@@ -48,8 +46,7 @@ type Cluster struct {
 
 	etcd    *etcdembed.Etcd
 	etcdEP  string
-	toxi    *toxiproxy.ApiServer
-	proxies map[string]*toxiproxy.Proxy // by host, manager included
+	proxies map[string]*Proxy // by host, manager included
 	addrs   map[string]string
 	mu      sync.Mutex // procs and lost: the fault executor replaces processes while recovery timers read them
 	procs   map[string]*Proc
@@ -78,7 +75,7 @@ func freeAddr() (string, error) {
 // and waits until each territory serves its initial subgraphs. Close stops it.
 func StartCluster(bin, dir, name string, svc Services, territories int, subgraphs uint32, policy string) (*Cluster, error) {
 	c := &Cluster{Dir: dir, Bin: bin, Svc: svc, Prefix: "chaos-" + name, S3Prefix: "chaos/" + name, Subgraphs: subgraphs,
-		proxies: map[string]*toxiproxy.Proxy{}, addrs: map[string]string{}, procs: map[string]*Proc{}, lost: map[string]bool{}}
+		proxies: map[string]*Proxy{}, addrs: map[string]string{}, procs: map[string]*Proc{}, lost: map[string]bool{}}
 	ok := false
 	defer func() {
 		if !ok {
@@ -94,17 +91,14 @@ func StartCluster(bin, dir, name string, svc Services, territories int, subgraph
 		return nil, err
 	}
 	c.etcdEP = strings.TrimPrefix(etcdembed.Endpoints([]*etcdembed.Etcd{c.etcd})[0], "http://")
-	c.toxi = toxiproxy.NewServer(toxiproxy.NewMetricsContainer(nil), zerolog.Nop())
 	for i := 1; i <= territories; i++ {
 		c.Hosts = append(c.Hosts, fmt.Sprintf("t%d", i))
 	}
 	var hosts []HostAddr
 	for _, h := range append(slices.Clone(c.Hosts), ManagerHost) {
-		p := toxiproxy.NewProxy(c.toxi, h+"-etcd", "127.0.0.1:0", c.etcdEP)
-		if err := p.Start(); err != nil {
-			return nil, fmt.Errorf("toxiproxy for %s: %w", h, err)
+		if c.proxies[h], err = NewProxy(name+"-"+h+"-etcd", c.etcdEP); err != nil {
+			return nil, err
 		}
-		c.proxies[h] = p
 		if c.addrs[h], err = freeAddr(); err != nil {
 			return nil, err
 		}
@@ -121,7 +115,7 @@ func StartCluster(bin, dir, name string, svc Services, territories int, subgraph
 	}
 	common := func(h string) string {
 		return CommonSpec{LogLevel: "info", Subgraphs: subgraphs, Hosts: hosts, Manager: ManagerID,
-			Endpoints: []string{"http://" + c.proxies[h].Listen}, ObjstoreFile: c.objConf, PolicySection: policy}.YAML()
+			Endpoints: []string{"http://" + c.proxies[h].Addr()}, ObjstoreFile: c.objConf, PolicySection: policy}.YAML()
 	}
 	var ids []string
 	for _, h := range c.Hosts {
@@ -217,45 +211,22 @@ func (c *Cluster) Pause(h string) error { return c.Proc(h).Signal(syscall.SIGSTO
 // Resume continues a paused host's process.
 func (c *Cluster) Resume(h string) error { return c.Proc(h).Signal(syscall.SIGCONT) }
 
-// CutEtcd makes etcd unreachable from h: its proxy stops listening and
-// closes its connections (connection refused until HealEtcd).
-func (c *Cluster) CutEtcd(h string) { c.proxies[h].Stop() }
+// CutEtcd makes etcd unreachable from h (Proxy.Cut).
+func (c *Cluster) CutEtcd(h string) { c.proxies[h].Cut() }
 
-// HealEtcd starts h's proxy again on the same address.
-func (c *Cluster) HealEtcd(h string) error { return c.proxies[h].Start() }
+// HealEtcd ends CutEtcd.
+func (c *Cluster) HealEtcd(h string) error { return c.proxies[h].Heal() }
 
-// toxic adds a toxic to both directions of h's proxy.
-func (c *Cluster) toxic(h, kind string, attrs string) error {
-	for _, stream := range []string{"upstream", "downstream"} {
-		js := fmt.Sprintf(`{"name": %q, "type": %q, "stream": %q, "toxicity": 1.0, "attributes": %s}`, kind+"_"+stream, kind, stream, attrs)
-		if _, err := c.proxies[h].Toxics.AddToxicJson(strings.NewReader(js)); err != nil {
-			return fmt.Errorf("toxic %s on %s: %w", kind, h, err)
-		}
-	}
-	return nil
-}
-
-func (c *Cluster) untoxic(h, kind string) error {
-	for _, stream := range []string{"upstream", "downstream"} {
-		if err := c.proxies[h].Toxics.RemoveToxic(context.Background(), kind+"_"+stream); err != nil {
-			return fmt.Errorf("remove toxic %s from %s: %w", kind, h, err)
-		}
-	}
-	return nil
-}
-
-// PartitionEtcd black-holes every byte between h and etcd, both ways, on
-// open connections and new ones (toxiproxy's timeout toxic with no timeout);
-// HealPartition removes it, which also closes the connections it held.
-func (c *Cluster) PartitionEtcd(h string) error { return c.toxic(h, "timeout", `{"timeout": 0}`) }
+// PartitionEtcd black-holes the path between h and etcd (Proxy.Partition).
+func (c *Cluster) PartitionEtcd(h string) error { return c.proxies[h].Partition() }
 
 // HealPartition ends PartitionEtcd.
-func (c *Cluster) HealPartition(h string) error { return c.untoxic(h, "timeout") }
+func (c *Cluster) HealPartition(h string) error { return c.proxies[h].Unpartition() }
 
 // SlowEtcd adds ms of latency each way between every process and etcd.
 func (c *Cluster) SlowEtcd(ms int64) error {
 	for _, h := range append(slices.Clone(c.Hosts), ManagerHost) {
-		if err := c.toxic(h, "latency", fmt.Sprintf(`{"latency": %d, "jitter": 0}`, ms)); err != nil {
+		if err := c.proxies[h].Slow(ms); err != nil {
 			return err
 		}
 	}
@@ -265,7 +236,7 @@ func (c *Cluster) SlowEtcd(ms int64) error {
 // HealSlow ends SlowEtcd.
 func (c *Cluster) HealSlow() error {
 	for _, h := range append(slices.Clone(c.Hosts), ManagerHost) {
-		if err := c.untoxic(h, "latency"); err != nil {
+		if err := c.proxies[h].Unslow(); err != nil {
 			return err
 		}
 	}
@@ -316,7 +287,7 @@ func (c *Cluster) Close() {
 		_ = p.Kill()
 	}
 	for _, p := range c.proxies {
-		p.Stop()
+		p.Close()
 	}
 	if c.co != nil {
 		c.co.Close()

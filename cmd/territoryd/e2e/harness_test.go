@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -757,82 +756,30 @@ func subgraphsUpTo(n uint32) []model.SubgraphID {
 
 // ---- a TCP proxy that can cut a process off from a service ----
 
-// proxy forwards loopback TCP connections to target. cut closes every
+// proxy is a toxiproxy proxy (chaos.Proxy) to target. cut closes every
 // connection and refuses new ones until heal: the process behind it sees the
 // service as unreachable.
 type proxy struct {
-	t      testing.TB
-	target string
-	l      net.Listener
-	mu     sync.Mutex
-	cutOff bool
-	conns  map[net.Conn]struct{}
+	*chaos.Proxy
+	t testing.TB
 }
 
 func newProxy(t testing.TB, target string) *proxy {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := chaos.NewProxy(uniqueName(t), target)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &proxy{t: t, target: target, l: l, conns: map[net.Conn]struct{}{}}
-	go p.serve()
-	t.Cleanup(func() {
-		l.Close()
-		p.cut()
-	})
-	return p
+	t.Cleanup(p.Close)
+	return &proxy{Proxy: p, t: t}
 }
 
-func (p *proxy) Addr() string { return p.l.Addr().String() }
-
-func (p *proxy) serve() {
-	for {
-		in, err := p.l.Accept()
-		if err != nil {
-			return
-		}
-		p.mu.Lock()
-		if p.cutOff {
-			p.mu.Unlock()
-			in.Close()
-			continue
-		}
-		out, err := net.DialTimeout("tcp", p.target, 2*time.Second)
-		if err != nil {
-			p.mu.Unlock()
-			in.Close()
-			continue
-		}
-		p.conns[in], p.conns[out] = struct{}{}, struct{}{}
-		p.mu.Unlock()
-		pipe := func(dst, src net.Conn) {
-			_, _ = io.Copy(dst, src)
-			dst.Close()
-			src.Close()
-			p.mu.Lock()
-			delete(p.conns, dst)
-			delete(p.conns, src)
-			p.mu.Unlock()
-		}
-		go pipe(out, in)
-		go pipe(in, out)
-	}
-}
-
-func (p *proxy) cut() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.cutOff = true
-	for c := range p.conns {
-		c.Close()
-	}
-}
+func (p *proxy) cut() { p.Cut() }
 
 func (p *proxy) heal() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.cutOff = false
+	if err := p.Heal(); err != nil {
+		p.t.Fatal(err)
+	}
 }
 
 func mustRead(t testing.TB, path string) string {
