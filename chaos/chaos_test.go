@@ -227,3 +227,15 @@ func TestCheckKeepsUnknownOutcomesOpen(t *testing.T) {
 		t.Fatalf("an unknown write in the log: lin %s, log %s (resolved %d)", v.lin.Verdict, v.log, v.log.Resolved)
 	}
 }
+
+func TestTopicFencingCatchesDataOfAFencedEpoch(t *testing.T) {
+	ok := []RawMsg{{Kind: "open", Epoch: 1}, {Kind: "data", Epoch: 1, LSN: 1}, {Kind: "open", Epoch: 2}, {Kind: "data", Epoch: 2, LSN: 2}}
+	if vs := topicFencing(0, 0, ok); len(vs) != 0 {
+		t.Fatalf("a fenced hand-over flagged: %v", vs)
+	}
+	bad := append(slices.Clone(ok), RawMsg{Kind: "data", Epoch: 1, LSN: 3})
+	vs := topicFencing(0, 0, bad)
+	if len(vs) != 1 || vs[0].Invariant != "single-writer-epoch" {
+		t.Fatalf("data of epoch 1 after open(2) not caught: %v", vs)
+	}
+}

@@ -160,3 +160,23 @@ func invariantNames(vs []invariants.Violation) string {
 	}
 	return out
 }
+
+// topicFencing is single-writer-epoch over a stream's raw topic, message by
+// message (what the e2e fencing test checks): once an open at epoch E is in
+// the topic, no data message of an epoch below E follows it.
+func topicFencing(atUs int64, sg model.SubgraphID, msgs []RawMsg) []invariants.Violation {
+	var out []invariants.Violation
+	var maxOpen uint64
+	for i, m := range msgs {
+		switch m.Kind {
+		case "open":
+			maxOpen = max(maxOpen, m.Epoch)
+		case "data":
+			if m.Epoch < maxOpen {
+				out = append(out, invariants.Violation{Invariant: invariants.SingleWriterEpoch, AtUs: atUs,
+					Detail: fmt.Sprintf("subgraph %d: topic message %d is data at epoch %d (lsn %d) after an open at epoch %d", sg, i, m.Epoch, m.LSN, maxOpen)})
+			}
+		}
+	}
+	return out
+}

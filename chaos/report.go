@@ -111,7 +111,7 @@ func JUnit(r *Result) reports.JUnitSuites {
 	} else {
 		add("linearizable", r.Linearizable != "ok", fmt.Sprintf("porcupine: %s on %v", r.Linearizable, r.ViolatingKeys))
 		add("logcheck", r.LogCheck != "ok", strings.Join(r.LogViolations, "\n"))
-		for _, inv := range []string{"no-acked-write-lost", "state-is-fold-of-log", "degree-policy", "progress"} {
+		for _, inv := range []string{"no-acked-write-lost", "state-is-fold-of-log", "degree-policy", "single-writer-epoch", "progress"} {
 			var msgs []string
 			for _, v := range r.Violations {
 				if v.Invariant == inv {
@@ -143,7 +143,7 @@ func Markdown(r *Result) string {
 	}
 	fmt.Fprintf(&b, "| | |\n|---|---|\n| linearizable (porcupine) | %s |\n| logcheck (Pulsar topics as the truth) | %s |\n| invariants | %s |\n", r.Linearizable, r.LogCheck, r.Invariants)
 	fmt.Fprintf(&b, "| operations | %d (%d with unknown outcome, %d of them final busy/unavailable; %d final reads) |\n| acknowledged writes | %d |\n", r.Ops, r.UnknownOps, r.NotFinalOps, r.FinalReads, r.AckedWrites)
-	fmt.Fprintf(&b, "| unknown writes the log resolved / ruled out | %d / %d |\n| log entries read back | %d (%d recoveries' decays) |\n", r.LogResolved, r.LogVanished, r.LogEntries, r.Decays)
+	fmt.Fprintf(&b, "| unknown writes the log resolved / ruled out | %d / %d |\n| log entries read back | %d (%d recoveries' decays); %d raw topic messages scanned for fencing |\n", r.LogResolved, r.LogVanished, r.LogEntries, r.Decays, r.TopicMessages)
 	fmt.Fprintf(&b, "| progress | %d windows, at least %d answers per client per window |\n", r.Progress.Windows, r.Progress.MinWindowOps)
 	fmt.Fprintf(&b, "| wall | %.1f s: startup %.1f s, workload %.1f s, read-back %.1f s, checks %.1f s |\n| load (1/5/15 min) | before %s, after %s |\n\n",
 		r.WallMs/1000, r.StartupMs/1000, r.WorkloadMs/1000, r.ReadBackMs/1000, r.CheckMs/1000, r.LoadBefore, r.LoadAfter)

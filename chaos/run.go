@@ -68,6 +68,7 @@ type Result struct {
 	AckedWrites   int                     `json:"acked_writes"`
 	FinalReads    int                     `json:"final_reads"`
 	LogEntries    int                     `json:"log_entries"`
+	TopicMessages int                     `json:"topic_messages"` // raw messages of the streams' topics (data, open, attach)
 	Decays        int                     `json:"decays"`
 	Progress      sim.ProgressStats       `json:"progress"`
 	Faults        []FaultRecord           `json:"faults"`
@@ -222,6 +223,7 @@ func Run(o Options) (*Result, error) {
 		return r, fmt.Errorf("open the logs: %w", err)
 	}
 	logs := map[model.SubgraphID][]model.LogEntry{}
+	var fencing []invariants.Violation
 	for sg := model.SubgraphID(0); uint32(sg) < sc.Subgraphs; sg++ {
 		entries, _, err := ReadEvents(lctx, reader, sg)
 		if err != nil {
@@ -229,6 +231,13 @@ func Run(o Options) (*Result, error) {
 			return r, err
 		}
 		logs[sg] = entries
+		msgs, err := ScanTopic(lctx, svc.PulsarURL, reader.Topic(uint32(sg)))
+		if err != nil {
+			reader.Close()
+			return r, err
+		}
+		r.TopicMessages += len(msgs)
+		fencing = append(fencing, topicFencing(h.nowUs(), sg, msgs)...)
 	}
 	reader.Close()
 	r.ReadBackMs = ms(time.Since(t))
@@ -255,6 +264,8 @@ func Run(o Options) (*Result, error) {
 		r.LogViolations = append(r.LogViolations, lv.String())
 	}
 	r.Violations = append(r.Violations, v.violations...)
+	r.Violations = append(r.Violations, fencing...)
+	invariants.Sort(r.Violations)
 	r.Invariants = invariantNames(r.Violations)
 	r.Ops, r.UnknownOps, r.NotFinalOps, r.AckedWrites = h.ops, h.unknown, h.notFinal, h.acked.Count()
 	r.LogEntries, r.Decays, r.Progress = v.entries, v.decays, v.progress
