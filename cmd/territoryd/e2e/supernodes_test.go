@@ -16,7 +16,7 @@ import (
 // Pulsar log.
 func (c *cluster) startEgress(id int) *proc {
 	c.t.Helper()
-	conf := writeFile(c.t, c.dir, fmt.Sprintf("egress-%d.yaml", id), c.common()+c.pulsarSection(c.svc.pulsarURL, c.svc.adminURL)+fmt.Sprintf("egress_id: %d\n", id))
+	conf := writeFile(c.t, c.dir, fmt.Sprintf("egress-%d.yaml", id), c.common()+c.pulsarSection(c.svc.PulsarURL, c.svc.AdminURL)+fmt.Sprintf("egress_id: %d\n", id))
 	return startProc(c.t, c.dir, fmt.Sprintf("egress-%d", id), false, "egress", "--config", conf)
 }
 
