@@ -23,11 +23,11 @@ type ClientConfig struct {
 	CoordTimeoutMs   int64
 	MaxInFlight      int
 	// WatchRoutes keeps the routing cache fresh from a watch on the routes
-	// (as well as from the reads after a failed attempt). Production clients
-	// have none (the daemon's transport offers no watch), so the default is
-	// off: such a client learns of a moved subgraph only from a wrong-territory
+	// (as well as from the reads after a failed attempt). The default is off:
+	// such a client learns of a moved subgraph only from a wrong-territory
 	// answer, a timeout or an unavailable answer, and keeps asking a deposed
-	// primary until then.
+	// primary until then. Production clients turn it on (the daemon serves
+	// the watch: runtime/daemon.DialClientSession); the simulator runs both.
 	WatchRoutes bool
 	// Home is the territory next to this client (0: none): its stale reads
 	// go there first (client_stale.go).
@@ -53,6 +53,9 @@ func (c ClientConfig) Validate() error {
 		return fmt.Errorf("client %d config: subgraphs must be positive", c.ID)
 	case c.RequestTimeoutMs <= 0 || c.OpDeadlineMs < c.RequestTimeoutMs || c.CoordTimeoutMs <= 0:
 		return fmt.Errorf("client %d config: request timeout %d, deadline %d, coordination timeout %d", c.ID, c.RequestTimeoutMs, c.OpDeadlineMs, c.CoordTimeoutMs)
+	case c.OpDeadlineMs > MaxOpDeadlineMs:
+		// A retry later than this could outlive its dedup entry (dedup.go).
+		return fmt.Errorf("client %d config: deadline %d ms exceeds %d ms, the longest the dedup window covers", c.ID, c.OpDeadlineMs, MaxOpDeadlineMs)
 	case c.BackoffBaseMs <= 0 || c.BackoffCapMs < c.BackoffBaseMs:
 		return fmt.Errorf("client %d config: backoff base %d cap %d", c.ID, c.BackoffBaseMs, c.BackoffCapMs)
 	case c.MaxInFlight <= 0:

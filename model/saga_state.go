@@ -186,7 +186,7 @@ func (s *SubgraphState) mutateSaga(ev *Event) Result {
 	case EvSagaReserve:
 		r := s.reserve(ev, k)
 		if r.Status != StatusOK {
-			s.dedup.put(id, r) // refused at pre: that is the client's answer
+			s.dedup.put(id, r, ev.TimestampMs) // refused at pre: that is the client's answer
 		}
 		return r
 	case EvSagaAccept:
@@ -215,7 +215,7 @@ func (s *SubgraphState) mutateSaga(ev *Event) Result {
 		s.setSynapse(ok2, o.Weight)
 		g.cross[ok2] = id
 		r := Result{Status: StatusOK, Value: o.Weight, Exists: true}
-		s.dedup.put(id, r)
+		s.dedup.put(id, r, ev.TimestampMs)
 		return r
 	case EvSagaCompensate:
 		o, ok := g.out[id]
@@ -226,7 +226,7 @@ func (s *SubgraphState) mutateSaga(ev *Event) Result {
 		delete(g.reserved, SynapseKey{o.Pre, o.Post})
 		s.setDegree(o.Pre, 0, -1)
 		r := Result{Status: StatusRejected, Reason: ev.Saga.Reason}
-		s.dedup.put(id, r)
+		s.dedup.put(id, r, ev.TimestampMs)
 		return r // released: a change (a late compensation folds to ok)
 	case EvSagaSettle:
 		x, ok := g.in[id]

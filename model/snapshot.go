@@ -169,10 +169,13 @@ func ParseSnapshotRecord(kv KV) (SnapshotRecord, error) {
 
 const snapshotMagic = "TSNP"
 
-// Version 1 has no saga records; version 2 appends them. A state with no
-// saga record still encodes as version 1, byte for byte.
+// Version 1 has no saga records; version 2 appends them; version 3 (the
+// only one written) stamps the dedup entries with their logged time and
+// always has the saga section. Versions 1 and 2 still decode
+// (decodeLegacyDedup).
 const snapshotVersion = 1
 const snapshotVersionSagas = 2
+const snapshotVersionDedupTime = 3
 
 // ErrCorruptSnapshot wraps every snapshot decoding failure.
 var ErrCorruptSnapshot = errors.New("corrupt snapshot")
@@ -180,14 +183,9 @@ var ErrCorruptSnapshot = errors.New("corrupt snapshot")
 // EncodeSnapshot serializes a subgraph state: the copy-on-write image at its
 // applied LSN. Keys are sorted, so equal states give equal bytes.
 func EncodeSnapshot(s *SubgraphState) []byte {
-	b := make([]byte, 0, 64+len(s.neurons)*24+len(s.synapses)*24+len(s.dedup.ring)*32)
+	b := make([]byte, 0, 64+len(s.neurons)*24+len(s.synapses)*24+s.dedup.len()*40)
 	b = append(b, snapshotMagic...)
-	sagas := s.saga.records() > 0
-	if sagas {
-		b = append(b, snapshotVersionSagas)
-	} else {
-		b = append(b, snapshotVersion)
-	}
+	b = append(b, snapshotVersionDedupTime)
 	b = binary.AppendUvarint(b, uint64(s.ID))
 	b = binary.AppendUvarint(b, uint64(s.Count))
 	b = binary.AppendUvarint(b, s.AppliedLSN)
@@ -212,24 +210,19 @@ func EncodeSnapshot(s *SubgraphState) []byte {
 		b = binary.AppendUvarint(b, uint64(k.Post))
 		b = binary.AppendVarint(b, s.synapses[k])
 	}
-	// The dedup table in eviction order (oldest first), with its results.
-	b = binary.AppendUvarint(b, uint64(len(s.dedup.ring)))
-	for i := range s.dedup.ring {
-		id := s.dedup.ring[(s.dedup.next+i)%len(s.dedup.ring)]
-		r := s.dedup.results[id]
-		b = binary.LittleEndian.AppendUint64(b, id.Hi)
-		b = binary.LittleEndian.AppendUint64(b, id.Lo)
-		b = append(b, byte(r.Status), byte(r.Reason))
-		b = binary.AppendVarint(b, r.Value)
-		if r.Exists {
-			b = append(b, 1)
-		} else {
-			b = append(b, 0)
-		}
-	}
-	if sagas {
-		b = s.appendSagas(b)
-	}
+	// The dedup table (version 3): its sequence base and clock, then the live
+	// entries oldest first, each with its stamp and its id's result.
+	b = binary.AppendUvarint(b, s.dedup.headSeq)
+	b = binary.AppendVarint(b, s.dedup.maxTsMs)
+	b = binary.AppendUvarint(b, uint64(s.dedup.len()))
+	s.dedup.live(func(_ uint64, e dedupEntry, _ Result, _ bool) {
+		r, _ := s.dedup.get(e.id) // an earlier entry of the id carries the latest result too: restore keeps the last
+		b = binary.LittleEndian.AppendUint64(b, e.id.Hi)
+		b = binary.LittleEndian.AppendUint64(b, e.id.Lo)
+		b = binary.AppendVarint(b, e.tsMs)
+		b = appendResult(b, r)
+	})
+	b = s.appendSagas(b)
 	return binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, crc32.MakeTable(crc32.Castagnoli)))
 }
 
@@ -244,7 +237,7 @@ func DecodeSnapshot(data []byte) (*SubgraphState, error) {
 	if got, want := crc32.Checksum(body, crc32.MakeTable(crc32.Castagnoli)), binary.LittleEndian.Uint32(data[len(data)-4:]); got != want {
 		return nil, fmt.Errorf("%w: checksum %x, want %x", ErrCorruptSnapshot, got, want)
 	}
-	if string(body[:4]) != snapshotMagic || (body[4] != snapshotVersion && body[4] != snapshotVersionSagas) {
+	if string(body[:4]) != snapshotMagic || (body[4] != snapshotVersion && body[4] != snapshotVersionSagas && body[4] != snapshotVersionDedupTime) {
 		return nil, fmt.Errorf("%w: bad magic or version", ErrCorruptSnapshot)
 	}
 	d := decoder{buf: body[5:]}
@@ -275,29 +268,12 @@ func DecodeSnapshot(data []byte) (*SubgraphState, error) {
 		k := SynapseKey{Pre: NeuronID(d.uvarint("pre")), Post: NeuronID(d.uvarint("post"))}
 		s.setSynapse(k, d.varint("weight"))
 	}
-	q := d.count("dedup", len(d.buf)/20)
-	if q > DedupCapacity {
-		return nil, fmt.Errorf("%w: dedup table of %d exceeds %d", ErrCorruptSnapshot, q, DedupCapacity)
+	if body[4] == snapshotVersionDedupTime {
+		s.decodeDedup(&d)
+	} else {
+		s.decodeLegacyDedup(&d)
 	}
-	for i := 0; i < q && d.err == nil; i++ {
-		uuid := EventUUID{Hi: d.fixed64("uuid.hi"), Lo: d.fixed64("uuid.lo")}
-		var r Result
-		if len(d.buf) < 2 {
-			d.err = fmt.Errorf("field result: truncated")
-			break
-		}
-		r.Status, r.Reason = Status(d.buf[0]), Reason(d.buf[1])
-		d.buf = d.buf[2:]
-		r.Value = d.varint("result.value")
-		if len(d.buf) < 1 {
-			d.err = fmt.Errorf("field result.exists: truncated")
-			break
-		}
-		r.Exists = d.buf[0] == 1
-		d.buf = d.buf[1:]
-		s.dedup.put(uuid, r)
-	}
-	if body[4] == snapshotVersionSagas && d.err == nil {
+	if body[4] != snapshotVersion && d.err == nil {
 		s.decodeSagas(&d)
 	}
 	if d.err != nil {
@@ -359,7 +335,6 @@ func (s *SubgraphState) Clone() *SubgraphState {
 	c.synapses = make(map[SynapseKey]int64, len(s.synapses))
 	maps.Copy(c.synapses, s.synapses)
 	c.saga = s.saga.clone()
-	c.dedup = dedupTable{ring: slices.Clone(s.dedup.ring), next: s.dedup.next, results: make(map[EventUUID]Result, len(s.dedup.results)), sum: s.dedup.sum}
-	maps.Copy(c.dedup.results, s.dedup.results)
+	c.dedup = s.dedup.clone()
 	return &c
 }

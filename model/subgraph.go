@@ -13,53 +13,6 @@ type Neuron struct {
 	Supernode bool
 }
 
-// DedupCapacity bounds the event_uuid table of a subgraph. A client retry older
-// than this many writes of the same subgraph could apply twice; clients give up
-// long before (their deadline is seconds, not thousands of writes).
-const DedupCapacity = 4096
-
-// dedupTable remembers the results of the latest DedupCapacity requests, so a
-// retried request gets its original answer instead of a second application.
-// It is part of the subgraph state: it is rebuilt by the fold, snapshotted, and
-// digested.
-type dedupTable struct {
-	ring    []EventUUID // insertion order, for bounded eviction
-	next    int
-	results map[EventUUID]Result
-	sum     uint64 // set hash of the ring's slots and the results (subgraph_digest.go)
-}
-
-func newDedupTable() dedupTable {
-	return dedupTable{results: make(map[EventUUID]Result)}
-}
-
-func (d *dedupTable) get(id EventUUID) (Result, bool) {
-	r, ok := d.results[id]
-	return r, ok
-}
-
-func (d *dedupTable) put(id EventUUID, r Result) {
-	if len(d.ring) < DedupCapacity {
-		d.ring = append(d.ring, id)
-		d.sum += slotHash(len(d.ring)-1, id)
-	} else {
-		old := d.ring[d.next]
-		d.sum -= slotHash(d.next, old)
-		if or, ok := d.results[old]; ok {
-			d.sum -= resultHash(old, or)
-			delete(d.results, old)
-		}
-		d.ring[d.next] = id
-		d.sum += slotHash(d.next, id)
-		d.next = (d.next + 1) % DedupCapacity
-	}
-	if or, ok := d.results[id]; ok {
-		d.sum -= resultHash(id, or)
-	}
-	d.results[id] = r
-	d.sum += resultHash(id, r)
-}
-
 // SubgraphState is the state of one subgraph: a pure fold of its log.
 type SubgraphState struct {
 	ID              SubgraphID
@@ -136,7 +89,7 @@ func (s *SubgraphState) Apply(ev *Event) (res Result, applied bool) {
 		s.LastHeartbeatMs = ev.TimestampMs
 	}
 	if !ev.UUID.IsZero() {
-		s.dedup.put(ev.UUID, res)
+		s.dedup.put(ev.UUID, res, ev.TimestampMs)
 	}
 	return res, true
 }

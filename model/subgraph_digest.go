@@ -34,12 +34,7 @@ func synapseHash(k SynapseKey, w int64) uint64 {
 	return hash3(0x73, uint64(k.Pre), uint64(k.Post), uint64(w))
 }
 
-// slotHash is one slot of the dedup ring (eviction order is state), and
-// resultHash one recorded result: the table's sum is both sets'.
-func slotHash(slot int, id EventUUID) uint64 {
-	return hash3(0x64, uint64(slot), id.Hi, id.Lo)
-}
-
+// resultHash is one recorded result of the dedup table (dedup.go).
 func resultHash(id EventUUID, r Result) uint64 {
 	exists := uint64(0)
 	if r.Exists {
@@ -80,12 +75,7 @@ func (s *SubgraphState) fullSums() elementSums {
 	for k, w := range s.synapses { // order: a sum, the same in any order
 		e.synapses += synapseHash(k, w)
 	}
-	for slot, id := range s.dedup.ring {
-		e.dedup += slotHash(slot, id)
-	}
-	for id, r := range s.dedup.results { // order: a sum, the same in any order
-		e.dedup += resultHash(id, r)
-	}
+	e.dedup = s.dedup.fullSum()
 	return e
 }
 
@@ -119,7 +109,9 @@ func (s *SubgraphState) digestWith(e elementSums) uint64 {
 	h.u64(e.neurons)
 	h.u64(uint64(len(s.synapses)))
 	h.u64(e.synapses)
-	h.u64(uint64(len(s.dedup.ring))<<32 | uint64(s.dedup.next))
+	h.u64(uint64(s.dedup.len()))
+	h.u64(s.dedup.headSeq)
+	h.u64(uint64(s.dedup.maxTsMs))
 	h.u64(e.dedup)
 	s.digestSaga(h)
 	return h.sum

@@ -10,6 +10,7 @@ import "testing"
 func TestIncrementalDigestFollowsEveryApply(t *testing.T) {
 	n := neuronsIn(1, 12)
 	f := newFolder(Policy{Epoch: 1, MaxOutDegree: 3, MaxInDegree: 3, DecayPerSecondPM: 100_000, SupernodeDegree: 4})
+	f.stepMs = 5 // 4,700 events over 23.5 s: the dedup window (20 s) evicts
 	check := func(step int) {
 		t.Helper()
 		if err := f.s.CheckDigest(); err != nil {
@@ -23,7 +24,7 @@ func TestIncrementalDigestFollowsEveryApply(t *testing.T) {
 		f.do(t, EvCreateNeuron, id, 0, 0, 0)
 		check(i)
 	}
-	for step := 0; step < DedupCapacity+600; step++ {
+	for step := 0; step < 4700; step++ {
 		a, b := n[step%len(n)], n[(step*7+3)%len(n)]
 		switch step % 6 {
 		case 0:
@@ -37,17 +38,17 @@ func TestIncrementalDigestFollowsEveryApply(t *testing.T) {
 		case 4:
 			// A retry of an earlier uuid: applied once, the LSN moves on.
 			f.lsn++
-			ev := Event{LSN: f.lsn, UUID: EventUUID{7, f.seq}, Subgraph: 1, Type: EvStimulate, Neuron: a, Value: 1}
+			ev := Event{LSN: f.lsn, UUID: EventUUID{7, f.seq}, Subgraph: 1, Type: EvStimulate, Neuron: a, Value: 1, TimestampMs: f.nowMs}
 			f.s.Apply(&ev)
 		case 5:
 			f.do(t, EvHeartbeat, 0, 0, 0, 0)
 		}
-		if step%500 == 0 || step > DedupCapacity {
+		if step%500 == 0 || step > 4000 {
 			check(step)
 		}
 	}
 	f.lsn++
-	rec := Event{LSN: f.lsn, UUID: EventUUID{7, 1 << 40}, Subgraph: 1, Type: EvTerritoryRecovered, TimestampMs: 90_000,
+	rec := Event{LSN: f.lsn, UUID: EventUUID{7, 1 << 40}, Subgraph: 1, Type: EvTerritoryRecovered, TimestampMs: 90_000, // the clock jumps: most of the table goes
 		Recovery: RecoveryBody{LastHeartbeatMs: 60_000}}
 	f.s.Apply(&rec)
 	check(-1)

@@ -16,9 +16,11 @@ func neuronsIn(sg SubgraphID, n int) []NeuronID {
 }
 
 type folder struct {
-	s   *SubgraphState
-	lsn uint64
-	seq uint64
+	s      *SubgraphState
+	lsn    uint64
+	seq    uint64
+	nowMs  int64 // the stamp of the next event
+	stepMs int64 // how far the clock moves per event (0: it stands still)
 }
 
 func newFolder(p Policy) *folder { return &folder{s: NewSubgraphState(1, testSubgraphs, p)} }
@@ -27,7 +29,8 @@ func (f *folder) do(t *testing.T, typ EventType, neuron, pre, post NeuronID, val
 	t.Helper()
 	f.lsn++
 	f.seq++
-	ev := Event{LSN: f.lsn, UUID: EventUUID{7, f.seq}, Subgraph: 1, Type: typ, Neuron: neuron, Pre: pre, Post: post, Value: value}
+	ev := Event{LSN: f.lsn, UUID: EventUUID{7, f.seq}, Subgraph: 1, Type: typ, Neuron: neuron, Pre: pre, Post: post, Value: value, TimestampMs: f.nowMs}
+	f.nowMs += f.stepMs
 	r, applied := f.s.Apply(&ev)
 	if !applied {
 		t.Fatalf("event %d not applied", f.lsn)
@@ -123,22 +126,6 @@ func TestApplyPanicsOnGap(t *testing.T) {
 		}
 	}()
 	s.Apply(&Event{LSN: 2, Subgraph: 1, Type: EvHeartbeat})
-}
-
-func TestDedupTableIsBounded(t *testing.T) {
-	s := NewSubgraphState(1, testSubgraphs, DefaultPolicy())
-	for i := uint64(1); i <= DedupCapacity+10; i++ {
-		s.Apply(&Event{LSN: i, UUID: EventUUID{1, i}, Subgraph: 1, Type: EvHeartbeat, TimestampMs: int64(i)})
-	}
-	if len(s.dedup.results) != DedupCapacity {
-		t.Fatalf("dedup holds %d, bound %d", len(s.dedup.results), DedupCapacity)
-	}
-	if _, ok := s.Deduped(EventUUID{1, 1}); ok {
-		t.Fatal("oldest entry not evicted")
-	}
-	if _, ok := s.Deduped(EventUUID{1, DedupCapacity + 10}); !ok {
-		t.Fatal("newest entry missing")
-	}
 }
 
 func TestDigestIgnoresInsertionOrder(t *testing.T) {

@@ -23,6 +23,7 @@ HEADERS = {
  'paused-primary-acks': {'expect': 'no-acked-write-lost'},
  'delete-superseded-immediately': {'expect': 'blob-retention'},
  'drop-uuid-dedup': {'expect': 'linearizable'},
+ 'dedup-window-200ms': {'expect': 'logcheck:log-once'},
  'connect-off-by-one': {'expect': 'degree-policy'},
  'ignore-in-degree': {'expect': 'degree-policy'},
  'decay-base-after-writes': {'expect': 'decay-bounded'},
@@ -70,6 +71,9 @@ muts = {
  ]),
  'delete-superseded-immediately': ("snapshot-gc crash-recovery", "the reconciler deletes superseded blobs without waiting for the grace period", [
    ('model/manager_reconcile.go', '			limit = r.cfg.GraceMs', '			limit = 0'),
+ ]),
+ 'dedup-window-200ms': ("services network", "the dedup table keeps a request's result for 200 ms of logged time instead of DedupWindowMs: a retry after a lost answer (request timeout 300 ms) applies twice", [
+   ('model/dedup.go', '		if d.len() <= DedupMaxEntries && e.tsMs >= d.maxTsMs-DedupWindowMs {', '		if d.len() <= DedupMaxEntries && e.tsMs >= d.maxTsMs-200 {'),
  ]),
  'drop-uuid-dedup': ("services network", "the event_uuid dedup is gone: a retried write applies twice", [
    ('model/write_component.go', '	if r, ok := p.state.Deduped(req.ID); ok {\n		k.t.reply(from, req.ID, r)\n		return\n	}\n', ''),

@@ -25,6 +25,7 @@ import (
 	"territory/model"
 	"territory/runtime/blob"
 	"territory/runtime/daemon"
+	"territory/runtime/driver"
 	"territory/runtime/etcdcoord"
 	"territory/runtime/etcdembed"
 	"territory/runtime/pulsarlog"
@@ -695,8 +696,23 @@ func checkAckedInLog(t testing.TB, c *cluster, led *ledger, sgs []model.Subgraph
 // readNeuron reads one neuron through a client.
 func readNeuron(t testing.TB, c *daemon.Client, n model.NeuronID) model.Result {
 	t.Helper()
-	_, r := mustDo(t, c, model.Request{Op: model.OpReadNeuron, Neuron: n})
-	return r
+	// A read changes nothing, so one without a final answer within the
+	// client's deadline (a subgraph being re-claimed after an outage, on a
+	// loaded machine) is asked again, for up to 30 s; each retry is logged.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		_, r, err := c.Do(ctx, model.Request{Op: model.OpReadNeuron, Neuron: n})
+		cancel()
+		if errors.Is(err, driver.ErrUnknownOutcome) && time.Now().Before(deadline) {
+			t.Logf("read-neuron %d: no final answer within the client's deadline; reading again", n)
+			continue
+		}
+		if err != nil || r.Status != model.StatusOK {
+			t.Fatalf("read-neuron neuron %d: %v %v", n, r.Status, err)
+		}
+		return r
+	}
 }
 
 // waitRecovered waits until every subgraph in sgs has a TerritoryRecovered
