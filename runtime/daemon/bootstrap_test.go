@@ -13,16 +13,7 @@ import (
 
 func embeddedCoord(t *testing.T) *etcdcoord.Coord {
 	t.Helper()
-	m, err := etcdembed.Single(t.TempDir(), 0, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m.Fast = true
-	e, err := etcdembed.Start(m, 20*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(e.Close)
+	m := etcdembed.StartTest(t)
 	c, err := etcdcoord.Dial(etcdcoord.Config{Endpoints: []string{m.Client}}, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -13,17 +13,7 @@ import (
 
 func startSingle(t *testing.T) []string {
 	t.Helper()
-	m, err := etcdembed.Single(t.TempDir(), 0, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m.Fast = true
-	e, err := etcdembed.Start(m, 20*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(e.Close)
-	return []string{m.Client}
+	return []string{etcdembed.StartTest(t).Client}
 }
 
 func startCluster(t *testing.T, n int) []string {

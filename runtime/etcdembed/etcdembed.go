@@ -184,3 +184,28 @@ func (e *Etcd) Close() { e.e.Close() }
 
 // Err reports a fatal error of the running member.
 func (e *Etcd) Err() <-chan error { return e.e.Err() }
+
+// TB is the part of testing.TB that StartTest uses.
+type TB interface {
+	Helper()
+	TempDir() string
+	Fatal(args ...any)
+	Cleanup(func())
+}
+
+// StartTest starts a fast one-member etcd (real server code, in process) in
+// a test's temporary directory, stopped when the test ends, and returns it.
+func StartTest(t TB) Member {
+	t.Helper()
+	m, err := Single(t.TempDir(), 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Fast = true
+	e, err := Start(m, 20*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Close)
+	return m
+}
