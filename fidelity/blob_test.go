@@ -6,7 +6,9 @@ import (
 	"math/rand/v2"
 	"reflect"
 	"slices"
+	"sync"
 	"testing"
+	"time"
 
 	"territory/conformance"
 	"territory/model"
@@ -64,44 +66,83 @@ var blobKindNames = map[model.BlobOpKind]string{model.BlobPut: "put", model.Blob
 // fresh simulated store and a fresh filesystem bucket (runtime/blob on
 // objstore's FILESYSTEM provider): every answer, errors included, must agree.
 func TestBlobFidelity(t *testing.T) {
-	n, ops := sequences(40, 1000), 60
-	tally := map[string][2]int{}
-	var diffs []string
-	for seed := range uint64(n) {
-		sim := blobstore.New()
+	runBlobFidelity(t, "blob-filesystem", "object store vs filesystem bucket", sequences(40, 1000), 1, func(uint64) *blob.Store {
 		fs, err := blob.Open(context.Background(), blob.FilesystemConfig(t.TempDir()), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		g := newBlobGen(seed)
-		for i := range ops {
-			req := g.next()
-			r1, se1 := sim.Apply(req)
-			r2, se2, err2 := fs.Do(context.Background(), req)
-			oa := blobOut{Err: se1, Data: string(r1.Data), Exists: r1.Exists, Keys: slices.Clone(r1.Keys)}
-			ob := blobOut{Err: se2, Data: string(r2.Data), Exists: r2.Exists, Keys: slices.Clone(r2.Keys)}
-			if err2 != nil {
-				ob = blobOut{Unknown: err2.Error()}
+		return fs
+	})
+}
+
+// runBlobFidelity runs n sequences of 60 calls, workers at a time, each
+// against a fresh simulated store and the store open(seed) returns (empty:
+// a fresh bucket or a fresh prefix of one), and reports the agreement.
+func runBlobFidelity(t *testing.T, service, what string, n, workers int, open func(seed uint64) *blob.Store) {
+	const ops = 60
+	start := time.Now()
+	var (
+		mu    sync.Mutex
+		all   = tally{}
+		diffs []string
+		seeds = make(chan uint64)
+		wg    sync.WaitGroup
+	)
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for seed := range seeds {
+				tl, d := runBlobSequence(seed, ops, open(seed))
+				mu.Lock()
+				all.merge(tl)
+				diffs = append(diffs, d...)
+				mu.Unlock()
 			}
-			c := blobKindNames[req.Kind]
-			if se1 == model.ErrInvalid {
-				c += "/invalid"
-			} else if se1 != model.ErrNone {
-				c += "/" + se1.String()
-			}
-			cnt := tally[c]
-			cnt[1]++
-			if reflect.DeepEqual(oa, ob) {
-				cnt[0]++
-			} else {
-				diffs = append(diffs, fmt.Sprintf("seed %d op %d %s %q:\n  sim %+v\n  fs  %+v", seed, i, c, req.Key, oa, ob))
-			}
-			tally[c] = cnt
-		}
-		fs.Close()
-		if len(diffs) > 10 {
+		}()
+	}
+	for seed := range uint64(n) {
+		mu.Lock()
+		stop := len(diffs) > 10
+		mu.Unlock()
+		if stop {
 			break
 		}
+		seeds <- seed
 	}
-	report(t, "object store vs filesystem bucket", tally, diffs)
+	close(seeds)
+	wg.Wait()
+	report(t, service, what, n, time.Since(start), all, diffs)
+}
+
+func runBlobSequence(seed uint64, ops int, real *blob.Store) (tally, []string) {
+	defer real.Close()
+	sim := blobstore.New()
+	tl := tally{}
+	var diffs []string
+	g := newBlobGen(seed)
+	for i := range ops {
+		req := g.next()
+		r1, se1 := sim.Apply(req)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		r2, se2, err2 := real.Do(ctx, req)
+		cancel()
+		oa := blobOut{Err: se1, Data: string(r1.Data), Exists: r1.Exists, Keys: slices.Clone(r1.Keys)}
+		ob := blobOut{Err: se2, Data: string(r2.Data), Exists: r2.Exists, Keys: slices.Clone(r2.Keys)}
+		if err2 != nil {
+			ob = blobOut{Unknown: err2.Error()}
+		}
+		c := blobKindNames[req.Kind]
+		if se1 == model.ErrInvalid {
+			c += "/invalid"
+		} else if se1 != model.ErrNone {
+			c += "/" + se1.String()
+		}
+		same := reflect.DeepEqual(oa, ob)
+		tl.add(c, same, false)
+		if !same {
+			diffs = append(diffs, fmt.Sprintf("seed %d op %d %s %q:\n  sim  %+v\n  real %+v", seed, i, c, req.Key, oa, ob))
+		}
+	}
+	return tl, diffs
 }

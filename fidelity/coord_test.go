@@ -365,13 +365,6 @@ func describe(req model.CoordRequest) string {
 	return b.String()
 }
 
-func sequences(short, long int) int {
-	if testing.Short() {
-		return short
-	}
-	return long
-}
-
 // TestCoordFidelity: seeded random sequences of coordination calls, each
 // against a fresh simulated store and (under a fresh prefix) an embedded
 // etcd server: every answer (revisions relative to the sequence's start,
@@ -379,6 +372,7 @@ func sequences(short, long int) int {
 // agree.
 func TestCoordFidelity(t *testing.T) {
 	c := startEtcd(t)
+	start := time.Now()
 	n, ops := sequences(12, 500), 40
 	tally := coordTally{}
 	var diffs []string
@@ -389,7 +383,7 @@ func TestCoordFidelity(t *testing.T) {
 			break
 		}
 	}
-	report(t, "coordination store vs etcd", tally, diffs)
+	report(t, "coord-etcd", "coordination store vs etcd", n, time.Since(start), fromPairs(tally), diffs)
 }
 
 // startEtcd starts an embedded etcd member (short tick and election, so that
@@ -403,20 +397,4 @@ func startEtcd(t *testing.T) *etcdcoord.Coord {
 	}
 	t.Cleanup(func() { c.Close() })
 	return c
-}
-
-func report(t *testing.T, what string, tally map[string][2]int, diffs []string) {
-	t.Helper()
-	total := [2]int{}
-	var lines []string
-	for _, c := range sortedKeys(tally) {
-		v := tally[c]
-		total[0] += v[0]
-		total[1] += v[1]
-		lines = append(lines, fmt.Sprintf("  %-26s %5d/%-5d", c, v[0], v[1]))
-	}
-	t.Logf("%s: %d/%d operations agree\n%s", what, total[0], total[1], strings.Join(lines, "\n"))
-	for _, d := range diffs {
-		t.Error(d)
-	}
 }

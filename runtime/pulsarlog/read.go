@@ -5,12 +5,24 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
+	"time"
 
 	"github.com/apache/pulsar-client-go/pulsar"
 
 	"territory/model"
 	"territory/model/logfence"
 )
+
+// readerAttempts bounds the retries of a reader the broker refuses as not
+// ready (about 8 s in all).
+const readerAttempts = 20
+
+// isNotReady: the broker is (re)loading the topic.
+func isNotReady(err error) bool {
+	m := err.Error()
+	return strings.Contains(m, "ServiceNotReady") || strings.Contains(m, "temporarily unavailable")
+}
 
 // DefaultMaxEntries is the read batch when LogRequest.MaxEntries is 0 (as in
 // the simulated log).
@@ -44,6 +56,15 @@ func (s *stream) newCursor(c ckpt, ok bool) (*cursor, error) {
 		cur.Cursor = logfence.CursorAfter(c)
 	}
 	r, err := s.l.client.CreateReader(opts)
+	// While a takeover unloads the topic and the broker loads it again, a
+	// new reader is refused as ServiceNotReady ("Topic is temporarily
+	// unavailable"): try again for a few seconds rather than fail the open
+	// or read it serves (found by fidelity.TestLogFidelityPulsar: an open
+	// answered with an unknown outcome).
+	for attempt := 1; err != nil && attempt <= readerAttempts && isNotReady(err); attempt++ {
+		time.Sleep(time.Duration(min(attempt*50, 500)) * time.Millisecond)
+		r, err = s.l.client.CreateReader(opts)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("create reader on %s: %w", s.topic, err)
 	}
@@ -212,6 +233,7 @@ func (s *stream) read(ctx context.Context, from uint64, maxEntries int) (model.L
 		cur.r.Close()
 		cur, s.cur = nil, nil
 	}
+	reused := cur != nil
 	if cur == nil {
 		var err error
 		if cur, err = s.newCursor(c, ok); err != nil {
@@ -223,6 +245,25 @@ func (s *stream) read(ctx context.Context, from uint64, maxEntries int) (model.L
 	if err != nil {
 		s.dropCursor()
 		return model.LogResponse{}, err
+	}
+	if reused && nonEmpty && (!cur.Started || end.Ledger != cur.At.Ledger) {
+		// The topic moved to another ledger since this reader last read
+		// (a takeover unloads the topic, and the broker reopens it on a
+		// new ledger), or the reader read nothing yet: its reconnect may
+		// have dropped the messages it had queued (pulsar-client-go
+		// v0.21.0 resumed a reader past them after an unload: found by
+		// fidelity.TestLogFidelityPulsar, a read answering tail 0 on a
+		// stream with entries). A fresh reader from the checkpoint reads
+		// them again.
+		s.dropCursor()
+		if cur, err = s.newCursor(c, ok); err != nil {
+			return model.LogResponse{}, err
+		}
+		s.cur = cur
+		if end, nonEmpty, err = s.lastPos(ctx, cur.r); err != nil {
+			s.dropCursor()
+			return model.LogResponse{}, err
+		}
 	}
 	var entries []model.LogEntry
 	for nonEmpty && len(entries) < maxEntries && !cur.Passed(end) {
