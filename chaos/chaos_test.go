@@ -16,27 +16,45 @@ import (
 func TestEveryKindIsSupportedOrRefused(t *testing.T) {
 	for _, k := range faults.Kinds() {
 		err := Refuse(faults.Fault{Kind: k, Hosts: []string{"t1"}, Peers: []string{EtcdPeer}})
-		_, ok := Supported[k]
-		if ok != (err == nil) {
-			t.Errorf("%s: supported=%v but Refuse says %v", k, ok, err)
+		if KindSupported(k) == (refusals[k] != "") {
+			t.Errorf("%s: supported=%v and refused for %q", k, KindSupported(k), refusals[k])
 		}
 		if err != nil && !strings.Contains(err.Error(), "cannot be made real") {
 			t.Errorf("%s: refusal without its reason: %v", k, err)
 		}
 	}
+	// Every supported plan, as the short schedule writes it, is accepted.
+	sc, _ := Get("short")
+	s, err := sc.Schedule(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range s.Faults {
+		if err := Refuse(f); err != nil {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
 	for _, f := range []faults.Fault{
 		{Kind: faults.NetPartition, Hosts: []string{"t1"}, Peers: []string{"t2"}},
 		{Kind: faults.NetPartition, Hosts: []string{"t1"}, Peers: []string{EtcdPeer, "t2"}},
-		{Kind: faults.HostCrash, Hosts: []string{ManagerHost}},
+		{Kind: faults.NetPartition, Hosts: []string{"t1"}, Peers: []string{PulsarPeer}},
+		{Kind: faults.NetPartition, Hosts: []string{"e1"}, Peers: []string{"e1"}},
+		{Kind: faults.NetPartition, Hosts: []string{"e1"}, Peers: []string{"t1"}},
+		{Kind: faults.HostLoss, Hosts: []string{ManagerHost}},
+		{Kind: faults.HostLoss, Hosts: []string{"e2"}},
+		{Kind: faults.HostCrash, Hosts: []string{"e1", "e2"}},
+		{Kind: faults.CoordSessionExpiry, Hosts: []string{"e1"}},
+		{Kind: faults.NetDegrade, Hosts: []string{"t1"}, Peers: []string{S3Peer}, DropPM: 1000, ExtraMs: 10},
+		{Kind: faults.NetDegrade, Hosts: []string{"t1"}, Peers: []string{S3Peer}},
+		{Kind: faults.HostCrash, Hosts: []string{"x9"}},
 	} {
 		if Refuse(f) == nil {
 			t.Errorf("%s was not refused", f)
 		}
 	}
-	sc, _ := Get("short")
 	bad := faults.Schedule{Faults: []faults.Fault{{Kind: faults.ClockSkew, Hosts: []string{"t1"}, ExtraMs: 100, DurationMs: 1000}}}
-	if err := sc.Check(bad); err == nil || !strings.Contains(err.Error(), "clock.skew") {
-		t.Errorf("a schedule with a clock skew was not refused: %v", err)
+	if err := sc.Check(bad); err == nil || !strings.Contains(err.Error(), "clock.skew") || !strings.Contains(err.Error(), "CAP_SYS_TIME") {
+		t.Errorf("a schedule with a clock skew was not refused with its reason: %v", err)
 	}
 	overlap := faults.Schedule{Faults: []faults.Fault{
 		{Kind: faults.HostPause, Hosts: []string{"t1"}, DurationMs: 3000},
@@ -44,9 +62,15 @@ func TestEveryKindIsSupportedOrRefused(t *testing.T) {
 	if sc.Check(overlap) == nil {
 		t.Error("overlapping faults on one host were not refused")
 	}
+	quorum := faults.Schedule{Faults: []faults.Fault{
+		{Kind: faults.HostPause, Hosts: []string{"e1"}, DurationMs: 3000},
+		{Kind: faults.HostCrash, Hosts: []string{EtcdLeader}, AtMs: 1000, DurationMs: 1000}}}
+	if err := sc.Check(quorum); err == nil || !strings.Contains(err.Error(), "quorum") {
+		t.Errorf("overlapping faults on two etcd members were not refused: %v", err)
+	}
 }
 
-func TestShortScheduleHasEveryKindOnce(t *testing.T) {
+func TestShortScheduleHasEveryPlanOnce(t *testing.T) {
 	sc, err := Get("short")
 	if err != nil {
 		t.Fatal(err)
@@ -57,13 +81,13 @@ func TestShortScheduleHasEveryKindOnce(t *testing.T) {
 		if err != nil {
 			t.Fatalf("seed %d: %v", seed, err)
 		}
-		var kinds []faults.Kind
+		var plans []string
 		for _, f := range s.Faults {
-			kinds = append(kinds, f.Kind)
+			plans = append(plans, Plan{f.Kind, TargetOf(f)}.String())
 		}
-		slices.Sort(kinds)
-		if len(kinds) != len(Supported) || len(slices.Compact(kinds)) != len(Supported) {
-			t.Fatalf("seed %d: kinds %v, want each of the %d supported once", seed, kinds, len(Supported))
+		slices.Sort(plans)
+		if len(plans) != len(Supported) || len(slices.Compact(plans)) != len(Supported) {
+			t.Fatalf("seed %d: plans %v, want each of the %d supported once", seed, plans, len(Supported))
 		}
 		again, _ := sc.Schedule(seed)
 		if !slices.EqualFunc(s.Faults, again.Faults, func(a, b faults.Fault) bool { return a.String() == b.String() }) {
@@ -71,12 +95,39 @@ func TestShortScheduleHasEveryKindOnce(t *testing.T) {
 		}
 		if seed == 1 {
 			first = s
-		} else if end := sc.IssueEndMs(s); end > 90_000 {
+		} else if end := sc.IssueEndMs(s); end > 75_000 {
 			t.Errorf("seed %d: the workload runs %d ms: too long for CI", seed, end)
 		}
 	}
 	if s2, _ := sc.Schedule(2); s2.Faults[0].String() == first.Faults[0].String() && s2.Faults[1].String() == first.Faults[1].String() {
 		t.Error("seeds 1 and 2 draw the same schedule")
+	}
+	soak, _ := Get("soak")
+	s, err := soak.Schedule(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := map[Target]int{}
+	for _, f := range s.Faults {
+		count[TargetOf(f)]++
+	}
+	if len(s.Faults) < 100 || count[OnManager] == 0 || count[OnEtcdMember] == 0 || count[OnEtcdLeader] == 0 || count[OnTerritory] == 0 {
+		t.Errorf("soak: %d faults by target %v", len(s.Faults), count)
+	}
+}
+
+// TestAppliedCountsEveryScheduledFault: a scheduled fault that was not
+// applied and verified fails the run.
+func TestAppliedCountsEveryScheduledFault(t *testing.T) {
+	sched := faults.Schedule{Faults: []faults.Fault{{Kind: faults.HostCrash, Hosts: []string{"e1"}}, {Kind: faults.HostPause, Hosts: []string{ManagerHost}}}}
+	recs := []FaultRecord{{Fault: sched.Faults[0], Target: OnEtcdMember, Verified: "exited after SIGKILL"}, {Fault: sched.Faults[1], Target: OnManager}}
+	if _, err := applied(sched, recs); err == nil || !strings.Contains(err.Error(), "host.pause/manager") {
+		t.Errorf("an unverified pause passed: %v", err)
+	}
+	recs[1].Verified = "stopped"
+	got, err := applied(sched, recs)
+	if err != nil || got["host.crash/etcd-member"] != 1 || got["host.pause/manager"] != 1 {
+		t.Errorf("applied %v %v", got, err)
 	}
 }
 

@@ -17,7 +17,6 @@ import (
 
 	"territory/model"
 	"territory/runtime/etcdcoord"
-	"territory/runtime/etcdembed"
 )
 
 // Namespace is the Pulsar namespace of every chaos topic; each run has its
@@ -32,9 +31,11 @@ const (
 	EtcdPeer = "etcd"
 )
 
-// Cluster is one real cluster: an embedded etcd, a toxiproxy proxy in front
-// of it for every territoryd process, the manager and one `territoryd run`
-// process per territory (t1 is territory 1, ...), on the shared Pulsar and S3.
+// Cluster is one real cluster: a 3-member etcd of separate processes (each
+// pair of members talking through its own toxiproxy proxy), a toxiproxy
+// proxy in front of each member for every territoryd process, the manager
+// and one `territoryd run` process per territory (t1 is territory 1, ...), on
+// the shared Pulsar and S3.
 type Cluster struct {
 	Dir, Bin  string
 	Svc       Services
@@ -44,14 +45,13 @@ type Cluster struct {
 	Hosts     []string // territories' names, t1..tN
 	MgrAddr   string
 
-	etcd    *etcdembed.Etcd
-	etcdEP  string
-	proxies map[string]*Proxy // by host, manager included
+	etcd    *etcdCluster
+	proxies map[string][]*Proxy // by host (manager included), one per etcd member
 	addrs   map[string]string
 	mu      sync.Mutex // procs and lost: the fault executor replaces processes while recovery timers read them
 	procs   map[string]*Proc
 	lost    map[string]bool
-	objConf string
+	s3      map[string]*Proxy // by territory: its path to the S3 server
 	co      *etcdcoord.Coord
 }
 
@@ -73,31 +73,30 @@ func freeAddr() (string, error) {
 
 // StartCluster starts etcd, the proxies, the manager and every territory,
 // and waits until each territory serves its initial subgraphs. Close stops it.
-func StartCluster(bin, dir, name string, svc Services, territories int, subgraphs uint32, policy string) (*Cluster, error) {
+func StartCluster(bin, memberBin, dir, name string, svc Services, territories int, subgraphs uint32, policy string) (*Cluster, error) {
 	c := &Cluster{Dir: dir, Bin: bin, Svc: svc, Prefix: "chaos-" + name, S3Prefix: "chaos/" + name, Subgraphs: subgraphs,
-		proxies: map[string]*Proxy{}, addrs: map[string]string{}, procs: map[string]*Proc{}, lost: map[string]bool{}}
+		proxies: map[string][]*Proxy{}, s3: map[string]*Proxy{}, addrs: map[string]string{}, procs: map[string]*Proc{}, lost: map[string]bool{}}
 	ok := false
 	defer func() {
 		if !ok {
 			c.Close()
 		}
 	}()
-	m, err := etcdembed.Single(filepath.Join(dir, "etcd"), 0, 0)
-	if err != nil {
+	var err error
+	if c.etcd, err = startEtcd(memberBin, dir, name); err != nil {
 		return nil, err
 	}
-	m.Fast = true
-	if c.etcd, err = etcdembed.Start(m, 30*time.Second); err != nil {
-		return nil, err
-	}
-	c.etcdEP = strings.TrimPrefix(etcdembed.Endpoints([]*etcdembed.Etcd{c.etcd})[0], "http://")
 	for i := 1; i <= territories; i++ {
 		c.Hosts = append(c.Hosts, fmt.Sprintf("t%d", i))
 	}
 	var hosts []HostAddr
 	for _, h := range append(slices.Clone(c.Hosts), ManagerHost) {
-		if c.proxies[h], err = NewProxy(name+"-"+h+"-etcd", c.etcdEP); err != nil {
-			return nil, err
+		for i, ep := range c.etcd.clients {
+			p, err := NewProxy(name+"-"+h+"-"+MemberName(i+1), ep)
+			if err != nil {
+				return nil, err
+			}
+			c.proxies[h] = append(c.proxies[h], p)
 		}
 		if c.addrs[h], err = freeAddr(); err != nil {
 			return nil, err
@@ -109,24 +108,48 @@ func StartCluster(bin, dir, name string, svc Services, territories int, subgraph
 		hosts = append(hosts, HostAddr{ID: id, Addr: c.addrs[h]})
 	}
 	c.MgrAddr = c.addrs[ManagerHost]
-	c.objConf = filepath.Join(dir, "objstore.yaml")
-	if err := os.WriteFile(c.objConf, []byte(svc.ObjstoreYAML(c.S3Prefix)), 0o600); err != nil {
-		return nil, err
+	objConf := func(h string) (string, error) {
+		s3 := svc.S3Host()
+		if h != ManagerHost {
+			p, err := NewProxy(name+"-"+h+"-s3", s3)
+			if err != nil {
+				return "", err
+			}
+			c.s3[h], s3 = p, p.Addr()
+		}
+		path := filepath.Join(dir, "objstore-"+h+".yaml")
+		return path, os.WriteFile(path, []byte(svc.ObjstoreYAMLAt(c.S3Prefix, s3)), 0o600)
 	}
-	common := func(h string) string {
+	common := func(h string) (string, error) {
+		obj, err := objConf(h)
+		if err != nil {
+			return "", err
+		}
+		var eps []string
+		for _, p := range c.proxies[h] {
+			eps = append(eps, "http://"+p.Addr())
+		}
 		return CommonSpec{LogLevel: "info", Subgraphs: subgraphs, Hosts: hosts, Manager: ManagerID,
-			Endpoints: []string{"http://" + c.proxies[h].Addr()}, ObjstoreFile: c.objConf, PolicySection: policy}.YAML()
+			Endpoints: eps, ObjstoreFile: obj, PolicySection: policy}.YAML(), nil
 	}
 	var ids []string
 	for _, h := range c.Hosts {
 		ids = append(ids, fmt.Sprint(hostID(h)))
 	}
-	mgr := common(ManagerHost) + FastControlPlane + fmt.Sprintf("listen: %s\nbootstrap_territories: [%s]\n", c.MgrAddr, strings.Join(ids, ", "))
+	mc, err := common(ManagerHost)
+	if err != nil {
+		return nil, err
+	}
+	mgr := mc + FastControlPlane + fmt.Sprintf("listen: %s\nbootstrap_territories: [%s]\n", c.MgrAddr, strings.Join(ids, ", "))
 	if err := os.WriteFile(filepath.Join(dir, "manager.yaml"), []byte(mgr), 0o600); err != nil {
 		return nil, err
 	}
 	for _, h := range c.Hosts {
-		body := common(h) + fmt.Sprintf("listen: %s\nterritories: [%d]\nbootstrap_wait: 30s\ncache_dir: %s\n", c.addrs[h], hostID(h), c.DataDir(h)) +
+		hc, err := common(h)
+		if err != nil {
+			return nil, err
+		}
+		body := hc + fmt.Sprintf("listen: %s\nterritories: [%d]\nbootstrap_wait: 30s\ncache_dir: %s\n", c.addrs[h], hostID(h), c.DataDir(h)) +
 			PulsarSection(svc.PulsarURL, svc.AdminURL, Namespace, c.Prefix)
 		if err := os.WriteFile(filepath.Join(dir, h+".yaml"), []byte(body), 0o600); err != nil {
 			return nil, err
@@ -192,7 +215,12 @@ func (c *Cluster) Lost(h string) bool {
 func (c *Cluster) Kill(h string) error { return c.Proc(h).Kill() }
 
 // Restart starts a host's process again with its configuration and data dir.
-func (c *Cluster) Restart(h string) error { return c.start(h, "run") }
+func (c *Cluster) Restart(h string) error {
+	if h == ManagerHost {
+		return c.start(h, "manager")
+	}
+	return c.start(h, "run")
+}
 
 // Lose kills a host and removes its data directory: it never comes back.
 func (c *Cluster) Lose(h string) error {
@@ -211,23 +239,52 @@ func (c *Cluster) Pause(h string) error { return c.Proc(h).Signal(syscall.SIGSTO
 // Resume continues a paused host's process.
 func (c *Cluster) Resume(h string) error { return c.Proc(h).Signal(syscall.SIGCONT) }
 
-// CutEtcd makes etcd unreachable from h (Proxy.Cut).
-func (c *Cluster) CutEtcd(h string) { c.proxies[h].Cut() }
+// CutEtcd makes every etcd member unreachable from h (Proxy.Cut).
+func (c *Cluster) CutEtcd(h string) error {
+	for _, p := range c.proxies[h] {
+		p.Cut()
+	}
+	return nil
+}
 
 // HealEtcd ends CutEtcd.
-func (c *Cluster) HealEtcd(h string) error { return c.proxies[h].Heal() }
+func (c *Cluster) HealEtcd(h string) error {
+	for _, p := range c.proxies[h] {
+		if err := p.Heal(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
-// PartitionEtcd black-holes the path between h and etcd (Proxy.Partition).
-func (c *Cluster) PartitionEtcd(h string) error { return c.proxies[h].Partition() }
+// PartitionEtcd black-holes the paths between h and every etcd member
+// (Proxy.Partition).
+func (c *Cluster) PartitionEtcd(h string) error {
+	for _, p := range c.proxies[h] {
+		if err := p.Partition(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 // HealPartition ends PartitionEtcd.
-func (c *Cluster) HealPartition(h string) error { return c.proxies[h].Unpartition() }
+func (c *Cluster) HealPartition(h string) error {
+	for _, p := range c.proxies[h] {
+		if err := p.Unpartition(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 // SlowEtcd adds ms of latency each way between every process and etcd.
 func (c *Cluster) SlowEtcd(ms int64) error {
 	for _, h := range append(slices.Clone(c.Hosts), ManagerHost) {
-		if err := c.proxies[h].Slow(ms); err != nil {
-			return err
+		for _, p := range c.proxies[h] {
+			if err := p.Slow(ms); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
@@ -236,19 +293,21 @@ func (c *Cluster) SlowEtcd(ms int64) error {
 // HealSlow ends SlowEtcd.
 func (c *Cluster) HealSlow() error {
 	for _, h := range append(slices.Clone(c.Hosts), ManagerHost) {
-		if err := c.proxies[h].Unslow(); err != nil {
-			return err
+		for _, p := range c.proxies[h] {
+			if err := p.Unslow(); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
 }
 
-// Coord is an etcd client of the cluster (direct, not through a proxy).
+// Coord is an etcd client of the cluster (every member, direct, not through a proxy).
 func (c *Cluster) Coord() (*etcdcoord.Coord, error) {
 	if c.co != nil {
 		return c.co, nil
 	}
-	co, err := etcdcoord.Dial(etcdcoord.Config{Endpoints: []string{"http://" + c.etcdEP}}, nil)
+	co, err := etcdcoord.Dial(etcdcoord.Config{Endpoints: c.etcd.endpoints()}, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -286,13 +345,44 @@ func (c *Cluster) Close() {
 	for p := range procs {
 		_ = p.Kill()
 	}
-	for _, p := range c.proxies {
+	for _, p := range c.s3 {
 		p.Close()
+	}
+	for _, ps := range c.proxies {
+		for _, p := range ps {
+			p.Close()
+		}
 	}
 	if c.co != nil {
 		c.co.Close()
 	}
 	if c.etcd != nil {
-		c.etcd.Close()
+		c.etcd.close()
 	}
+}
+
+// PartitionS3 black-holes the path between territory h and the S3 server.
+func (c *Cluster) PartitionS3(h string) error { return c.s3[h].Partition() }
+
+// HealS3 ends PartitionS3.
+func (c *Cluster) HealS3(h string) error { return c.s3[h].Unpartition() }
+
+// DegradeS3 adds latency and a bandwidth cap on the territories' S3 paths.
+func (c *Cluster) DegradeS3(hosts []string, ms, kbps int64) error {
+	for _, h := range hosts {
+		if err := c.s3[h].Degrade(ms, kbps); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// UndegradeS3 ends DegradeS3.
+func (c *Cluster) UndegradeS3(hosts []string, ms, kbps int64) error {
+	for _, h := range hosts {
+		if err := c.s3[h].Undegrade(ms, kbps); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -17,7 +17,12 @@ var toxiServer = toxiproxy.NewServer(toxiproxy.NewMetricsContainer(nil), zerolog
 
 // NewProxy starts a proxy to upstream (host:port) on a free loopback port.
 func NewProxy(name, upstream string) (*Proxy, error) {
-	p := toxiproxy.NewProxy(toxiServer, name, "127.0.0.1:0", upstream)
+	return NewProxyAt(name, "127.0.0.1:0", upstream)
+}
+
+// NewProxyAt starts a proxy to upstream listening on listen (host:port).
+func NewProxyAt(name, listen, upstream string) (*Proxy, error) {
+	p := toxiproxy.NewProxy(toxiServer, name, listen, upstream)
 	if err := p.Start(); err != nil {
 		return nil, fmt.Errorf("toxiproxy %s: %w", name, err)
 	}
@@ -62,6 +67,33 @@ func (x *Proxy) removeToxic(kind string) error {
 // also closes the connections it held.
 func (x *Proxy) Partition() error   { return x.addToxic("timeout", `{"timeout": 0}`) }
 func (x *Proxy) Unpartition() error { return x.removeToxic("timeout") }
+
+// Degrade adds ms of latency each way (if ms > 0) and caps each direction
+// at kbps KB/s (if kbps > 0; toxiproxy's bandwidth toxic); Undegrade removes them.
+func (x *Proxy) Degrade(ms, kbps int64) error {
+	if ms > 0 {
+		if err := x.Slow(ms); err != nil {
+			return err
+		}
+	}
+	if kbps > 0 {
+		return x.addToxic("bandwidth", fmt.Sprintf(`{"rate": %d}`, kbps))
+	}
+	return nil
+}
+
+// Undegrade removes what Degrade(ms, kbps) added.
+func (x *Proxy) Undegrade(ms, kbps int64) error {
+	if ms > 0 {
+		if err := x.Unslow(); err != nil {
+			return err
+		}
+	}
+	if kbps > 0 {
+		return x.removeToxic("bandwidth")
+	}
+	return nil
+}
 
 // Slow adds ms of latency each way; Unslow removes it.
 func (x *Proxy) Slow(ms int64) error {

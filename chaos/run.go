@@ -43,7 +43,12 @@ type FaultRecord struct {
 	HealedMs   float64      `json:"healed_ms,omitempty"`   // when its heal finished (0: no heal)
 	ApplyMs    float64      `json:"apply_wall_ms"`         // how long applying it took
 	HealMs     float64      `json:"heal_wall_ms"`          // how long healing it took (a restart: until listening)
-	RecoveryMs float64      `json:"recovery_ms,omitempty"` // kill, restart or loss to its subgraphs operational again (-1: not within 30 s)
+	RecoveryMs float64      `json:"recovery_ms,omitempty"` // kill, restart or loss to its subgraphs operational again; the manager: kill to elected again; an etcd member: heal to every member naming one leader (-1: not within 30 s)
+	Target     Target       `json:"target"`
+	Member     string       `json:"member,omitempty"`     // the etcd member faulted (etcd-leader: the one leading then)
+	WasLeader  bool         `json:"was_leader,omitempty"` // the etcd member led when the fault started
+	LeaderMs   float64      `json:"leader_ms,omitempty"`  // from the fault on a leading member to a majority naming another leader (-1: not within 30 s)
+	Verified   string       `json:"verified,omitempty"`   // what was checked to show the fault took (a killed process exited, a paused one is stopped, ...)
 	Err        string       `json:"error,omitempty"`
 }
 
@@ -70,21 +75,26 @@ type Result struct {
 	LogEntries    int                     `json:"log_entries"`
 	TopicMessages int                     `json:"topic_messages"` // raw messages of the streams' topics (data, open, attach)
 	Decays        int                     `json:"decays"`
-	Progress      sim.ProgressStats       `json:"progress"`
-	Faults        []FaultRecord           `json:"faults"`
-	Schedule      faults.Schedule         `json:"schedule"`
-	Workload      Workload                `json:"workload"`
-	Territories   int                     `json:"territories"`
-	Subgraphs     uint32                  `json:"subgraphs"`
-	StartupMs     float64                 `json:"startup_ms"`  // cluster start to every territory operational
-	WorkloadMs    float64                 `json:"workload_ms"` // the workload's run, faults included
-	ReadBackMs    float64                 `json:"readback_ms"` // final reads and reading the logs from Pulsar
-	CheckMs       float64                 `json:"check_ms"`
-	WallMs        float64                 `json:"wall_ms"`
-	LoadBefore    string                  `json:"load_before"` // /proc/loadavg
-	LoadAfter     string                  `json:"load_after"`
-	WorkDir       string                  `json:"work_dir"`
-	Error         string                  `json:"error,omitempty"` // the run could not reach its verdict
+	// SnapshotsChecked: COMMITTED snapshots read from etcd and the bucket and
+	// checked against the logs; SnapshotBlobs: blobs under the run's prefix.
+	SnapshotsChecked int               `json:"snapshots_checked"`
+	SnapshotBlobs    int               `json:"snapshot_blobs"`
+	Progress         sim.ProgressStats `json:"progress"`
+	Faults           []FaultRecord     `json:"faults"`
+	Applied          map[string]int    `json:"applied"` // faults applied and verified, by kind/target
+	Schedule         faults.Schedule   `json:"schedule"`
+	Workload         Workload          `json:"workload"`
+	Territories      int               `json:"territories"`
+	Subgraphs        uint32            `json:"subgraphs"`
+	StartupMs        float64           `json:"startup_ms"`  // cluster start to every territory operational
+	WorkloadMs       float64           `json:"workload_ms"` // the workload's run, faults included
+	ReadBackMs       float64           `json:"readback_ms"` // final reads and reading the logs from Pulsar
+	CheckMs          float64           `json:"check_ms"`
+	WallMs           float64           `json:"wall_ms"`
+	LoadBefore       string            `json:"load_before"` // /proc/loadavg
+	LoadAfter        string            `json:"load_after"`
+	WorkDir          string            `json:"work_dir"`
+	Error            string            `json:"error,omitempty"` // the run could not reach its verdict
 
 	lin linearizability.Result
 }
@@ -142,6 +152,8 @@ func Run(o Options) (*Result, error) {
 		}
 	} else if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
+	} else if err := clearClusterState(dir); err != nil {
+		return nil, err
 	}
 	r := &Result{Mode: "chaos", Scenario: sc.Name, Seed: o.Seed, ReplayNote: ReplayNote, Schedule: sched, Workload: sc.Workload,
 		Territories: sc.Territories, Subgraphs: sc.Subgraphs, LoadBefore: loadavg(), WorkDir: dir, Violations: []invariants.Violation{}}
@@ -152,10 +164,14 @@ func Run(o Options) (*Result, error) {
 			return nil, err
 		}
 	}
+	memberBin, err := BuildEtcdMember(dir)
+	if err != nil {
+		return nil, err
+	}
 	name := fmt.Sprintf("%s-%d-%d", sc.Name, o.Seed, time.Now().UnixNano()%1e10)
-	logf("starting etcd, %d territories and the manager (topics %s/%s-*)", sc.Territories, Namespace, "chaos-"+name)
+	logf("starting %d etcd members, %d territories and the manager (topics %s/%s-*)", EtcdMembers, sc.Territories, Namespace, "chaos-"+name)
 	t := time.Now()
-	cl, err := StartCluster(bin, dir, name, svc, sc.Territories, sc.Subgraphs, PolicySection(sc.Policy))
+	cl, err := StartCluster(bin, memberBin, dir, name, svc, sc.Territories, sc.Subgraphs, PolicySection(sc.Policy))
 	if err != nil {
 		return nil, fmt.Errorf("start the cluster: %w", err)
 	}
@@ -198,6 +214,9 @@ func Run(o Options) (*Result, error) {
 	}()
 	recs, ferr := execute(cl, sched, t0, logf)
 	r.Faults = recs
+	if ferr == nil {
+		r.Applied, ferr = applied(sched, recs)
+	}
 	endMs := sc.IssueEndMs(sched)
 	if d := time.Until(t0.Add(time.Duration(endMs) * time.Millisecond)); d > 0 && ferr == nil {
 		time.Sleep(d)
@@ -214,8 +233,26 @@ func Run(o Options) (*Result, error) {
 	// the sweep is compared with the fold of the whole log read after it.
 	time.Sleep(2 * time.Second)
 	t = time.Now()
+	bctx, bcancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer bcancel()
+	bucket, err := openBucket(bctx, svc, cl.S3Prefix)
+	if err != nil {
+		return r, fmt.Errorf("open the bucket: %w", err)
+	}
+	defer bucket.Close()
+	listedAt := time.Now()
+	keysEarly, err := listSnapshotBlobs(bctx, bucket)
+	if err != nil {
+		return r, err
+	}
 	finals := finalSweep(h, clients[0], sc, timeout)
 	r.FinalReads = len(finals)
+	// The snapshots before the logs: a snapshot committed by then is of a
+	// state the logs read afterwards must reach (heartbeats keep appending).
+	snaps, err := readSnapshots(bctx, cl, bucket, keysEarly, listedAt)
+	if err != nil {
+		return r, err
+	}
 	lctx, lcancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer lcancel()
 	reader, err := NewLogReader(lctx, svc, Namespace, cl.Prefix)
@@ -265,6 +302,9 @@ func Run(o Options) (*Result, error) {
 	}
 	r.Violations = append(r.Violations, v.violations...)
 	r.Violations = append(r.Violations, fencing...)
+	sv, checked := checkSnapshots(h.nowUs(), snaps, logs, sc.Subgraphs)
+	r.Violations = append(r.Violations, sv...)
+	r.SnapshotsChecked, r.SnapshotBlobs = checked, len(snaps.keys)
 	invariants.Sort(r.Violations)
 	r.Invariants = invariantNames(r.Violations)
 	r.Ops, r.UnknownOps, r.NotFinalOps, r.AckedWrites = h.ops, h.unknown, h.notFinal, h.acked.Count()
@@ -307,3 +347,44 @@ func (r *Result) Linearizability() linearizability.Result { return r.lin }
 
 // ResultPath is where WriteReports puts report.json.
 func ResultPath(dir string) string { return filepath.Join(dir, "report.json") }
+
+// applied counts the faults that were applied and verified, by kind/target,
+// and fails unless every fault of the schedule is among them.
+func applied(sched faults.Schedule, recs []FaultRecord) (map[string]int, error) {
+	want, got := map[string]int{}, map[string]int{}
+	for _, f := range sched.Faults {
+		want[Plan{f.Kind, TargetOf(f)}.String()]++
+	}
+	for _, r := range recs {
+		if r.Err == "" && r.Verified != "" {
+			got[Plan{r.Fault.Kind, r.Target}.String()]++
+		}
+	}
+	for k, n := range want {
+		if got[k] != n {
+			return got, fmt.Errorf("fault %s: %d scheduled, %d applied and verified", k, n, got[k])
+		}
+	}
+	return got, nil
+}
+
+// clearClusterState removes what an earlier run left in a reused work
+// directory, in one place before anything starts: etcd's member directories
+// (an older cluster's membership and bootstrapped routes naming other
+// topics: the manager does not bootstrap again, the territories never
+// claim), the territories' data directories and the process logs. Only
+// names the cluster itself writes are removed.
+func clearClusterState(dir string) error {
+	for _, pat := range []string{"etcd*", "data-*", "*.log"} {
+		old, err := filepath.Glob(filepath.Join(dir, pat))
+		if err != nil {
+			return err
+		}
+		for _, p := range old {
+			if err := os.RemoveAll(p); err != nil {
+				return fmt.Errorf("clear the work directory: %w", err)
+			}
+		}
+	}
+	return nil
+}

@@ -65,8 +65,15 @@ func ServicesFromEnv() (Services, error) {
 
 // ObjstoreYAML is the objstore configuration file of the S3 bucket, every
 // key under prefix. Credentials stay ${VAR} references.
-func (s Services) ObjstoreYAML(prefix string) string {
-	host := strings.TrimPrefix(strings.TrimPrefix(s.S3Endpoint, "http://"), "https://")
+func (s Services) ObjstoreYAML(prefix string) string { return s.ObjstoreYAMLAt(prefix, s.S3Host()) }
+
+// S3Host is the S3 endpoint's host:port.
+func (s Services) S3Host() string {
+	return strings.TrimPrefix(strings.TrimPrefix(s.S3Endpoint, "http://"), "https://")
+}
+
+// ObjstoreYAMLAt is ObjstoreYAML with the S3 server reached at host (a proxy).
+func (s Services) ObjstoreYAMLAt(prefix, host string) string {
 	return fmt.Sprintf(`type: S3
 config:
   bucket: %s

@@ -91,6 +91,9 @@ type Fault struct {
 	ReorderPM   int64    `json:"reorder_pm,omitempty"`
 	SpikePM     int64    `json:"spike_pm,omitempty"`
 	ExtraMs     int64    `json:"extra_ms,omitempty"`
+	// BandwidthKBps caps a net.degrade link's throughput (sim chaos only:
+	// the simulator's links have no bandwidth, and it refuses the field).
+	BandwidthKBps int64 `json:"bandwidth_kbps,omitempty"`
 }
 
 // EndMs is when the fault heals.
@@ -112,6 +115,12 @@ func (f Fault) String() string {
 		fmt.Fprintf(&b, " rate=%dppm", f.RatePM)
 	case NetDegrade:
 		fmt.Fprintf(&b, " drop=%d dup=%d reorder=%d spike=%d (ppm)", f.DropPM, f.DuplicatePM, f.ReorderPM, f.SpikePM)
+		if f.ExtraMs != 0 {
+			fmt.Fprintf(&b, " extra=%dms", f.ExtraMs)
+		}
+		if f.BandwidthKBps != 0 {
+			fmt.Fprintf(&b, " bandwidth=%dKB/s", f.BandwidthKBps)
+		}
 	case CoordSlow, BlobSlow, ClockSkew, ClockJump:
 		fmt.Fprintf(&b, " extra=%dms", f.ExtraMs)
 	case ClockDrift:
@@ -150,6 +159,9 @@ func (f Fault) Validate(top Topology) error {
 		}
 	}
 	var err error
+	if f.BandwidthKBps < 0 || (f.BandwidthKBps != 0 && f.Kind != NetDegrade) {
+		return fmt.Errorf("fault %s: bandwidth_kbps %d: only a non-negative cap of a net.degrade", f, f.BandwidthKBps)
+	}
 	switch f.Kind {
 	case NetPartition, NetPartitionOneWay:
 		if err = needHosts(1); err == nil && len(f.Peers) == 0 {

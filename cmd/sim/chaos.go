@@ -21,7 +21,7 @@ func chaosCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "chaos --scenario NAME --seed N [--out DIR]",
 		Short: "Run a real cluster under a real fault schedule and check it with the simulator's checks",
-		Long: "sim chaos starts territoryd processes built from this tree, an embedded etcd behind toxiproxy, on the Pulsar standalone and the S3 server\n" +
+		Long: "sim chaos starts territoryd processes built from this tree, a 3-member etcd of separate processes, each behind toxiproxy proxies (pairs of members too), on the Pulsar standalone and the S3 server\n" +
 			"(their TERRITORY_* variables must be set, as scripts/test-integration.sh does), executes the scenario's seeded fault schedule for real,\n" +
 			"records the real clients' history and runs both linearizability checkers, no-acked-write-lost, state-is-fold-of-log and progress.\n" +
 			"A fault kind that cannot be made real is refused. " + chaos.ReplayNote,
@@ -32,11 +32,12 @@ func chaosCmd() *cobra.Command {
 				for _, s := range chaos.Scenarios() {
 					fmt.Fprintf(w, "%-8s %s\n", s.Name, s.Summary)
 				}
+				for _, p := range chaos.Plans() {
+					fmt.Fprintf(w, "fault %-36s %s\n", p, chaos.Supported[p])
+				}
 				for _, k := range faults.Kinds() {
-					if how, ok := chaos.Supported[k]; ok {
-						fmt.Fprintf(w, "fault %-22s %s\n", k, how)
-					} else {
-						fmt.Fprintf(w, "fault %-22s refused: %v\n", k, chaos.Refuse(faults.Fault{Kind: k}))
+					if err := chaos.Refuse(faults.Fault{Kind: k}); err != nil && !chaos.KindSupported(k) {
+						fmt.Fprintf(w, "fault %-36s refused: %v\n", k, err)
 					}
 				}
 				return nil

@@ -14,7 +14,7 @@ func TestChaosRefusesWhatItCannotMakeReal(t *testing.T) {
 	dir := t.TempDir()
 	for _, tc := range []struct{ schedule, want string }{
 		{`{"faults": [{"at_ms": 1000, "duration_ms": 2000, "kind": "clock.skew", "hosts": ["t1"], "extra_ms": 500}]}`, "clock.skew"},
-		{`{"faults": [{"at_ms": 1000, "duration_ms": 2000, "kind": "net.partition", "hosts": ["t1"], "peers": ["t2"]}]}`, "only honest on the path to etcd"},
+		{`{"faults": [{"at_ms": 1000, "duration_ms": 2000, "kind": "net.partition", "hosts": ["t1"], "peers": ["t2"]}]}`, "only made on its path to etcd"},
 		{`{"faults": [{"at_ms": 1000, "duration_ms": 2000, "kind": "log.ack-loss", "rate_pm": 1000}]}`, "cannot be made real"},
 	} {
 		path := filepath.Join(dir, "schedule.json")

@@ -16,15 +16,21 @@ import (
 
 // Member describes one member to start.
 type Member struct {
-	Name    string
-	Dir     string // data directory
-	Client  string // client URL, http://127.0.0.1:PORT
-	Peer    string // peer URL
-	Cluster string // initial cluster: name=peerURL,...
+	Name   string
+	Dir    string // data directory
+	Client string // client URL, http://127.0.0.1:PORT
+	Peer   string // peer URL (listened on, and advertised unless AdvertisePeer is set)
+	// AdvertisePeer, if set, is the peer URL the member advertises (and
+	// Cluster names) instead of Peer: a proxy in front of it, or a host name.
+	AdvertisePeer string
+	Cluster       string // initial cluster: name=peerURL,...
 	// LogFile receives etcd's own log; "" discards it.
 	LogFile string
 	// Fast shortens heartbeat and election (tests): leases as short as 1 s work.
 	Fast bool
+	// TickMs and ElectionMs, if set, are the heartbeat and election periods
+	// (they override Fast).
+	TickMs, ElectionMs uint
 }
 
 // Etcd is a running member.
@@ -110,7 +116,13 @@ func Start(m Member, timeout time.Duration) (*Etcd, error) {
 		return nil, fmt.Errorf("etcd member %s: peer url: %w", m.Name, err)
 	}
 	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{*cu}, []url.URL{*cu}
-	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{*pu}, []url.URL{*pu}
+	apu := pu
+	if m.AdvertisePeer != "" {
+		if apu, err = url.Parse(m.AdvertisePeer); err != nil {
+			return nil, fmt.Errorf("etcd member %s: advertised peer url: %w", m.Name, err)
+		}
+	}
+	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{*pu}, []url.URL{*apu}
 	cfg.InitialCluster = m.Cluster
 	cfg.InitialClusterToken = "territory"
 	cfg.LogLevel = "error"
@@ -121,6 +133,9 @@ func Start(m Member, timeout time.Duration) (*Etcd, error) {
 	}
 	if m.Fast {
 		cfg.TickMs, cfg.ElectionMs = 20, 200
+	}
+	if m.TickMs != 0 && m.ElectionMs != 0 {
+		cfg.TickMs, cfg.ElectionMs = m.TickMs, m.ElectionMs
 	}
 	e, err := embed.StartEtcd(cfg)
 	if err != nil {
