@@ -130,7 +130,7 @@ func TestDedupSurvivesSnapshotAndClone(t *testing.T) {
 
 // TestLegacySnapshotsDecode: a version 2 blob (a saga in flight, unstamped
 // dedup entries) written before version 3 decodes, keeps its saga and its
-// dedup entries, and re-encodes as version 3 to the same state.
+// dedup entries, and re-encodes as the current version to the same state.
 func TestLegacySnapshotsDecode(t *testing.T) {
 	data, err := os.ReadFile("testdata/snapshot-v2.bin")
 	if err != nil {
@@ -147,12 +147,12 @@ func TestLegacySnapshotsDecode(t *testing.T) {
 		t.Fatalf("version 2 blob lost its saga (%d records) or dedup entries (%d)", s.saga.records(), s.dedup.len())
 	}
 	again := EncodeSnapshot(s)
-	if again[4] != snapshotVersionDedupTime {
+	if again[4] != snapshotVersionSagaInstances {
 		t.Fatalf("re-encoded as version %d", again[4])
 	}
 	back, err := DecodeSnapshot(again)
 	if err != nil || back.Digest() != s.Digest() {
-		t.Fatalf("version 3 re-encoding: %v", err)
+		t.Fatalf("version 4 re-encoding: %v", err)
 	}
 }
 

@@ -111,6 +111,10 @@ const (
 	maxEventBytes = 256
 )
 
+// sagaFlagInstance is SagaBody.Instance in a saga event's flags (bit 0 is
+// Release, bits 1-8 the reason): a bit older events never set.
+const sagaFlagInstance = 1 << 9
+
 // ErrCorruptEvent wraps every decoding failure.
 var ErrCorruptEvent = errors.New("corrupt event")
 
@@ -144,6 +148,9 @@ func (ev *Event) AppendEncode(buf []byte) []byte {
 		flags := uint64(g.Reason) << 1
 		if g.Release {
 			flags |= 1
+		}
+		if g.Instance {
+			flags |= sagaFlagInstance
 		}
 		buf = binary.AppendUvarint(buf, flags)
 	}
@@ -255,10 +262,14 @@ func DecodeEvent(data []byte) (Event, error) {
 		ev.Saga.ID.Hi = d.fixed64("saga.id.hi")
 		ev.Saga.ID.Lo = d.fixed64("saga.id.lo")
 		flags := d.uvarint("saga.flags")
-		if flags>>1 > 255 && d.err == nil {
-			d.err = fmt.Errorf("%w: field saga.flags: reason %d", ErrCorruptEvent, flags>>1)
+		if flags>>10 != 0 && d.err == nil {
+			d.err = fmt.Errorf("%w: field saga.flags: unknown bits %#x", ErrCorruptEvent, flags)
 		}
-		ev.Saga.Reason, ev.Saga.Release = Reason(flags>>1), flags&1 == 1
+		if flags&sagaFlagInstance != 0 && ev.Type != EvSagaReserve && d.err == nil {
+			d.err = fmt.Errorf("%w: field saga.flags: the instance flag on %s", ErrCorruptEvent, ev.Type)
+		}
+		ev.Saga.Reason, ev.Saga.Release = Reason(flags>>1&0xff), flags&1 == 1
+		ev.Saga.Instance = flags&sagaFlagInstance != 0
 		if ev.Saga.ID.IsZero() && d.err == nil {
 			d.err = fmt.Errorf("%w: saga event without a saga id", ErrCorruptEvent)
 		}

@@ -230,7 +230,7 @@ type FactMandateFailed struct {
 	EventID         EventUUID
 	SourceTerritory HostID
 	Subgraph        SubgraphID
-	Saga            EventUUID
+	Saga            EventUUID // the connect's event_uuid (the client's id of the synapse, not the saga's instance id)
 	Pre, Post       NeuronID
 	ReasonCode      string
 	Reason          Reason

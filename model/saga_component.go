@@ -69,7 +69,7 @@ func (k *sagas) onConnect(from HostID, p *primary, req *Request) {
 		k.t.reply(from, req.ID, r)
 		return
 	}
-	if _, ok := p.state.OutSaga(req.ID); ok || len(s.waiters[req.ID]) > 0 {
+	if _, _, ok := p.state.OpenSaga(req.ID); ok || len(s.waiters[req.ID]) > 0 {
 		addWaiter(s.waiters, req.ID, from)
 		return
 	}
@@ -83,7 +83,7 @@ func (k *sagas) onConnect(from HostID, p *primary, req *Request) {
 	}
 	id := req.ID
 	w := &write{req: Request{ID: SagaStepUUID(id, SagaStepReserve), Pre: req.Pre, Post: req.Post, Value: req.Value},
-		internal: EvSagaReserve, saga: SagaBody{ID: id}}
+		internal: EvSagaReserve, saga: SagaBody{ID: id, Instance: true}}
 	w.onDone = func(r Result) { k.reserved(p, id, r) }
 	if !k.t.writes.submit(p, w) {
 		k.t.reply(from, req.ID, Result{Status: StatusBusy})
@@ -92,13 +92,14 @@ func (k *sagas) onConnect(from HostID, p *primary, req *Request) {
 	addWaiter(s.waiters, id, from)
 }
 
-// reserved: the Reserve step committed. Refused at pre: that is the answer.
-func (k *sagas) reserved(p *primary, id EventUUID, r Result) {
+// reserved: the Reserve step of a client's connect committed. Refused at
+// pre: that is the answer.
+func (k *sagas) reserved(p *primary, client EventUUID, r Result) {
 	if r.Status != StatusOK {
-		k.answer(p, id)
+		k.answer(p, client)
 		return
 	}
-	if o, ok := p.state.OutSaga(id); ok {
+	if id, o, ok := p.state.OpenSaga(client); ok {
 		k.sendAccept(p, id, o)
 	}
 }
@@ -110,17 +111,18 @@ func (k *sagas) sendAccept(p *primary, id EventUUID, o OutSaga) {
 	k.send(k.t.peerOf(SubgraphOf(o.Post, k.t.cfg.Subgraphs)), SagaMsg{Kind: SagaAccept, ID: id, Pre: o.Pre, Post: o.Post, Weight: o.Weight})
 }
 
-// answer replies to the clients waiting for a saga, if its answer is known.
-func (k *sagas) answer(p *primary, id EventUUID) {
+// answer replies to the clients waiting for a connect (its event_uuid), if
+// its answer is known.
+func (k *sagas) answer(p *primary, client EventUUID) {
 	s := k.of(p)
-	r, ok := p.state.Deduped(id)
+	r, ok := p.state.Deduped(client)
 	if !ok {
 		return
 	}
-	for _, c := range s.waiters[id] {
-		k.t.reply(c, id, r)
+	for _, c := range s.waiters[client] {
+		k.t.reply(c, client, r)
 	}
-	delete(s.waiters, id)
+	delete(s.waiters, client)
 }
 
 // decide logs pre's decision; whichever decision is logged first wins.
@@ -142,7 +144,7 @@ func (k *sagas) decided(p *primary, id EventUUID, o OutSaga, commit bool, r Resu
 	s := k.of(p)
 	delete(s.nextMs, id)
 	delete(s.tries, id)
-	k.answer(p, id)
+	k.answer(p, o.Client)
 	committed := false
 	if c, ok := p.state.CrossSaga(SynapseKey{o.Pre, o.Post}); ok && c == id {
 		committed = true
@@ -358,6 +360,6 @@ func (k *sagas) steppedDown(p *primary) {
 // mandateFailed is the mandate.fulfillment.failed report of a compensated saga.
 func mandateFailed(t HostID, sg SubgraphID, id EventUUID, o OutSaga, reason Reason) FactMandateFailed {
 	code, details := mandateReason(o.Pre, o.Post, reason)
-	return FactMandateFailed{EventID: SagaStepUUID(id, SagaStepCompensate), SourceTerritory: t, Subgraph: sg, Saga: id,
+	return FactMandateFailed{EventID: SagaStepUUID(id, SagaStepCompensate), SourceTerritory: t, Subgraph: sg, Saga: o.Client,
 		Pre: o.Pre, Post: o.Post, ReasonCode: code, Reason: reason, Details: details}
 }

@@ -9,6 +9,7 @@ import (
 
 // The saga records of a snapshot (version 2): reservations, committed cross
 // synapses, pending unlinks and in-slots, each sorted, each length-prefixed.
+// Since version 4 a reservation holds its client's event_uuid after its id.
 
 func (g *sagaState) records() int { return len(g.out) + len(g.cross) + len(g.unlinks) + len(g.in) }
 
@@ -25,6 +26,7 @@ func (s *SubgraphState) appendSagas(b []byte) []byte {
 	for _, id := range ids {
 		o := g.out[id]
 		b = appendUUID(b, id)
+		b = appendUUID(b, o.Client)
 		b = binary.AppendUvarint(b, uint64(o.Pre))
 		b = binary.AppendUvarint(b, uint64(o.Post))
 		b = binary.AppendVarint(b, o.Weight)
@@ -78,15 +80,23 @@ func (d *decoder) flag(field string) bool {
 	return v
 }
 
-func (s *SubgraphState) decodeSagas(d *decoder) {
+func (s *SubgraphState) decodeSagas(d *decoder, instances bool) {
 	g := &s.saga
 	g.seq = d.uvarint("saga.seq")
 	n := d.count("saga.out", len(d.buf)/19)
 	for i := 0; i < n && d.err == nil; i++ {
 		id := d.uuid("saga.out.id")
-		o := OutSaga{Pre: NeuronID(d.uvarint("pre")), Post: NeuronID(d.uvarint("post")), Weight: d.varint("weight"), ReservedAtMs: d.varint("reserved_at_ms")}
+		client := id // before version 4 a saga was named by its client's event_uuid
+		if instances {
+			client = d.uuid("saga.out.client")
+		}
+		o := OutSaga{Client: client, Pre: NeuronID(d.uvarint("pre")), Post: NeuronID(d.uvarint("post")), Weight: d.varint("weight"), ReservedAtMs: d.varint("reserved_at_ms")}
+		if _, dup := g.open[client]; dup && d.err == nil {
+			d.err = fmt.Errorf("field saga.out: client %s holds two reservations", client)
+		}
 		g.out[id] = o
 		g.reserved[SynapseKey{o.Pre, o.Post}] = id
+		g.open[client] = id
 	}
 	n = d.count("saga.cross", len(d.buf)/18)
 	for i := 0; i < n && d.err == nil; i++ {

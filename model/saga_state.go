@@ -25,17 +25,51 @@ import (
 // Reserved and prepared slots count against the degree limits, so the
 // policy holds on both sides at every LSN, mid-saga included.
 
-// SagaBody is the saga part of a saga event: the saga's id (the client's
-// connect event_uuid), the refusal or compensation reason, and for
-// EvSagaSettle the decision.
+// SagaBody is the saga part of a saga event: the saga's id, the refusal or
+// compensation reason, and for EvSagaSettle the decision.
+//
+// A saga's id is not the client's connect event_uuid: the client may send
+// the same event_uuid again after the dedup window (territoryd import's
+// re-run does), and that starts a new saga, whose steps must not be
+// confused with the first one's late messages (a settle(release) of the
+// first would give back the second's committed in-slot). So EvSagaReserve
+// carries the client's event_uuid and the saga it opens is named
+// SagaInstanceID(event_uuid, the Reserve's LSN): unique, since pre's log
+// gives each LSN once, and known to every fold of that log. Every later
+// step (Accept, Commit, Compensate, Settle, Unlinked) and every message
+// carries that name.
 type SagaBody struct {
-	ID      EventUUID
+	ID      EventUUID // EvSagaReserve: the client's event_uuid; every other step: the saga's id
 	Reason  Reason
 	Release bool // EvSagaSettle: give the in-slot back (false: keep it, committed)
+	// Instance (EvSagaReserve) names the saga SagaInstanceID(ID, LSN).
+	// Logs written before instances have it false: the saga is named ID.
+	Instance bool
+}
+
+// SagaID is the id of the saga a saga event belongs to (see SagaBody).
+func (ev *Event) SagaID() EventUUID {
+	if ev.Type == EvSagaReserve && ev.Saga.Instance {
+		return SagaInstanceID(ev.Saga.ID, ev.LSN)
+	}
+	return ev.Saga.ID
+}
+
+// uuidSagaInstance marks saga ids derived by SagaInstanceID.
+const uuidSagaInstance = 1<<63 | 1<<58
+
+// SagaInstanceID names the saga a client's connect (event_uuid client)
+// opened at LSN lsn of pre's log: a 120-bit mix, so two sagas colliding is
+// a 2^-120 event.
+func SagaInstanceID(client EventUUID, lsn uint64) EventUUID {
+	a := mix64(client.Hi ^ mix64(client.Lo+lsn*0xd1b54a32d192ed03))
+	b := mix64(client.Lo ^ mix64(client.Hi^lsn))
+	return EventUUID{Hi: uuidSagaInstance | a>>8, Lo: b}
 }
 
 // OutSaga is a reservation at pre: a saga that has not decided yet.
 type OutSaga struct {
+	Client       EventUUID // the connect's event_uuid: the client's answer is recorded under it
 	Pre, Post    NeuronID
 	Weight       int64
 	ReservedAtMs int64 // the Reserve event's clock: the saga's timeout runs from it
@@ -55,17 +89,18 @@ type sagaState struct {
 	cross    map[SynapseKey]EventUUID // pre side: committed synapses whose post is elsewhere
 	unlinks  map[EventUUID]SynapseKey // pre side: pruned cross synapses post has not released
 	in       map[EventUUID]InSlot     // post side
+	open     map[EventUUID]EventUUID  // pre side: the client's event_uuid -> its open saga (derived from out)
 	seq      uint64                   // bumped by every saga transition: the driver's cue
 }
 
 func newSagaState() sagaState {
 	return sagaState{out: map[EventUUID]OutSaga{}, reserved: map[SynapseKey]EventUUID{}, cross: map[SynapseKey]EventUUID{},
-		unlinks: map[EventUUID]SynapseKey{}, in: map[EventUUID]InSlot{}}
+		unlinks: map[EventUUID]SynapseKey{}, in: map[EventUUID]InSlot{}, open: map[EventUUID]EventUUID{}}
 }
 
 func (g *sagaState) clone() sagaState {
 	return sagaState{out: maps.Clone(g.out), reserved: maps.Clone(g.reserved), cross: maps.Clone(g.cross),
-		unlinks: maps.Clone(g.unlinks), in: maps.Clone(g.in), seq: g.seq}
+		unlinks: maps.Clone(g.unlinks), in: maps.Clone(g.in), open: maps.Clone(g.open), seq: g.seq}
 }
 
 // SagaStep* name the steps of a saga: the part of a step's event_uuid that
@@ -108,6 +143,13 @@ func (t EventType) IsSaga() bool { return t >= EvSagaReserve && t <= EvSagaSettl
 func (s *SubgraphState) OutSaga(id EventUUID) (OutSaga, bool) {
 	o, ok := s.saga.out[id]
 	return o, ok
+}
+
+// OpenSaga returns the undecided saga a client's connect (its event_uuid)
+// opened at this subgraph (pre side), and the saga's id.
+func (s *SubgraphState) OpenSaga(client EventUUID) (EventUUID, OutSaga, bool) {
+	id, ok := s.saga.open[client]
+	return id, s.saga.out[id], ok
 }
 
 // InSlot returns post's side of a saga.
@@ -179,14 +221,14 @@ func (s *SubgraphState) crossKey(k SynapseKey) bool { return SubgraphOf(k.Post, 
 // (the dedup table) and by the records: a step whose record is gone folds to
 // nothing and answers ok.
 func (s *SubgraphState) mutateSaga(ev *Event) Result {
-	g, id := &s.saga, ev.Saga.ID
+	g, id := &s.saga, ev.SagaID()
 	k := SynapseKey{ev.Pre, ev.Post}
 	g.seq++
 	switch ev.Type {
 	case EvSagaReserve:
-		r := s.reserve(ev, k)
+		r := s.reserve(ev, id, k)
 		if r.Status != StatusOK {
-			s.dedup.put(id, r, ev.TimestampMs) // refused at pre: that is the client's answer
+			s.dedup.put(ev.Saga.ID, r, ev.TimestampMs) // refused at pre: that is the client's answer
 		}
 		return r
 	case EvSagaAccept:
@@ -210,23 +252,21 @@ func (s *SubgraphState) mutateSaga(ev *Event) Result {
 			return Result{Status: StatusOK}
 		}
 		ok2 := SynapseKey{o.Pre, o.Post}
-		delete(g.out, id)
-		delete(g.reserved, ok2)
+		s.closeOut(id, o)
 		s.setSynapse(ok2, o.Weight)
 		g.cross[ok2] = id
 		r := Result{Status: StatusOK, Value: o.Weight, Exists: true}
-		s.dedup.put(id, r, ev.TimestampMs)
+		s.dedup.put(o.Client, r, ev.TimestampMs)
 		return r
 	case EvSagaCompensate:
 		o, ok := g.out[id]
 		if !ok {
 			return Result{Status: StatusOK}
 		}
-		delete(g.out, id)
-		delete(g.reserved, SynapseKey{o.Pre, o.Post})
+		s.closeOut(id, o)
 		s.setDegree(o.Pre, 0, -1)
 		r := Result{Status: StatusRejected, Reason: ev.Saga.Reason}
-		s.dedup.put(id, r, ev.TimestampMs)
+		s.dedup.put(o.Client, r, ev.TimestampMs)
 		return r // released: a change (a late compensation folds to ok)
 	case EvSagaSettle:
 		x, ok := g.in[id]
@@ -248,15 +288,28 @@ func (s *SubgraphState) mutateSaga(ev *Event) Result {
 	panic(fmt.Sprintf("model: subgraph %d: unknown saga event %s", s.ID, ev.Type))
 }
 
-// reserve is the Reserve step, checked in the order of a local connect:
-// the synapse exists; a reservation of it is in flight; pre is missing;
-// pre's out-degree (reservations included) is at the maximum.
-func (s *SubgraphState) reserve(ev *Event, k SynapseKey) Result {
+// closeOut removes a decided reservation's records.
+func (s *SubgraphState) closeOut(id EventUUID, o OutSaga) {
+	g := &s.saga
+	delete(g.out, id)
+	delete(g.reserved, SynapseKey{o.Pre, o.Post})
+	if g.open[o.Client] == id {
+		delete(g.open, o.Client)
+	}
+}
+
+// reserve is the Reserve step of saga id, checked in the order of a local
+// connect: the synapse exists; a reservation of it (or one under the same
+// client event_uuid) is in flight; pre is missing; pre's out-degree
+// (reservations included) is at the maximum.
+func (s *SubgraphState) reserve(ev *Event, id EventUUID, k SynapseKey) Result {
 	g := &s.saga
 	if _, ok := s.synapses[k]; ok {
 		return Result{Status: StatusAlreadyExists}
 	}
-	if _, ok := g.reserved[k]; ok {
+	_, busy := g.reserved[k]
+	_, open := g.open[ev.Saga.ID]
+	if _, taken := g.out[id]; busy || open || taken { // taken: only a legacy log's id clash
 		return Result{Status: StatusRejected, Reason: ReasonSagaInProgress}
 	}
 	pre, ok := s.neurons[ev.Pre]
@@ -266,8 +319,9 @@ func (s *SubgraphState) reserve(ev *Event, k SynapseKey) Result {
 	if pre.OutDegree >= s.Policy.MaxOutDegree {
 		return Result{Status: StatusRejected, Reason: ReasonMaxOutDegree}
 	}
-	g.out[ev.Saga.ID] = OutSaga{Pre: ev.Pre, Post: ev.Post, Weight: clamp(ev.Value, WeightMin, WeightMax), ReservedAtMs: ev.TimestampMs}
-	g.reserved[k] = ev.Saga.ID
+	g.out[id] = OutSaga{Client: ev.Saga.ID, Pre: ev.Pre, Post: ev.Post, Weight: clamp(ev.Value, WeightMin, WeightMax), ReservedAtMs: ev.TimestampMs}
+	g.reserved[k] = id
+	g.open[ev.Saga.ID] = id
 	s.setDegree(ev.Pre, 0, +1)
 	return Result{Status: StatusOK}
 }
@@ -290,6 +344,8 @@ func (s *SubgraphState) digestSaga(h *digest) {
 		o := g.out[id]
 		h.u64(id.Hi)
 		h.u64(id.Lo)
+		h.u64(o.Client.Hi)
+		h.u64(o.Client.Lo)
 		h.u64(uint64(o.Pre))
 		h.u64(uint64(o.Post))
 		h.u64(uint64(o.Weight))

@@ -169,13 +169,15 @@ func ParseSnapshotRecord(kv KV) (SnapshotRecord, error) {
 
 const snapshotMagic = "TSNP"
 
-// Version 1 has no saga records; version 2 appends them; version 3 (the
-// only one written) stamps the dedup entries with their logged time and
-// always has the saga section. Versions 1 and 2 still decode
-// (decodeLegacyDedup).
+// Version 1 has no saga records; version 2 appends them; version 3 stamps
+// the dedup entries with their logged time and always has the saga
+// section; version 4 (the only one written) keeps each reservation's client
+// event_uuid beside its saga id (SagaBody). Versions 1 to 3 still decode
+// (decodeLegacyDedup; a version 3 reservation's client id is its saga id).
 const snapshotVersion = 1
 const snapshotVersionSagas = 2
 const snapshotVersionDedupTime = 3
+const snapshotVersionSagaInstances = 4
 
 // ErrCorruptSnapshot wraps every snapshot decoding failure.
 var ErrCorruptSnapshot = errors.New("corrupt snapshot")
@@ -185,7 +187,7 @@ var ErrCorruptSnapshot = errors.New("corrupt snapshot")
 func EncodeSnapshot(s *SubgraphState) []byte {
 	b := make([]byte, 0, 64+len(s.neurons)*24+len(s.synapses)*24+s.dedup.len()*40)
 	b = append(b, snapshotMagic...)
-	b = append(b, snapshotVersionDedupTime)
+	b = append(b, snapshotVersionSagaInstances)
 	b = binary.AppendUvarint(b, uint64(s.ID))
 	b = binary.AppendUvarint(b, uint64(s.Count))
 	b = binary.AppendUvarint(b, s.AppliedLSN)
@@ -237,7 +239,7 @@ func DecodeSnapshot(data []byte) (*SubgraphState, error) {
 	if got, want := crc32.Checksum(body, crc32.MakeTable(crc32.Castagnoli)), binary.LittleEndian.Uint32(data[len(data)-4:]); got != want {
 		return nil, fmt.Errorf("%w: checksum %x, want %x", ErrCorruptSnapshot, got, want)
 	}
-	if string(body[:4]) != snapshotMagic || (body[4] != snapshotVersion && body[4] != snapshotVersionSagas && body[4] != snapshotVersionDedupTime) {
+	if string(body[:4]) != snapshotMagic || body[4] < snapshotVersion || body[4] > snapshotVersionSagaInstances {
 		return nil, fmt.Errorf("%w: bad magic or version", ErrCorruptSnapshot)
 	}
 	d := decoder{buf: body[5:]}
@@ -268,13 +270,13 @@ func DecodeSnapshot(data []byte) (*SubgraphState, error) {
 		k := SynapseKey{Pre: NeuronID(d.uvarint("pre")), Post: NeuronID(d.uvarint("post"))}
 		s.setSynapse(k, d.varint("weight"))
 	}
-	if body[4] == snapshotVersionDedupTime {
+	if body[4] >= snapshotVersionDedupTime {
 		s.decodeDedup(&d)
 	} else {
 		s.decodeLegacyDedup(&d)
 	}
 	if body[4] != snapshotVersion && d.err == nil {
-		s.decodeSagas(&d)
+		s.decodeSagas(&d, body[4] >= snapshotVersionSagaInstances)
 	}
 	if d.err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrCorruptSnapshot, d.err)

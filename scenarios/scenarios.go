@@ -239,6 +239,7 @@ var all = []Scenario{
 		Summary: "cross-subgraph-heavy workload (the handshake saga) with tight degrees, partitions, message loss, crashes and a host loss",
 		build: func(seed uint64, cfg *sim.Config) error {
 			cfg.Workload.CrossPM = 700_000
+			cfg.Workload.ResendPM = 150_000 // import re-runs: connects sent again under their event_uuid
 			cfg.Workload.Mix.Connect, cfg.Workload.Mix.Prune = 20, 8
 			withSnapshots(cfg, 30)
 			spec := faultSpec(cfg, []faults.Kind{faults.NetPartition, faults.NetPartitionOneWay, faults.NetDegrade,
@@ -383,6 +384,16 @@ func buildSupernodes(seed uint64, cfg *sim.Config) error {
 	cfg.Egress = 2
 	cfg.Policy.MaxOutDegree, cfg.Policy.MaxInDegree, cfg.Policy.SupernodeDegree = 6, 6, 3
 	cfg.Workload.Neurons = 32
+	if seed%2 == 1 {
+		// Odd seeds draw from the real connectome's hubs (connectome.go):
+		// only the hubs' real degrees reach the supernode threshold.
+		g, err := HubGraph()
+		if err != nil {
+			return fmt.Errorf("supernodes seed %d draws from the C. elegans hubs: %w", seed, err)
+		}
+		cfg.Workload.Graph, cfg.Workload.Neurons = g, len(g.Neurons)
+		cfg.Policy.MaxOutDegree, cfg.Policy.MaxInDegree, cfg.Policy.SupernodeDegree = supernodesHubMaxOut, supernodesHubMaxIn, supernodesHubDegree
+	}
 	cfg.Workload.Mix = sim.OpMix{Create: 10, Stimulate: 25, ReadNeuron: 15, Connect: 25, Adjust: 10, Prune: 3, ReadSynapse: 12}
 	cfg.Workload.StalePM = 600_000 // most reads are stale: served by the proxies
 	if err := generate(seed, cfg, []faults.Kind{faults.HostCrash, faults.NetPartition, faults.LogAckLoss}, 4); err != nil {
@@ -391,6 +402,17 @@ func buildSupernodes(seed uint64, cfg *sim.Config) error {
 	egressFaults(seed, cfg, 3)
 	return nil
 }
+
+// The supernodes scenario's policy on the connectome's hub neighbourhood:
+// limits above every neuron's degree there (AVAR: out 63, in 88), and a
+// supernode threshold that AVAL and AVAR (degree 149 and 151), hyp, AVBL/R,
+// AVDL/R, DVA and PVCL/R (66 to 86) reach once most of their real synapses
+// are connected, and the other 119 neurons (65 or less) never.
+const (
+	supernodesHubMaxOut = 64
+	supernodesHubMaxIn  = 96
+	supernodesHubDegree = 66
+)
 
 // egressFaults adds the egress path's own faults, at times drawn from the
 // seed: rounds of a crash of an egress node (the leader or the standby), a

@@ -168,6 +168,12 @@ type Workload struct {
 	// StalePM: parts per million of reads that are stale reads
 	// (model/stale_read.go). Each client's home is territory t(i mod N).
 	StalePM int64 `json:"stale_pm,omitempty"`
+	// ResendPM: parts per million of a client's operations that send again,
+	// under its first event_uuid, a cross-subgraph connect the client
+	// finished more than the dedup window ago (as territoryd import's
+	// re-run does): a second saga under an id whose first saga's late
+	// messages may still be about (model.SagaInstanceID keeps them apart).
+	ResendPM int64 `json:"resend_pm,omitempty"`
 	// Graph, if set, is the neurons and synapses to draw from (Neurons must
 	// equal len(Graph.Neurons); CrossPM does not apply: the graph's own
 	// synapses decide which connects cross subgraphs).
@@ -284,6 +290,11 @@ func (c *Config) Validate() error {
 	}
 	if err := c.Policy.Validate(); err != nil {
 		return fmt.Errorf("config %s: %w", c.Scenario, err)
+	}
+	for i, f := range c.Schedule.Faults {
+		if f.BandwidthKBps != 0 {
+			return fmt.Errorf("config %s: schedule entry %d: fault %s: bandwidth_kbps: the simulator's links have no bandwidth (sim chaos makes it real)", c.Scenario, i, f)
+		}
 	}
 	return c.Schedule.Validate(c.Topology())
 }

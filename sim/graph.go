@@ -50,15 +50,17 @@ type WorkloadStats struct {
 	Supernodes      int            `json:"supernodes"`                 // neurons ever flagged supernode in a committed state
 	MaxDegree       uint32         `json:"max_degree"`                 // in+out of one neuron, in its own subgraph's committed state
 	MaxDegreeNeuron uint64         `json:"max_degree_neuron,omitempty"`
+	Resent          int            `json:"resent,omitempty"` // connects sent again under their event_uuid after the dedup window (Workload.ResendPM)
 }
 
 type workloadChecker struct {
+	w     *World
 	st    WorkloadStats
 	super map[model.NeuronID]bool
 }
 
-func newWorkloadChecker(*View) Checker {
-	return &workloadChecker{st: WorkloadStats{ConnectRejected: map[string]int{}}, super: map[model.NeuronID]bool{}}
+func newWorkloadChecker(v *View) Checker {
+	return &workloadChecker{w: v.w, st: WorkloadStats{ConnectRejected: map[string]int{}}, super: map[model.NeuronID]bool{}}
 }
 
 func (*workloadChecker) Name() string { return "workload" }
@@ -102,5 +104,6 @@ func (*workloadChecker) Final(*View) []invariants.Violation { return nil }
 
 func (c *workloadChecker) Report(o *Outcome) {
 	c.st.Supernodes = len(c.super)
+	c.st.Resent = c.w.resent
 	o.Workload = c.st
 }

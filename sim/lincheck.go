@@ -75,7 +75,7 @@ func (l *linChecks) recordDecay(sg model.SubgraphID, ev *model.Event, firstAppen
 // synapse reads, through the commit), so the commit is a sound return.
 func (l *linChecks) recordSaga(e EntryFolded, nowUs int64) {
 	ev := &e.Event
-	in := linearizability.Input{Kind: linearizability.SagaEffect, ID: linUUID(ev.UUID), Subgraph: uint32(e.Subgraph)}
+	in := linearizability.Input{Kind: linearizability.SagaEffect, ID: linUUID(sagaEntryUUID(ev)), Subgraph: uint32(e.Subgraph)}
 	switch {
 	case ev.Type == model.EvSagaReserve && e.Result.Status == model.StatusOK:
 		in.Neuron, in.DOut = uint64(ev.Pre), 1
@@ -157,6 +157,18 @@ func (l *linChecks) logs() ([]linearizability.SubgraphLog, error) {
 	return out, nil
 }
 
+// sagaEntryUUID is a saga step's id for the log checker: its event_uuid,
+// except a Reserve's, which is the same for every saga a client's connect
+// opens (a connect sent again after the dedup window opens a second one:
+// Workload.ResendPM); it is named by the saga it opens, so that log-once
+// still flags a step applied twice but not a saga opened again.
+func sagaEntryUUID(ev *model.Event) model.EventUUID {
+	if ev.Type == model.EvSagaReserve && ev.Saga.Instance {
+		return model.SagaStepUUID(ev.SagaID(), model.SagaStepReserve)
+	}
+	return ev.UUID
+}
+
 // LinEntry converts one committed log entry of a cluster of n subgraphs into
 // the log checker's form, CommitUs left zero. sagas holds the SagaEffect
 // inputs of the stream's saga steps that changed its subgraph, by LSN; a saga
@@ -174,7 +186,7 @@ func LinEntry(e model.LogEntry, n uint32, sagas map[uint64]linearizability.Input
 	case model.EvSagaReserve, model.EvSagaAccept, model.EvSagaCommit, model.EvSagaCompensate, model.EvSagaUnlinked, model.EvSagaSettle:
 		le.Kind = linearizability.EntryHeartbeat // a step that changed nothing a client sees
 		if in, ok := sagas[e.LSN]; ok {
-			le.Kind, le.Op = linearizability.EntrySaga, in
+			le.Kind, le.Op, le.ID = linearizability.EntrySaga, in, linUUID(sagaEntryUUID(&ev))
 		} else {
 			le.ID = linearizability.UUID{}
 		}

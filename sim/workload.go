@@ -74,6 +74,39 @@ func (w *World) nextOp() model.Request {
 	return req
 }
 
+// resendable is a cross-subgraph connect a client finished, kept to be
+// sent again under its event_uuid (Workload.ResendPM).
+type resendable struct {
+	req    model.Request
+	doneUs int64
+}
+
+// resendPoolMax bounds a client's kept connects; resendAfterUs is how long
+// after its answer one is sent again: past the dedup window (in logged
+// time, which follows the hosts' clocks), so that it is a new saga.
+const (
+	resendPoolMax = 64
+	resendAfterUs = (model.DedupWindowMs + 2_000) * 1000
+)
+
+func (w *World) keepForResend(c *host, f model.FactOpDone) {
+	if w.cfg.Workload.ResendPM > 0 && len(c.resend) < resendPoolMax && !f.Request.Stale && isCrossConnect(&f.Request, w.cfg.Subgraphs) {
+		c.resend = append(c.resend, resendable{req: f.Request, doneUs: w.k.NowUs()})
+	}
+}
+
+// resendOne is the oldest kept connect of c, if one is due and the draw
+// says so.
+func (w *World) resendOne(c *host) (model.Request, bool) {
+	if w.cfg.Workload.ResendPM <= 0 || len(c.resend) == 0 || c.resend[0].doneUs+resendAfterUs > w.k.NowUs() || !w.rndWorkload.Chance(w.cfg.Workload.ResendPM) {
+		return model.Request{}, false
+	}
+	req := c.resend[0].req
+	c.resend = c.resend[1:]
+	w.resent++
+	return req, true
+}
+
 var linKinds = [...]linearizability.Kind{
 	model.OpCreateNeuron: linearizability.CreateNeuron,
 	model.OpStimulate:    linearizability.Stimulate,

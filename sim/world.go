@@ -39,10 +39,11 @@ type host struct {
 	lost        bool                // gone for good: never restarts
 	paused      bool                // frozen: inputs wait in held
 	held        []model.Input
-	offsetUs    int64 // wall-clock error: skews and jumps
-	driftPM     int64 // the clock runs this many ppm fast (negative: slow)
-	driftFromUs int64 // virtual time the current drift started
-	disk        *disk // local disk: survives crashes (less unsynced writes), not host loss
+	offsetUs    int64        // wall-clock error: skews and jumps
+	driftPM     int64        // the clock runs this many ppm fast (negative: slow)
+	driftFromUs int64        // virtual time the current drift started
+	disk        *disk        // local disk: survives crashes (less unsynced writes), not host loss
+	resend      []resendable // a client's finished cross-subgraph connects (Workload.ResendPM)
 }
 
 // wallMs is the host's wall clock: virtual time plus its offset and drift.
@@ -114,6 +115,7 @@ type World struct {
 	// firstSent: who first sent an entry to the log and when, until it commits
 	firstSent   map[appendKey]sentBy
 	ops         int
+	resent      int // connects sent again under their first event_uuid (Workload.ResendPM)
 	diskFaults  int
 	stopIssuing bool
 	trace       uint64
@@ -428,6 +430,7 @@ func (w *World) boot(h *host) {
 			panic(fmt.Sprintf("sim: %v", err))
 		}
 		h.node, h.client = c, c
+		h.resend = nil // their event_uuids are of the last incarnation's session
 	case kindManager:
 		cfg := model.DefaultManagerConfig(h.id, w.cfg.Subgraphs, w.territoryIDs())
 		w.cfg.Manager.apply(&cfg)
@@ -477,6 +480,7 @@ func (w *World) crash(h *host) {
 func (w *World) observe(h *host, f model.Fact) {
 	if f, ok := f.(model.FactOpDone); ok {
 		w.publish(OpReturned{Client: h.id, ClientIndex: h.index, Done: f})
+		w.keepForResend(h, f)
 		w.scheduleNext(h)
 		return
 	}
@@ -508,8 +512,11 @@ func (w *World) submit(c *host) {
 	if w.cfg.Workload.MaxOps > 0 && w.ops >= w.cfg.Workload.MaxOps {
 		return
 	}
-	req := w.nextOp()
-	req.ID = c.client.NewID()
+	req, ok := w.resendOne(c)
+	if !ok {
+		req = w.nextOp()
+		req.ID = c.client.NewID()
+	}
 	w.ops++
 	w.publish(OpCalled{Client: c.id, ClientIndex: c.index, Req: req})
 	w.step(c, model.Submit{Req: req})

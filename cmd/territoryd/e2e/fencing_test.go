@@ -45,8 +45,8 @@ func TestFencingPausedPrimary(t *testing.T) {
 	etcdProxy := newProxy(t, strings.TrimPrefix(c.endpoints[0], "http://"))
 	c.runEtcd = map[int][]string{0: {"http://" + etcdProxy.Addr()}}
 	mgr := c.startManager()
-	a := c.startRun(0, true) // territory 1: subgraph 0
-	b := c.startRun(1, true) // territory 2: subgraph 1
+	runs := c.startRuns()
+	a, b := runs[0], runs[1] // territory 1: subgraph 0; territory 2: subgraph 1
 	cl := dial(t, c.runAddrs[1])
 	led := newLedger()
 	sg0 := neuronsIn(0, c.opts.subgraphs, 3, 1)

@@ -415,6 +415,24 @@ func (c *cluster) startRun(i int, wait bool) *proc {
 	return p
 }
 
+// startRuns starts every run process, then waits until each serves its
+// initial subgraphs. Starting them one after another, each waited for, can
+// outlast the manager's host-loss timeout on a loaded machine: the manager
+// then moves a late territory's subgraphs away before it first heartbeats
+// (CI saw TestImportConnectomeUnderKill fail so: run-2 up 3.7 s after the
+// manager, its subgraphs already adopted by the others).
+func (c *cluster) startRuns() []*proc {
+	c.t.Helper()
+	ps := make([]*proc, len(c.opts.runs))
+	for i := range ps {
+		ps[i] = c.startRun(i, false)
+	}
+	for i, p := range ps {
+		p.waitOperational(60*time.Second, c.initialSubgraphs(i)...)
+	}
+	return ps
+}
+
 // initialSubgraphs are the subgraphs model.InitialRoutes gives run process i.
 func (c *cluster) initialSubgraphs(i int) []model.SubgraphID {
 	var all []uint32

@@ -36,7 +36,7 @@ type importSummary struct {
 	SynapsesPS float64 `json:"synapses_per_second"`
 }
 
-func readSummary(t *testing.T, path string) importSummary {
+func readSummary(t testing.TB, path string) importSummary {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -66,10 +66,7 @@ func TestImportConnectomeUnderKill(t *testing.T) {
 	c := newCluster(t, clusterOpts{subgraphs: 6, runs: [][]uint32{{1}, {2}, {3}},
 		policy: "  max_out_degree: 256\n  max_in_degree: 256\n  supernode_degree: 100\n  snapshot_every: 400"})
 	c.startManager()
-	runs := make([]*proc, 3)
-	for i := range runs {
-		runs[i] = c.startRun(i, true)
-	}
+	runs := c.startRuns()
 	victim := 1
 	first := filepath.Join(c.dir, "first.json")
 	imp := startProc(t, c.dir, "import", false, "import", "--addr", c.runAddrs[0], "--progress", "lines", "--json", first, file)

@@ -96,23 +96,20 @@ func crossingConnectome(t *testing.T, dir string) (string, *connectome.Connectom
 //   - every neuron, read back, has the degree its synapses give it, and the
 //     folds agree, on both sides; no in-degree exceeds the limit.
 //
-// It fails today in 5 runs of 7 (two passed, in 16 and 21 s): after the
-// re-run, a post neuron at its in-degree limit (16) has 17 synapses into it
-// held at pre, and pre's log holds a cross synapse whose in-slot post's log
-// gave back, while the new primary logged a TIMEOUT compensation for that
-// saga. Until that is fixed it runs only with
-// TERRITORY_E2E_KNOWN_BUGS=1.
+// It found a bug (5 runs of 7 failed): the re-run sends every connect under
+// its first run's event_uuid, after the dedup window, and that second saga
+// was confused with the first one's late messages (a settle(release) of the
+// first gave back the in-slot the second committed). Sagas are now named by
+// their Reserve's LSN (model.SagaInstanceID); model/saga_reuse_test.go holds
+// the fold-level reproduction.
 func TestImportPreSideKilled(t *testing.T) {
-	if os.Getenv("TERRITORY_E2E_KNOWN_BUGS") == "" {
-		t.Skip("fails today (a cross synapse at pre without its in-slot at post after pre's host loss); run with TERRITORY_E2E_KNOWN_BUGS=1")
-	}
 	const maxIn = 16
 	c := newCluster(t, clusterOpts{subgraphs: 2, runs: [][]uint32{{1}, {2}},
 		policy: fmt.Sprintf("  max_out_degree: 256\n  max_in_degree: %d\n  supernode_degree: 100\n  snapshot_every: 300", maxIn)})
 	file, cg := crossingConnectome(t, c.dir)
 	c.startManager()
-	preRun := c.startRun(0, true) // territory 1: subgraph 0 (every synapse's pre)
-	postRun := c.startRun(1, true)
+	runs := c.startRuns()
+	preRun, postRun := runs[0], runs[1] // territory 1: subgraph 0 (every synapse's pre); territory 2: subgraph 1
 
 	first := filepath.Join(c.dir, "first.tsv")
 	// Four at a time, so that the synapse phase outlasts the first progress

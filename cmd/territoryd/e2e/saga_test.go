@@ -77,8 +77,7 @@ func waitSettled(t *testing.T, c *cluster, d time.Duration) (pre, post *model.Su
 func TestSagaAcrossProcesses(t *testing.T) {
 	c := newCluster(t, clusterOpts{subgraphs: 2, runs: [][]uint32{{1}, {2}}, policy: "  max_in_degree: 3\n  max_out_degree: 8"})
 	c.startManager()
-	c.startRun(0, true)
-	postRun := c.startRun(1, true)
+	postRun := c.startRuns()[1]
 	cl := dial(t, c.runAddrs[0])
 	pres := neuronsIn(0, 2, 10, 1)
 	posts := neuronsIn(1, 2, 5, 1)
