@@ -3,9 +3,9 @@ package model
 import "slices"
 
 // proxy is the supernode proxy of a territory (seed protocol 3): it consumes
-// the egress stream (egress.go) into a replica of every subgraph the stream
-// carries, the subgraphs that hold a supernode, and serves stale reads from
-// it. It applies each event once and in LSN order: an event at or below the
+// the egress stream (egress.go) into a replica of each subgraph the stream
+// carries (the subgraphs that hold a supernode) that the territory is
+// adjacent to (proxy_adjacency.go), and serves stale reads from it. It applies each event once and in LSN order: an event at or below the
 // replica's LSN is a redelivery or a republished duplicate and is dropped; an
 // event past the next LSN is a gap the egress must never make: the replica
 // stops there and reports it (FactProxyGap) rather than fold a wrong state.
@@ -14,7 +14,9 @@ import "slices"
 // stream. What is not built: a replica restricted to the supernodes'
 // potentials and the axon terminals that concern this territory (it keeps
 // the whole subgraph, which the digest check compares with the primary's
-// fold), and a rebuild from the primary's snapshot plus the stream.
+// fold: folding an event soundly needs the dedup table, every neuron's
+// degrees and potential, and every synapse's existence), and a rebuild from
+// the primary's snapshot plus the stream.
 type proxy struct {
 	noHooks
 	t        *Territory
@@ -23,6 +25,8 @@ type proxy struct {
 	replicas map[SubgraphID]*SubgraphState
 	stuck    map[SubgraphID]bool // a gap was seen: the replica no longer advances
 	lag      map[SubgraphID]*replicaLag
+	want     map[SubgraphID]bool   // the subgraphs the territory is adjacent to (refresh)
+	first    map[SubgraphID]uint64 // the stream offset of each subgraph's first record (LSN 1)
 	busy     bool
 	tries    int
 }
@@ -41,15 +45,20 @@ const proxyBatch = 256
 // subgraph the stream has told it of (each record carries the tail the egress
 // read), LagEvents is Tail - LSN, and LagMs how long, on the territory's own
 // clock, the replica has been behind that tail (0: caught up).
+//
+// Supernodes are the replica's supernodes at LSN, ascending: each has the
+// replica's lag (a supernode's state is its subgraph's fold at the replica's
+// LSN), which the metrics export per proxy and supernode.
 type FactProxyApplied struct {
-	Territory HostID
-	Subgraph  SubgraphID
-	LSN       uint64
-	Digest    uint64
-	Offset    uint64
-	Tail      uint64
-	LagEvents uint64
-	LagMs     int64
+	Territory  HostID
+	Subgraph   SubgraphID
+	LSN        uint64
+	Digest     uint64
+	Offset     uint64
+	Tail       uint64
+	LagEvents  uint64
+	LagMs      int64
+	Supernodes []NeuronID
 }
 
 // replicaLag is what a proxy knows of how far behind a replica is.
@@ -70,7 +79,8 @@ func (FactProxyApplied) isFact() {}
 func (FactProxyGap) isFact()     {}
 
 func newProxy(t *Territory) *proxy {
-	p := &proxy{t: t, offset: 1, replicas: map[SubgraphID]*SubgraphState{}, stuck: map[SubgraphID]bool{}, lag: map[SubgraphID]*replicaLag{}}
+	p := &proxy{t: t, offset: 1, replicas: map[SubgraphID]*SubgraphState{}, stuck: map[SubgraphID]bool{}, lag: map[SubgraphID]*replicaLag{},
+		want: map[SubgraphID]bool{}, first: map[SubgraphID]uint64{}}
 	p.id = t.register(p)
 	return p
 }
@@ -79,6 +89,7 @@ func newProxy(t *Territory) *proxy {
 func (x *proxy) start() { x.poll() }
 
 func (x *proxy) poll() {
+	x.refresh()
 	x.busy = true
 	x.t.log(call{comp: x.id, tag: proxyTagRead}, LogRequest{Kind: LogRead, Stream: EgressStream, FromLSN: x.offset, MaxEntries: proxyBatch})
 }
@@ -109,8 +120,13 @@ func (x *proxy) onResult(_ *primary, c call, res *result) {
 			x.t.out.Add(badCoordValue(x.t.cfg.ID, "egress stream", err))
 			continue
 		}
-		if uint32(evs[0].Subgraph) < x.t.cfg.Subgraphs {
-			x.learnTail(evs[0].Subgraph, tail)
+		if sg := evs[0].Subgraph; uint32(sg) < x.t.cfg.Subgraphs {
+			if off, ok := x.first[sg]; evs[0].LSN == 1 && (!ok || entries[i].LSN < off) {
+				x.first[sg] = entries[i].LSN
+			}
+			if x.want[sg] {
+				x.learnTail(sg, tail)
+			}
 		}
 		for j := range evs {
 			ev := &evs[j]
@@ -123,7 +139,8 @@ func (x *proxy) onResult(_ *primary, c call, res *result) {
 	for _, sg := range touched {
 		x.learnTail(sg, 0) // a record of several subgraphs is not the egress's, but must not panic
 		st, l := x.replicas[sg], x.lag[sg]
-		f := FactProxyApplied{Territory: x.t.cfg.ID, Subgraph: sg, LSN: st.AppliedLSN, Digest: st.Digest(), Offset: x.offset - 1, Tail: max(l.tail, st.AppliedLSN)}
+		f := FactProxyApplied{Territory: x.t.cfg.ID, Subgraph: sg, LSN: st.AppliedLSN, Digest: st.Digest(), Offset: x.offset - 1, Tail: max(l.tail, st.AppliedLSN),
+			Supernodes: st.Supernodes()}
 		f.LagEvents = f.Tail - st.AppliedLSN
 		if f.LagEvents == 0 {
 			l.behindSinceMs = -1
@@ -139,8 +156,12 @@ func (x *proxy) onResult(_ *primary, c call, res *result) {
 	x.t.afterMs(call{comp: x.id, tag: proxyTagPoll}, x.t.cfg.TickMs)
 }
 
-// apply folds one event of the stream once, in LSN order; true: applied.
+// apply folds one event of the stream once, in LSN order, if the territory
+// is adjacent to its subgraph; true: applied.
 func (x *proxy) apply(ev *Event) bool {
+	if !x.want[ev.Subgraph] {
+		return false
+	}
 	st := x.replicas[ev.Subgraph]
 	if st == nil {
 		st = NewSubgraphState(ev.Subgraph, x.t.cfg.Subgraphs, GenesisPolicy())

@@ -82,6 +82,7 @@ func TestProxyReportsReplicaLag(t *testing.T) {
 		}
 		return LogEntry{LSN: lsn, Data: ev.Encode()}
 	}
+	adjacentTo(tr, 0, nn)
 	out := &Outbox{}
 	tr.Step(0, Start{}, out)
 	var read *LogCall
@@ -132,4 +133,15 @@ func TestProxyReportsReplicaLag(t *testing.T) {
 	if f := deliver(900, 5, 6, 6); f.LSN != 6 || f.LagEvents != 0 || f.LagMs != 0 {
 		t.Fatalf("caught up: %+v", f)
 	}
+}
+
+// adjacentTo makes tr the operational primary of sg, whose state holds a
+// committed cross-subgraph synapse to far (proxy_adjacency.go).
+func adjacentTo(tr *Territory, sg SubgraphID, far NeuronID) *SubgraphState {
+	st := NewSubgraphState(sg, tr.cfg.Subgraphs, GenesisPolicy())
+	st.saga.cross[SynapseKey{Pre: neuronIn(sg, tr.cfg.Subgraphs), Post: far}] = EventUUID{Hi: 1, Lo: uint64(far)}
+	tr.subgraphs[sg] = &primary{sg: sg, phase: phaseOperational, epoch: 1, routeValue: EncodeRoute(tr.cfg.ID, 1),
+		route: Route{Subgraph: sg, Primary: tr.cfg.ID, Epoch: 1, ModRevision: 1000}, state: st}
+	tr.owned = append(tr.owned, sg)
+	return st
 }

@@ -3,6 +3,7 @@ package model
 import (
 	"fmt"
 	"math/bits"
+	"slices"
 )
 
 // Neuron is the state of one neuron.
@@ -297,6 +298,18 @@ func Fold(id SubgraphID, count uint32, policy Policy, entries []LogEntry) (*Subg
 		s.Apply(&ev)
 	}
 	return s, nil
+}
+
+// Supernodes lists the subgraph's supernodes, ascending.
+func (s *SubgraphState) Supernodes() []NeuronID {
+	var ids []NeuronID
+	for id, n := range s.neurons { // order: sorted below
+		if n.Supernode {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	return ids
 }
 
 // HasSupernode reports whether any neuron of the subgraph is a supernode.

@@ -95,3 +95,55 @@ func TestConnectomeScenarioWithoutTheFileSaysHowToFetchIt(t *testing.T) {
 		t.Fatalf("%v", err)
 	}
 }
+
+// The supernodes scenario's odd seeds draw from the connectome's hubs: the
+// real hubs, and only hubs, become supernodes, and the supernode path
+// carries them; even seeds keep the synthetic workload.
+func TestSupernodesScenarioOddSeedsUseTheRealHubs(t *testing.T) {
+	sc, err := Get("supernodes")
+	if err != nil {
+		t.Fatal(err)
+	}
+	even, err := sc.Config(2, 0)
+	if err != nil || even.Workload.Graph != nil {
+		t.Fatalf("seed 2: %v graph %v", err, even.Workload.Graph != nil)
+	}
+	cfg, err := sc.Config(1, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Workload.Graph == nil || cfg.Policy.SupernodeDegree != supernodesHubDegree {
+		t.Fatalf("seed 1: graph %v, supernode degree %d", cfg.Workload.Graph != nil, cfg.Policy.SupernodeDegree)
+	}
+	res, err := sim.Run(cfg, 1, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := connectome.LoadDefault()
+	if err != nil {
+		t.Fatal(err)
+	}
+	aval, _ := c.ID("AVAL")
+	avar, _ := c.ID("AVAR")
+	w := res.Workload
+	// Only AVAL and AVAR have a degree above 86 in the graph.
+	top := model.NeuronID(w.MaxDegreeNeuron)
+	if !res.Pass || w.Supernodes < 2 || w.MaxDegree < 100 || (top != aval && top != avar) || res.Egress.Subgraphs == 0 || res.Stale.ByProxy == 0 {
+		t.Fatalf("%s\nworkload %+v egress %+v stale %+v", res.Line(), w, res.Egress, res.Stale)
+	}
+}
+
+func TestSupernodesScenarioWithoutTheFileSaysHowToFetchIt(t *testing.T) {
+	t.Setenv("TERRITORY_CONNECTOME", filepath.Join(t.TempDir(), "absent.csv"))
+	sc, err := Get("supernodes")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sc.Config(2, 0); err != nil {
+		t.Fatalf("an even seed needs no file: %v", err)
+	}
+	_, err = sc.Config(1, 0)
+	if err == nil || !strings.Contains(err.Error(), "scripts/connectome.sh fetch") || !strings.Contains(err.Error(), "absent.csv") {
+		t.Fatalf("%v", err)
+	}
+}

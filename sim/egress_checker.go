@@ -23,8 +23,15 @@ import (
 //     one incarnation of its territory (a restart rebuilds from the stream).
 //   - egress-lag: once faults heal (the healed tick) and at the end, for every
 //     subgraph whose fold held a supernode more than the lag bound ago, the
-//     stream and every proxy up longer than the bound hold every entry
+//     stream and every proxy up longer than the bound, whose territory has
+//     been adjacent to the subgraph (model/proxy_adjacency.go) longer than
+//     the bound and did not drop its replica within it, hold every entry
 //     committed more than the bound ago.
+//   - proxy-adjacent: a running territory keeps no replica of a subgraph it
+//     has not been adjacent to for longer than the bound.
+//
+// Adjacency is sampled from the territories' live operational states, at
+// most every adjacencySampleUs (on any bus event) and at each lag check.
 //
 // It does nothing in a run without egress.
 type egressChecker struct {
@@ -36,7 +43,25 @@ type egressChecker struct {
 	proxies  map[proxyKey]uint64         // the LSN each running proxy reported
 	bootUs   map[model.HostID]int64
 	lag      EgressStats // the maxima of the lag figures
+	// adjacency samples (proxy-adjacent, egress-lag)
+	sampledUs int64
+	adjSince  map[proxyKey]int64                                               // adjacent at every sample since
+	unadjRepl map[proxyKey]int64                                               // a replica kept while not adjacent, at every sample since
+	droppedUs map[proxyKey]int64                                               // the proxy's last FactProxyDropped
+	adjOf     func(*View, model.HostID) []model.SubgraphID                     // liveAdjacency; tests plant their own
+	replicaOf func(*View, model.HostID, model.SubgraphID) *model.SubgraphState // (*View).Replica; tests plant their own
 }
+
+// liveAdjacency is a territory's adjacency from its live operational states.
+func liveAdjacency(v *View, t model.HostID) []model.SubgraphID {
+	return model.AdjacentSubgraphs(v.Operational(t), func(sg model.SubgraphID) *model.SubgraphState {
+		st, _ := v.State(t, sg)
+		return st
+	})
+}
+
+// adjacencySampleUs is the least period of the adjacency samples.
+const adjacencySampleUs = 200_000
 
 // refLog is what the checker keeps of one committed log.
 type refLog struct {
@@ -57,7 +82,9 @@ func newEgressChecker(v *View) Checker {
 		lag = 3_000
 	}
 	return &egressChecker{on: v.Config().Egress > 0, lagUs: lag * 1000, logs: map[model.SubgraphID]*refLog{},
-		streamTo: map[model.SubgraphID]uint64{}, proxies: map[proxyKey]uint64{}, bootUs: map[model.HostID]int64{}}
+		streamTo: map[model.SubgraphID]uint64{}, proxies: map[proxyKey]uint64{}, bootUs: map[model.HostID]int64{},
+		adjSince: map[proxyKey]int64{}, unadjRepl: map[proxyKey]int64{}, droppedUs: map[proxyKey]int64{},
+		adjOf: liveAdjacency, replicaOf: (*View).Replica, sampledUs: -adjacencySampleUs}
 }
 
 func (*egressChecker) Name() string { return "egress" }
@@ -74,6 +101,9 @@ func (c *egressChecker) log(sg model.SubgraphID) *refLog {
 func (c *egressChecker) Observe(v *View, e BusEvent) {
 	if !c.on {
 		return
+	}
+	if v.NowUs()-c.sampledUs >= adjacencySampleUs {
+		c.sample(v)
 	}
 	switch e := e.(type) {
 	case EntryFolded:
@@ -99,6 +129,10 @@ func (c *egressChecker) Observe(v *View, e BusEvent) {
 			if f.Tail >= f.LSN {
 				c.lag.MaxEgressLagEvents = max(c.lag.MaxEgressLagEvents, f.Tail-f.LSN)
 			}
+		case model.FactProxyDropped:
+			k := proxyKey{f.Territory, f.Subgraph}
+			delete(c.proxies, k)
+			c.droppedUs[k] = v.NowUs()
 		case model.FactProxyGap:
 			v.Violate(invariants.EgressNoGap, "proxy %s: subgraph %d's stream skips from LSN %d to %d", v.HostName(f.Territory), f.Subgraph, f.Applied, f.LSN)
 		}
@@ -159,6 +193,7 @@ func (c *egressChecker) proxyApplied(v *View, f model.FactProxyApplied) {
 // checkLag: what was committed more than the bound ago is in the stream and
 // in every proxy up longer than the bound.
 func (c *egressChecker) checkLag(v *View) {
+	c.sample(v)
 	now := v.NowUs()
 	for _, sg := range slices.Sorted(maps.Keys(c.logs)) {
 		l := c.logs[sg]
@@ -179,7 +214,8 @@ func (c *egressChecker) checkLag(v *View) {
 			continue
 		}
 		for _, t := range v.Territories() {
-			if !v.Running(t) || c.bootUs[t] > now-c.lagUs {
+			k := proxyKey{t, sg}
+			if since, ok := c.adjSince[k]; !ok || since > now-c.lagUs || !v.Running(t) || c.bootUs[t] > now-c.lagUs || c.droppedUs[k] > now-c.lagUs {
 				continue
 			}
 			if got := c.proxies[proxyKey{t, sg}]; got < due {
@@ -189,11 +225,66 @@ func (c *egressChecker) checkLag(v *View) {
 	}
 }
 
+// sample reads each running territory's adjacency from its operational
+// states: adjacent since when, and a replica kept while not adjacent since
+// when (proxy-adjacent).
+func (c *egressChecker) sample(v *View) {
+	now := v.NowUs()
+	c.sampledUs = now
+	streamed := slices.Sorted(maps.Keys(c.streamTo))
+	for _, t := range v.Territories() {
+		if !v.Running(t) {
+			for _, sg := range streamed {
+				delete(c.adjSince, proxyKey{t, sg})
+				delete(c.unadjRepl, proxyKey{t, sg})
+			}
+			continue
+		}
+		adj := c.adjOf(v, t)
+		for _, sg := range streamed {
+			k := proxyKey{t, sg}
+			switch {
+			case slices.Contains(adj, sg):
+				if _, ok := c.adjSince[k]; !ok {
+					c.adjSince[k] = now
+				}
+				delete(c.unadjRepl, k)
+			case c.replicaOf(v, t, sg) == nil:
+				delete(c.adjSince, k)
+				delete(c.unadjRepl, k)
+			default:
+				delete(c.adjSince, k)
+				since, ok := c.unadjRepl[k]
+				if !ok {
+					c.unadjRepl[k] = now
+				} else if since < now-c.lagUs {
+					v.Violate(invariants.ProxyAdjacent, "proxy %s: keeps a replica of subgraph %d (at LSN %d), not adjacent to it for %dms", v.HostName(t), sg, c.replicaOf(v, t, sg).AppliedLSN, (now-since)/1000)
+					c.unadjRepl[k] = now
+				}
+			}
+		}
+	}
+}
+
 func (c *egressChecker) Final(v *View) []invariants.Violation {
 	if c.on {
 		c.checkLag(v)
+		c.measure(v)
 	}
 	return nil
+}
+
+// measure counts the replicas the running proxies hold at the end.
+func (c *egressChecker) measure(v *View) {
+	for _, t := range v.Territories() {
+		for _, sg := range slices.Sorted(maps.Keys(c.streamTo)) {
+			if r := v.Replica(t, sg); r != nil {
+				c.lag.Replicas++
+				c.lag.ReplicaNeurons += r.Neurons()
+				c.lag.ReplicaSynapses += r.Synapses()
+			}
+		}
+	}
 }
 
 // Report adds the stream's figures to the outcome.
@@ -204,6 +295,7 @@ func (c *egressChecker) Report(o *Outcome) {
 		o.Egress.Published += int(to)
 	}
 	o.Egress.Subgraphs = len(c.streamTo)
+	o.Egress.Replicas, o.Egress.ReplicaNeurons, o.Egress.ReplicaSynapses = c.lag.Replicas, c.lag.ReplicaNeurons, c.lag.ReplicaSynapses
 }
 
 // EgressStats are the supernode path's figures of a run.
@@ -216,4 +308,9 @@ type EgressStats struct {
 	MaxReplicaLagEvents uint64
 	MaxReplicaLagMs     int64
 	MaxEgressLagEvents  uint64
+	// What the running proxies hold at the end: replicas, and their neurons
+	// and synapses (the replica memory).
+	Replicas        int
+	ReplicaNeurons  int
+	ReplicaSynapses int
 }

@@ -22,7 +22,10 @@ type egressRig struct {
 func newEgressRig(t *testing.T) *egressRig {
 	w := testWorld(t)
 	w.cfg.Egress = 1
-	w.checkers = []Checker{newEgressChecker(w.view)}
+	c := newEgressChecker(w.view).(*egressChecker)
+	w.checkers = []Checker{c}
+	// Every territory is adjacent to subgraph 0 unless a test says otherwise.
+	c.adjOf = func(*View, model.HostID) []model.SubgraphID { return []model.SubgraphID{0} }
 	r := &egressRig{t: t, w: w, fold: model.NewSubgraphState(0, w.cfg.Subgraphs, model.GenesisPolicy())}
 	var ns []model.NeuronID
 	for n := model.NeuronID(1); len(ns) < 4; n++ {
@@ -149,15 +152,15 @@ func TestProxyRestartMayRebuild(t *testing.T) {
 func TestEgressLagPlanted(t *testing.T) {
 	for _, caughtUp := range []bool{false, true} {
 		r := newEgressRig(t)
-		r.publish(1, 1, 8)
 		t1 := r.w.territories[0].id
+		r.w.territories[0].up = true // Running: the view reads the host
+		r.publish(1, 1, 8)
 		r.w.k.At(5_000_000, func() {
 			for _, h := range r.w.territories {
 				r.w.publish(HostChanged{Host: h.id, Change: HostBooted}) // booted now: too recent to judge
 			}
 		})
 		r.w.k.At(10_000_000, func() {
-			r.w.territories[0].up = true // Running: the view reads the host
 			if caughtUp {
 				r.applied(t1, 8, r.digests[7])
 			} else {
@@ -186,4 +189,51 @@ func TestEgressStreamLagPlanted(t *testing.T) {
 	}
 	r.w.checkers[0].(*egressChecker).checkLag(r.w.view)
 	r.expect(invariants.EgressLag)
+}
+
+// TestProxyAdjacentPlanted: t1 keeps its replica of subgraph 0 for 4 s after
+// its territory stopped being adjacent to it: a violation; one that dropped
+// it in time is not. A lagging replica of a subgraph it is no longer
+// adjacent to is no lag violation.
+func TestProxyAdjacentPlanted(t *testing.T) {
+	for _, drops := range []bool{false, true} {
+		r := newEgressRig(t)
+		c := r.w.checkers[0].(*egressChecker)
+		r.publish(1, 1, 8)
+		t1 := r.w.territories[0].id
+		r.w.territories[0].up = true
+		adjacent, kept := true, true
+		c.adjOf = func(_ *View, h model.HostID) []model.SubgraphID {
+			if adjacent || h != t1 {
+				return []model.SubgraphID{0}
+			}
+			return nil
+		}
+		replica := model.NewSubgraphState(0, r.w.cfg.Subgraphs, model.GenesisPolicy())
+		c.replicaOf = func(_ *View, h model.HostID, sg model.SubgraphID) *model.SubgraphState {
+			if h == t1 && kept {
+				return replica
+			}
+			return nil
+		}
+		r.w.k.At(1_000_000, func() { adjacent = false; c.sample(r.w.view) })
+		r.w.k.At(2_000_000, func() {
+			if drops {
+				kept = false
+				r.w.publish(FactObserved{Host: t1, Fact: model.FactProxyDropped{Territory: t1, Subgraph: 0, LSN: 4}})
+			}
+		})
+		r.w.k.At(5_500_000, func() { c.sample(r.w.view) })
+		if err := r.w.k.Run(5_500_001); err != nil {
+			t.Fatal(err)
+		}
+		if drops {
+			r.expect()
+		} else {
+			r.expect(invariants.ProxyAdjacent)
+		}
+		if c.checkLag(r.w.view); drops {
+			r.expect()
+		}
+	}
 }

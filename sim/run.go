@@ -47,6 +47,8 @@ type Result struct {
 	Deposed       DeposedStats           `json:"deposed"` // what deposed primaries were asked and answered
 	Progress      ProgressStats          `json:"progress"`
 	Migration     MigrationStats         `json:"migration"`
+	Egress        EgressStats            `json:"egress"` // the supernode path: stream, lags, the replicas held at the end
+	Stale         StaleStats             `json:"stale"`
 	Config        Config                 `json:"config"`
 
 	lin linearizability.Result
@@ -104,6 +106,7 @@ func Run(cfg Config, seed uint64, linTimeout time.Duration) (*Result, error) {
 	r.Durability, r.Progress = out.Durability, out.Progress
 	r.Deposed = out.Deposed
 	r.Migration = out.Migration
+	r.Egress, r.Stale = out.Egress, out.Stale
 	r.Invariants = "ok"
 	if len(r.Violations) > 0 {
 		names := map[string]bool{}

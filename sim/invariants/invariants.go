@@ -49,6 +49,7 @@ const (
 	ProxyMonotonic = "proxy-monotonic" // a proxy's replica never goes back to a lower LSN within one incarnation
 	EgressNoGap    = "egress-no-gap"   // the egress stream carries each published subgraph's log from LSN 1 without a gap; a duplicate is a byte-identical redelivery
 	EgressLag      = "egress-lag"      // once faults heal, the stream and every proxy hold what was committed more than the lag bound ago
+	ProxyAdjacent  = "proxy-adjacent"  // a running proxy keeps no replica of a subgraph its territory has not been adjacent to for longer than the lag bound
 	// Stale reads (sim/stale_checker.go).
 	StaleReadPrefix    = "stale-read-prefix"    // a stale read returns what the fold of its subgraph's log returns at the LSN it names, no newer than the commit index when it returned
 	StaleReadMonotonic = "stale-read-monotonic" // one client's stale reads of a subgraph never go back to a lower LSN
@@ -282,6 +283,9 @@ func expectSaga(s *model.SubgraphState, ev *model.Event) (model.Result, bool) {
 	}
 	if _, busy := s.ReservedBy(k); busy {
 		return rejected(model.ReasonSagaInProgress)
+	}
+	if _, _, open := s.OpenSaga(ev.Saga.ID); open {
+		return rejected(model.ReasonSagaInProgress) // the client's id already has a saga in flight
 	}
 	pre, ok := s.Neuron(ev.Pre)
 	switch {

@@ -40,7 +40,8 @@ type staleRead struct {
 }
 
 // TestEgressKill9UnderLoad: a supernode in a subgraph served by territory 2;
-// territory 1 (another process, with proxy: true) is the home of a client
+// territory 1 (another process, with proxy: true), adjacent to it through a
+// synapse of its own subgraph to the supernode, is the home of a client
 // that reads the supernode stale in a loop while writers stimulate it. Two
 // `territoryd egress` processes on the Pulsar egress topic; kill -9 of the
 // leader under load: the standby takes over at a newer epoch, the proxy
@@ -50,8 +51,7 @@ func TestEgressKill9UnderLoad(t *testing.T) {
 	c := newCluster(t, clusterOpts{subgraphs: 4, runs: [][]uint32{{1}, {2}}, proxy: true,
 		policy: "  supernode_degree: 3\n  max_out_degree: 64\n  max_in_degree: 64"})
 	c.startManager()
-	c.startRun(0, true)
-	c.startRun(1, true)
+	c.startRuns()
 	var sg model.SubgraphID
 	for sg = 0; sg < model.SubgraphID(c.opts.subgraphs); sg++ {
 		if routeOf(t, c, sg).Primary == 2 {
@@ -70,6 +70,21 @@ func TestEgressKill9UnderLoad(t *testing.T) {
 	for _, post := range ns[1:] {
 		mustDo(t, cl, model.Request{Op: model.OpConnect, Pre: hub, Post: post, Value: 100})
 	}
+	// A synapse from a neuron of territory 1's subgraph to the hub (a
+	// cross-subgraph saga): territory 1 is adjacent to the hub's subgraph,
+	// so its proxy replicates it (model/proxy_adjacency.go).
+	var near model.SubgraphID
+	for near = 0; near < model.SubgraphID(c.opts.subgraphs); near++ {
+		if routeOf(t, c, near).Primary == 1 {
+			break
+		}
+	}
+	if near == model.SubgraphID(c.opts.subgraphs) {
+		t.Fatal("territory 1 serves no subgraph")
+	}
+	pre := neuronsIn(near, c.opts.subgraphs, 1, 1)[0]
+	mustDo(t, cl, model.Request{Op: model.OpCreateNeuron, Neuron: pre})
+	mustDo(t, cl, model.Request{Op: model.OpConnect, Pre: pre, Post: hub, Value: 100})
 	e1, e2 := c.startEgress(501), c.startEgress(502)
 	procs := map[string]*proc{"501": e1, "502": e2}
 	var leader string
