@@ -45,7 +45,11 @@ type migrator struct {
 	ready    map[SubgraphID]MigMsg           // T_src's MigReady, awaiting the flip
 	live     map[SubgraphID]uint64           // T_dest's MigLive: the epoch
 	flipped  map[SubgraphID]KV               // the route as the flip wrote it
-	requests []MigMsg
+	requests []migReq                        // MigRequests queued (manager_migrate_request.go)
+	asking   migReq                          // the request the start in flight serves (by 0: none)
+	retryAsk migReq                          // the request whose record write is in flight
+	answers  map[HostID]MigMsg               // the answer each recent requester got; looked up only
+	answered []HostID                        // answers' keys, oldest first
 	seq      uint64
 	after    func(m *Manager, rec MigrationRecord) // what a successful call does next
 	pending  MigrationRecord                       // the record the call in flight writes
@@ -59,7 +63,7 @@ const (
 
 func newMigrator(cfg ManagerConfig, det *failureDetector) *migrator {
 	return &migrator{cfg: cfg, det: det, recs: map[SubgraphID]*MigrationRecord{}, since: map[SubgraphID]int64{},
-		ready: map[SubgraphID]MigMsg{}, live: map[SubgraphID]uint64{}, flipped: map[SubgraphID]KV{}}
+		ready: map[SubgraphID]MigMsg{}, live: map[SubgraphID]uint64{}, flipped: map[SubgraphID]KV{}, answers: map[HostID]MigMsg{}}
 }
 
 // holds reports a subgraph whose migration is in flight.
@@ -86,18 +90,22 @@ func (g *migrator) onMessage(m *Manager, in MessageIn) {
 	switch msg.Kind {
 	case MigReady:
 		if r := g.recs[msg.Subgraph]; r != nil && r.Epoch == msg.Epoch && r.State == MigSnapshotStreaming {
+			if _, again := g.ready[msg.Subgraph]; !again {
+				m.out.Add(Observe{Fact: FactMigrationSignal{Manager: m.cfg.ID, Subgraph: msg.Subgraph, Epoch: msg.Epoch}})
+			}
 			g.ready[msg.Subgraph] = *msg
 			g.step(m)
 		}
 	case MigLive:
 		if r := g.recs[msg.Subgraph]; r != nil && r.Epoch == msg.Epoch {
+			if g.live[msg.Subgraph] != msg.Epoch {
+				m.out.Add(Observe{Fact: FactMigrationSignal{Manager: m.cfg.ID, Subgraph: msg.Subgraph, Epoch: msg.Epoch, Live: true}})
+			}
 			g.live[msg.Subgraph] = msg.Epoch
 			g.step(m)
 		}
 	case MigRequest:
-		if len(g.requests) < 64 && uint32(msg.Subgraph) < g.cfg.Subgraphs {
-			g.requests = append(g.requests, *msg)
-		}
+		g.request(m, in.From, *msg)
 	}
 }
 
@@ -120,7 +128,7 @@ func (g *migrator) tick(m *Manager) {
 	if len(g.requests) > 0 {
 		q := g.requests[0]
 		g.requests = g.requests[1:]
-		g.start(m, q.Subgraph, q.To)
+		g.startFor(m, q)
 		return
 	}
 	if g.cfg.MigrateUntilMs > 0 && m.nowMs > g.cfg.MigrateUntilMs {
@@ -152,6 +160,7 @@ func (g *migrator) start(m *Manager, sg SubgraphID, to HostID) {
 	if g.recs[sg] != nil {
 		return
 	}
+	g.asking = migReq{}
 	g.busy = true
 	g.pending = MigrationRecord{Subgraph: sg, To: to}
 	m.coord(mcall{part: g, tag: migCallRoute, key: "start"}, CoordRequest{Kind: CoordGet, Key: RouteKey(sg)})
@@ -254,7 +263,7 @@ func (g *migrator) write(m *Manager, next MigrationRecord, req CoordRequest, aft
 // is unchanged; it names T_dest at the next epoch and records ROUTE_FLIPPED.
 func (g *migrator) flip(m *Manager, r MigrationRecord, rd MigMsg) {
 	next := r
-	next.State, next.SinceMs, next.SnapshotLSN, next.AckedLSN = MigRouteFlipped, m.nowMs, rd.SnapLSN, rd.SnapLSN
+	next.State, next.SinceMs, next.SnapshotLSN, next.AckedLSN, next.TargetLSN = MigRouteFlipped, m.nowMs, rd.SnapLSN, rd.SnapLSN, rd.Target
 	if _, err := MigrationCAS(r, next); err != nil {
 		panic(fmt.Sprintf("manager %d: %v", m.cfg.ID, err))
 	}
@@ -292,6 +301,7 @@ func (g *migrator) onCoord(m *Manager, c mcall, res CoordResult) {
 	case migCallWrite:
 		if !ok || !res.Resp.Succeeded {
 			g.loaded = false // read every record again before the next step
+			g.writeFailed()
 			return
 		}
 		next := g.pending
@@ -305,6 +315,9 @@ func (g *migrator) onCoord(m *Manager, c mcall, res CoordResult) {
 	case migCallRoute:
 		if ok {
 			g.onRoute(m, c.key, res.Resp)
+		} else if c.key == "start" && g.asking.by != 0 {
+			g.requests = slices.Insert(g.requests, 0, g.asking) // read the route again
+			g.asking = migReq{}
 		}
 	}
 }
@@ -327,10 +340,18 @@ func (g *migrator) load(m *Manager, kvs []KV) {
 		g.sgs = append(g.sgs, r.Subgraph)
 	}
 	slices.Sort(g.sgs)
+	for _, sg := range g.sgs {
+		m.out.Add(Observe{Fact: FactMigrationRecord{Manager: m.cfg.ID, Record: *g.recs[sg], Loaded: true}})
+	}
 }
 
 // set records a record as written (State 0: deleted).
 func (g *migrator) set(m *Manager, r MigrationRecord) {
+	var prev MigrationState
+	if o := g.recs[r.Subgraph]; o != nil {
+		prev = o.State
+	}
+	m.out.Add(Observe{Fact: FactMigrationRecord{Manager: m.cfg.ID, Record: r, Prev: prev}})
 	i, found := slices.BinarySearch(g.sgs, r.Subgraph)
 	if r.State == 0 {
 		if found {
@@ -350,44 +371,4 @@ func (g *migrator) set(m *Manager, r MigrationRecord) {
 		g.since[r.Subgraph] = m.ticks
 	}
 	g.recs[r.Subgraph] = &r
-}
-
-// onRoute creates a migration (start) or retries a failed one (retry) from
-// the route's current primary to another live territory.
-func (g *migrator) onRoute(m *Manager, why string, resp CoordResponse) {
-	p := g.pending
-	if len(resp.KVs) == 0 {
-		return
-	}
-	route, err := ParseRoute(resp.KVs[0])
-	if err != nil {
-		m.badValue(resp.KVs[0].Key, err)
-		return
-	}
-	from := route.Primary
-	if g.lost(from) || !slices.Contains(g.det.live, from) {
-		return // its primary is not serving: the reassigner's, not ours
-	}
-	to := p.To
-	if why == "retry" || to == 0 || to == from || g.lost(to) {
-		to = g.pickDest(from, mix64(uint64(resp.Revision)^g.cfg.MigrateSeed))
-	}
-	if to == 0 {
-		return
-	}
-	if why == "start" {
-		if g.recs[p.Subgraph] != nil {
-			return
-		}
-		rec := MigrationRecord{Subgraph: p.Subgraph, State: MigPending, Epoch: uint64(resp.Revision), From: from, To: to, Attempts: 1, SinceMs: m.nowMs}
-		g.write(m, rec, PutIfVersion(MigrationKey(p.Subgraph), rec.Encode(), 0), nil)
-		return
-	}
-	cur := g.recs[p.Subgraph]
-	if cur == nil || cur.ModRevision != p.ModRevision || cur.State != MigFailed {
-		return
-	}
-	next := MigrationRecord{Subgraph: p.Subgraph, State: MigPending, Epoch: max(uint64(resp.Revision), p.Epoch+1), From: from, To: to,
-		Attempts: p.Attempts + 1, SinceMs: m.nowMs}
-	g.cas(m, p, next, nil)
 }

@@ -118,16 +118,24 @@ type MigrationRecord struct {
 	// AckedLSN is last_acknowledged_lsn_by_dest: the highest LSN T_dest
 	// reported applied; a replay after T_src's loss starts at AckedLSN + 1.
 	AckedLSN uint64
-	Attempts int   // attempts so far, 1 for the first
-	SinceMs  int64 // manager clock when the record entered its state
+	// TargetLSN is the LSN T_src held its writes at, the catch-up's end
+	// (from ROUTE_FLIPPED on; 0 before): the catch-up lag is TargetLSN -
+	// AckedLSN.
+	TargetLSN uint64
+	Attempts  int   // attempts so far, 1 for the first
+	SinceMs   int64 // manager clock when the record entered its state
 	// ModRevision is the key's revision when read (not part of the value).
 	ModRevision int64
 }
 
 // Encode is the record's value: name=value pairs a person can read.
 func (r *MigrationRecord) Encode() []byte {
-	return []byte(fmt.Sprintf("state=%s epoch=%d from=%d to=%d snapshot_lsn=%d acked_lsn=%d attempts=%d since_ms=%d",
-		r.State, r.Epoch, r.From, r.To, r.SnapshotLSN, r.AckedLSN, r.Attempts, r.SinceMs))
+	target := ""
+	if r.TargetLSN > 0 {
+		target = fmt.Sprintf(" target_lsn=%d", r.TargetLSN)
+	}
+	return []byte(fmt.Sprintf("state=%s epoch=%d from=%d to=%d snapshot_lsn=%d acked_lsn=%d%s attempts=%d since_ms=%d",
+		r.State, r.Epoch, r.From, r.To, r.SnapshotLSN, r.AckedLSN, target, r.Attempts, r.SinceMs))
 }
 
 // ParseMigrationRecord decodes one record KV and validates it.
@@ -170,6 +178,8 @@ func ParseMigrationRecord(kv KV) (MigrationRecord, error) {
 			r.SnapshotLSN = uint64(n)
 		case "acked_lsn":
 			r.AckedLSN = uint64(n)
+		case "target_lsn":
+			r.TargetLSN = uint64(n)
 		case "attempts":
 			r.Attempts = int(n)
 		case "since_ms":
@@ -186,6 +196,16 @@ func ParseMigrationRecord(kv KV) (MigrationRecord, error) {
 		return MigrationRecord{}, fmt.Errorf("migration %s: from %d to %d: the destination must be another territory", kv.Key, r.From, r.To)
 	}
 	return r, nil
+}
+
+// CatchupLag is the catch-up still to apply, in events: TargetLSN - AckedLSN
+// once the route flipped (0 before, and once T_dest has acknowledged the
+// target).
+func (r *MigrationRecord) CatchupLag() uint64 {
+	if r.TargetLSN <= r.AckedLSN {
+		return 0
+	}
+	return r.TargetLSN - r.AckedLSN
 }
 
 // MigrationCreate is the request that creates a PENDING record for sg only

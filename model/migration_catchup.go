@@ -70,12 +70,14 @@ func (k *migSource) onCatchupAck(g *MigMsg) {
 		// Ahead: progress. Behind: T_dest asks for what it misses.
 		if g.Next > s.next {
 			s.idle = 0
+			k.t.observe(FactMigration{Territory: k.t.cfg.ID, Subgraph: g.Subgraph, Epoch: s.epoch, Step: MigStepAcked, LSN: g.Next - 1, Target: s.target})
 		}
 		s.next = g.Next
 	}
-	if s.next <= s.target {
-		k.readCatchup(g.Subgraph, s)
-	}
+	// Nothing left to stream (next > target) still sends the target: a
+	// destination that installed the image after the first (empty)
+	// catch-up went by learns it now, not at the next resend.
+	k.readCatchup(g.Subgraph, s)
 	k.persist(g.Subgraph, s)
 }
 

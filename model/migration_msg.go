@@ -40,9 +40,42 @@ const (
 	MigLive
 	// MigRequest: anyone -> manager: migrate Subgraph to To (territoryd migrate).
 	MigRequest
+	// MigRequestReply: manager -> the requester of a MigRequest: accepted
+	// (Refusal 0: the record is PENDING at Epoch, from From to To) or refused
+	// (Refusal, and Detail for a person). A repeated request from the same
+	// host gets the same answer (manager_migrate_request.go).
+	MigRequestReply
 )
 
-var migKindNames = [...]string{"mig?", "start", "chunk", "chunk-ack", "ready", "abort", "flipped", "catchup", "catchup-ack", "replay", "live", "request"}
+var migKindNames = [...]string{"mig?", "start", "chunk", "chunk-ack", "ready", "abort", "flipped", "catchup", "catchup-ack", "replay", "live", "request", "request-reply"}
+
+// MigKindMax is the last message kind (a transport refuses kinds beyond it).
+const MigKindMax = MigRequestReply
+
+// MigRefusal is why the manager refused a MigRequest (0: accepted).
+type MigRefusal uint8
+
+const (
+	MigRefusedUnknownSubgraph  MigRefusal = iota + 1 // no such subgraph in the cluster
+	MigRefusedUnknownTerritory                       // To is not a territory of the cluster
+	MigRefusedTerritoryDown                          // To (or every other territory) is not alive
+	MigRefusedRunning                                // the subgraph has a migration record already
+	MigRefusedAlreadyThere                           // the route names To already
+	MigRefusedPrimaryDown                            // the subgraph's primary is not serving: the reassigner's
+	MigRefusedBusy                                   // too many requests queued
+)
+
+// MigRefusalMax is the last refusal code.
+const MigRefusalMax = MigRefusedBusy
+
+var migRefusalNames = [...]string{"accepted", "UNKNOWN_SUBGRAPH", "UNKNOWN_TERRITORY", "TERRITORY_DOWN", "MIGRATION_RUNNING", "ALREADY_THERE", "PRIMARY_DOWN", "BUSY"}
+
+func (r MigRefusal) String() string {
+	if int(r) < len(migRefusalNames) {
+		return migRefusalNames[r]
+	}
+	return "REFUSAL?"
+}
 
 func (k MigMsgKind) String() string {
 	if int(k) < len(migKindNames) {
@@ -70,6 +103,8 @@ type MigMsg struct {
 	RouteRev   int64      // MigReady
 	RouteEpoch uint64     // MigReady
 	Route      KV         // MigFlipped
+	Refusal    MigRefusal // MigRequestReply
+	Detail     string     // MigRequestReply
 }
 
 // MigStep is a step of a migration a territory reports as a fact.
@@ -82,9 +117,10 @@ const (
 	MigStepInstalled                    // T_dest installed the image at LSN: its state starts there
 	MigStepCaughtUp                     // T_dest applied the catch-up through LSN; it opens the log
 	MigStepLive                         // T_dest became operational at LSN (the write pause ends)
+	MigStepAcked                        // T_src heard T_dest has applied the catch-up through LSN, of Target
 )
 
-var migStepNames = [...]string{"step?", "image", "held", "released", "installed", "caught-up", "live"}
+var migStepNames = [...]string{"step?", "image", "held", "released", "installed", "caught-up", "live", "acked"}
 
 func (s MigStep) String() string {
 	if int(s) < len(migStepNames) {
@@ -100,8 +136,33 @@ type FactMigration struct {
 	Epoch     uint64 // migration_epoch
 	Step      MigStep
 	LSN       uint64
-	Bytes     int // MigStepImage: the encoded image
+	Bytes     int    // MigStepImage: the encoded image
+	Target    uint64 // MigStepAcked: the catch-up's end (the lag is Target - LSN)
 	Replayed  bool
 }
 
 func (FactMigration) isFact() {}
+
+// FactMigrationRecord: the manager wrote (or read, when it loaded the
+// records) a migration record; State 0 is the record's deletion. Drivers turn
+// it into metrics (outcomes, phase durations, catch-up lag).
+type FactMigrationRecord struct {
+	Manager HostID
+	Record  MigrationRecord
+	Prev    MigrationState // the state it left (0: created, or loaded)
+	Loaded  bool           // read at the manager's (re)start, not written
+}
+
+func (FactMigrationRecord) isFact() {}
+
+// FactMigrationSignal: the manager heard T_src hold its writes (MigReady,
+// Live false) or T_dest go live (MigLive, Live true) for a migration: on the
+// manager's one clock, the time between the two is the write pause.
+type FactMigrationSignal struct {
+	Manager  HostID
+	Subgraph SubgraphID
+	Epoch    uint64
+	Live     bool
+}
+
+func (FactMigrationSignal) isFact() {}

@@ -237,6 +237,7 @@ func (k *migSource) steppedDown(p *primary) {
 	case s == nil || s.stage == srcCatchup:
 	case (s.stage == srcHeld || s.stage == srcReleasing) && s.gen == p.gen:
 		s.stage, s.next, s.persisted, s.idle = srcCatchup, s.snapLSN+1, s.snapLSN, 0
+		k.readCatchup(p.sg, s) // at once, not at the next resend
 	default:
 		delete(k.subs, p.sg)
 	}

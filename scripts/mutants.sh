@@ -118,7 +118,7 @@ services_env() {
 # The last sim patch's search: sets caught, by, rc, seeds, unknown, errors, panics.
 search_sim() {
   local work=$1 scenarios=$2 seed scenario line frame checks
-  (cd "$work" && go build -o "$work/sim.bin" ./cmd/sim) || die "$name: the mutated tree does not build"
+  (cd "$work" && go build -trimpath -o "$work/sim.bin" ./cmd/sim) || die "$name: the mutated tree does not build"
   for seed in $(seq 1 "$max"); do
     for scenario in $scenarios; do
       seeds=$((seeds + 1))
@@ -166,7 +166,7 @@ check_baseline() {
     copy_tree "$pristine"
   fi
   eval "set -- $args"
-  if ! (cd "$pristine" && go test -count=1 "$@") > "$tmp/baseline.txt" 2>&1; then
+  if ! (cd "$pristine" && go test -trimpath -count=1 "$@") > "$tmp/baseline.txt" 2>&1; then
     tail -n 30 "$tmp/baseline.txt" >&2
     die "$name: go test $args fails without the mutation; fix the test or its services first"
   fi
@@ -179,7 +179,7 @@ search_test() {
   eval "set -- $args"
   seeds=1
   set +e
-  (cd "$work" && go test -count=1 "$@") > "$work/test.txt" 2>&1
+  (cd "$work" && go test -trimpath -count=1 "$@") > "$work/test.txt" 2>&1
   rc=$?
   set -e
   if grep -qE '\[(build|setup) failed\]|^# territory' "$work/test.txt"; then

@@ -6,7 +6,10 @@
 #   (runtime/pulsarlog without -race: pulsar-client-go races with itself; see NORACE_PKG)
 #
 # with TERRITORY_REQUIRE_SERVICES=1 (a test that would skip for an absent
-# service fails instead; see runtime/servicetest), then `sim chaos --scenario
+# service fails instead; see runtime/servicetest), then the differential fidelity
+# runs against the real services (fidelity.TestLogFidelityPulsar and
+# TestBlobFidelityS3: 500 seeded sequences each, agreement tables in the log and
+# in out/fidelity/*.json; without -race, as runtime/pulsarlog), then `sim chaos --scenario
 # short` (real processes under real faults, the simulator's checks), then the planted bugs that
 # need these services (scripts/mutants.sh with MUTANTS_SELECT=services), and
 # always stops every service on exit (success, failure or Ctrl-C). The exit
@@ -25,6 +28,8 @@
 #   TERRITORY_IT_RACE=0            run without the race detector (default: -race)
 #   TERRITORY_IT_MUTANTS=0         do not run the planted bugs that need the services
 #   TERRITORY_IT_CHAOS=0           do not run `sim chaos --scenario short` (about a minute)
+#   TERRITORY_IT_FIDELITY=0        do not run the fidelity runs against Pulsar and S3 (about a minute;
+#                                  TERRITORY_FIDELITY_LONG=1: 10,000 sequences each)
 #   TERRITORY_CHAOS_SEED=N         its seed (default: the day of the year)
 #   TERRITORY_REQUIRE_SERVICES     default 1 (0 when a TERRITORY_IT_NO_* switch leaves a
 #                                  service out, whose tests then skip); 1 with such a
@@ -202,6 +207,19 @@ if [[ "${TERRITORY_PULSAR_RESTART_TEST:-}" == 1 ]]; then
     log "pulsar outage test: exit ${prc} in $((SECONDS - t))s"
     ((rc != 0)) || rc=${prc}
   fi
+fi
+
+# --- differential fidelity against the real services -------------------------------
+# (the simulated log against Pulsar, the simulated object store against S3; the ones
+# against embedded etcd and a filesystem bucket run with the unit tests). Without -race:
+# pulsar-client-go races with itself on the takeovers these sequences make.
+if [[ "${TERRITORY_IT_FIDELITY:-1}" == 1 ]] && ((WITH_S3)); then
+  t=${SECONDS}
+  frc=0
+  TERRITORY_FIDELITY_OUT="${ROOT}/out/fidelity" go test -tags integration -count=1 -timeout "${TIMEOUT}" \
+    -run '^(TestLogFidelityPulsar|TestBlobFidelityS3)$' -v ./fidelity/ || frc=$?
+  log "fidelity against Pulsar and S3: exit ${frc} in $((SECONDS - t))s (tables: out/fidelity/*.json)"
+  ((rc != 0)) || rc=${frc}
 fi
 
 # --- sim chaos, short mode: a real cluster under one fault of every kind it makes real -----

@@ -14,7 +14,9 @@ import (
 // diagram (model.MigrationTransition) or be an in-place progress update of
 // CATCHUP_STREAMING; the migration epoch changes only on a retry (FAILED ->
 // PENDING), where it must grow and the attempt count must grow by one, and
-// never past model.MigrationMaxAttempts. A value that is not a record is a
+// never past model.MigrationMaxAttempts; a retry never starts from the failed
+// attempt's T_dest (the route names it only if the flip landed, and then the
+// move is made: the manager removes the record instead). A value that is not a record is a
 // violation too: nothing but the manager writes there.
 type migrationChecker struct {
 	last   map[string]model.MigrationRecord // by key: the record as last written (absent: none)
@@ -87,6 +89,11 @@ func (c *migrationChecker) write(v *View, op model.TxnOp) {
 		if next.Epoch <= prev.Epoch || next.Attempts != prev.Attempts+1 || next.Attempts > model.MigrationMaxAttempts {
 			v.Violate(invariants.MigrationTransitions, "%s: retry from epoch %d attempt %d to epoch %d attempt %d (the epoch must grow, attempts by one, at most %d)",
 				op.Key, prev.Epoch, prev.Attempts, next.Epoch, next.Attempts, model.MigrationMaxAttempts)
+		}
+		if prev.To != 0 && next.From == prev.To {
+			// The route named the failed attempt's T_dest, serving: the
+			// move was made, and a retry from there takes it back.
+			v.Violate(invariants.MigrationTransitions, "%s: the retry moves the subgraph away from the failed attempt's T_dest %d (to %d)", op.Key, prev.To, next.To)
 		}
 	case had && next.Epoch != prev.Epoch:
 		v.Violate(invariants.MigrationTransitions, "%s: %s -> %s changed the migration epoch %d -> %d outside a retry", op.Key, from, next.State, prev.Epoch, next.Epoch)

@@ -107,6 +107,14 @@ func TestMigrationCheckerCatchesIllegalTransitions(t *testing.T) {
 			r.State, r.Attempts = model.MigPending, 2
 			m.plant(r)
 		}, "retry from epoch 1"},
+		{"retry moves back from T_dest", func(m *migStore) {
+			for _, s := range []model.MigrationState{model.MigSnapshotStreaming, model.MigRouteFlipped, model.MigCatchupStreaming, model.MigFailed} {
+				m.to(s)
+			}
+			r := m.rec
+			r.State, r.Epoch, r.Attempts, r.From, r.To = model.MigPending, 2, 2, 2, 1
+			m.plant(r)
+		}, "away from the failed attempt's T_dest 2"},
 		{"acked lsn goes back", func(m *migStore) {
 			for _, s := range []model.MigrationState{model.MigSnapshotStreaming, model.MigRouteFlipped, model.MigCatchupStreaming} {
 				m.to(s)

@@ -4,7 +4,9 @@
 //	territoryd client --addr ADDR OPERATION ...     one client operation against a running daemon
 //	territoryd import [--addr ADDR] FILE            bulk-load a connectome edge list, idempotently
 //	territoryd run --config FILE                    territories against external etcd, log and object store
-//	territoryd manager --config FILE                the control plane (bootstrap; more to come)
+//	territoryd manager --config FILE                the control plane (bootstrap, failure detection, migrations)
+//	territoryd migrate --addr ADDR --subgraph S --to T [--wait]   ask the manager to migrate a subgraph
+//	territoryd status --addr ADDR [--json]          routes, territories, migrations (phase, catch-up lag)
 //
 // Exit codes: 0 success; 1 the operation got a definite non-ok answer (or the
 // daemon failed); 2 usage or configuration error; 3 the outcome is unknown.
@@ -37,7 +39,7 @@ func rootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(devCmd(), clientCmd(), importCmd(), runCmd(), managerCmd(), mandateCmd(), benchCmd(), statusCmd(), egressCmd())
+	root.AddCommand(devCmd(), clientCmd(), importCmd(), runCmd(), managerCmd(), mandateCmd(), benchCmd(), statusCmd(), egressCmd(), migrateCmd())
 	return root
 }
 

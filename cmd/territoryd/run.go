@@ -46,7 +46,7 @@ func newTransport(c *Config, logger *slog.Logger, coord *etcdcoord.Coord) (*tran
 		return nil, exitf(2, "tls: %v", err)
 	}
 	hosts := map[model.HostID]string{}
-	info := &pb.InfoResponse{Subgraphs: c.Subgraphs, Hosts: map[uint32]string{}}
+	info := &pb.InfoResponse{Subgraphs: c.Subgraphs, Hosts: map[uint32]string{}, Manager: c.Manager, ManagerAddr: c.Hosts[c.Manager]}
 	for id, addr := range c.Hosts {
 		hosts[model.HostID(id)] = addr
 		if id != c.Manager {
@@ -348,7 +348,7 @@ func managerCmd() *cobra.Command {
 				Identity: fmt.Sprintf("%d@%s", c.Manager, tr.Addr()), Logger: logger},
 				func(lctx context.Context) error {
 					logger.Info("territoryd manager: elected; running the control plane")
-					done, err := daemon.StartManager(lctx, mcfg, daemon.Services{Coord: coord, Blob: bs}, tr, logger, ms.Metrics)
+					done, err := daemon.StartManager(lctx, mcfg, daemon.Services{Coord: coord, Blob: bs}, tr, logger, ms.Metrics, ms.Facts.Observe)
 					if err != nil {
 						return err
 					}

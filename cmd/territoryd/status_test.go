@@ -20,7 +20,7 @@ import (
 func TestStatusShowsReplicaLag(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	m := telemetry.NewFactMetrics(reg, time.Now)
-	m.Observe(2, model.FactProxyApplied{Territory: 2, Subgraph: 5, LSN: 30, Tail: 42, LagEvents: 12, LagMs: 250})
+	m.Observe(2, model.FactProxyApplied{Territory: 2, Subgraph: 5, LSN: 30, Tail: 42, LagEvents: 12, LagMs: 250, Supernodes: []model.NeuronID{1061, 77}})
 	m.Observe(3, model.FactProxyApplied{Territory: 3, Subgraph: 5, LSN: 42, Tail: 42})
 	m.Observe(9, model.FactEgressCursor{Egress: 9, Subgraph: 5, LSN: 40, Tail: 47})
 	srv := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
@@ -44,6 +44,10 @@ func TestStatusShowsReplicaLag(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("status output lacks %q:\n%s", want, out)
 		}
+	}
+	// Per proxy and supernode, sorted by territory, subgraph, supernode (as text).
+	if i, j := strings.Index(out, "2                1061       5         12          250"), strings.Index(out, "2                77         5         12          250"); i < 0 || j < i {
+		t.Errorf("status output lacks the supernode lines of territory 2 (1061 then 77):\n%s", out)
 	}
 	if _, err := run("--metrics", addr, "--max-lag-events", "20"); err != nil {
 		t.Errorf("lag 12 under a bound of 20: %v", err)

@@ -587,6 +587,7 @@ type Envelope struct {
 	//	*Envelope_Recovered
 	//	*Envelope_CommitRecovery
 	//	*Envelope_Saga
+	//	*Envelope_Migration
 	Body          isEnvelope_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -688,6 +689,15 @@ func (x *Envelope) GetSaga() *SagaMsg {
 	return nil
 }
 
+func (x *Envelope) GetMigration() *MigMsg {
+	if x != nil {
+		if x, ok := x.Body.(*Envelope_Migration); ok {
+			return x.Migration
+		}
+	}
+	return nil
+}
+
 type isEnvelope_Body interface {
 	isEnvelope_Body()
 }
@@ -712,6 +722,10 @@ type Envelope_Saga struct {
 	Saga *SagaMsg `protobuf:"bytes,7,opt,name=saga,proto3,oneof"`
 }
 
+type Envelope_Migration struct {
+	Migration *MigMsg `protobuf:"bytes,8,opt,name=migration,proto3,oneof"`
+}
+
 func (*Envelope_Request) isEnvelope_Body() {}
 
 func (*Envelope_Reply) isEnvelope_Body() {}
@@ -722,6 +736,269 @@ func (*Envelope_CommitRecovery) isEnvelope_Body() {}
 
 func (*Envelope_Saga) isEnvelope_Body() {}
 
+func (*Envelope_Migration) isEnvelope_Body() {}
+
+// LogEntry mirrors model.LogEntry: one committed entry of a subgraph's log.
+type LogEntry struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Lsn           uint64                 `protobuf:"varint,1,opt,name=lsn,proto3" json:"lsn,omitempty"`
+	Data          []byte                 `protobuf:"bytes,2,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LogEntry) Reset() {
+	*x = LogEntry{}
+	mi := &file_territory_v1_transport_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LogEntry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LogEntry) ProtoMessage() {}
+
+func (x *LogEntry) ProtoReflect() protoreflect.Message {
+	mi := &file_territory_v1_transport_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LogEntry.ProtoReflect.Descriptor instead.
+func (*LogEntry) Descriptor() ([]byte, []int) {
+	return file_territory_v1_transport_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *LogEntry) GetLsn() uint64 {
+	if x != nil {
+		return x.Lsn
+	}
+	return 0
+}
+
+func (x *LogEntry) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+// MigMsg mirrors model.MigMsg: one message of a phased migration between the
+// manager, T_src and T_dest (model/migration_msg.go). Which fields a kind
+// uses is said there; the receiver validates them (runtime/transport).
+type MigMsg struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Kind     uint32                 `protobuf:"varint,1,opt,name=kind,proto3" json:"kind,omitempty"`
+	Subgraph uint32                 `protobuf:"varint,2,opt,name=subgraph,proto3" json:"subgraph,omitempty"`
+	// migration_epoch
+	Epoch uint64 `protobuf:"varint,3,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	// T_src and T_dest
+	Src     uint32 `protobuf:"varint,4,opt,name=src,proto3" json:"src,omitempty"`
+	Dest    uint32 `protobuf:"varint,5,opt,name=dest,proto3" json:"dest,omitempty"`
+	SnapLsn uint64 `protobuf:"varint,6,opt,name=snap_lsn,json=snapLsn,proto3" json:"snap_lsn,omitempty"`
+	Target  uint64 `protobuf:"varint,7,opt,name=target,proto3" json:"target,omitempty"`
+	// An image chunk: index of total, its CRC32C (Castagnoli), the whole
+	// image's CRC32C, and the bytes.
+	Index    uint32 `protobuf:"varint,8,opt,name=index,proto3" json:"index,omitempty"`
+	Total    uint32 `protobuf:"varint,9,opt,name=total,proto3" json:"total,omitempty"`
+	Sum      uint32 `protobuf:"varint,10,opt,name=sum,proto3" json:"sum,omitempty"`
+	ImageSum uint32 `protobuf:"varint,11,opt,name=image_sum,json=imageSum,proto3" json:"image_sum,omitempty"`
+	Data     []byte `protobuf:"bytes,12,opt,name=data,proto3" json:"data,omitempty"`
+	// Catch-up entries, in LSN order.
+	Entries []*LogEntry `protobuf:"bytes,13,rep,name=entries,proto3" json:"entries,omitempty"`
+	// Acks: the next chunk index, or the next LSN wanted.
+	Next       uint64 `protobuf:"varint,14,opt,name=next,proto3" json:"next,omitempty"`
+	FromLsn    uint64 `protobuf:"varint,15,opt,name=from_lsn,json=fromLsn,proto3" json:"from_lsn,omitempty"`
+	RouteRev   int64  `protobuf:"varint,16,opt,name=route_rev,json=routeRev,proto3" json:"route_rev,omitempty"`
+	RouteEpoch uint64 `protobuf:"varint,17,opt,name=route_epoch,json=routeEpoch,proto3" json:"route_epoch,omitempty"`
+	// The route as the flip wrote it.
+	Route *KV `protobuf:"bytes,18,opt,name=route,proto3" json:"route,omitempty"`
+	// A MigRequest's answer: 0 accepted, else model.MigRefusal.
+	Refusal uint32 `protobuf:"varint,19,opt,name=refusal,proto3" json:"refusal,omitempty"`
+	// A refusal's details, for a person.
+	Detail        string `protobuf:"bytes,20,opt,name=detail,proto3" json:"detail,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MigMsg) Reset() {
+	*x = MigMsg{}
+	mi := &file_territory_v1_transport_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MigMsg) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MigMsg) ProtoMessage() {}
+
+func (x *MigMsg) ProtoReflect() protoreflect.Message {
+	mi := &file_territory_v1_transport_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MigMsg.ProtoReflect.Descriptor instead.
+func (*MigMsg) Descriptor() ([]byte, []int) {
+	return file_territory_v1_transport_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *MigMsg) GetKind() uint32 {
+	if x != nil {
+		return x.Kind
+	}
+	return 0
+}
+
+func (x *MigMsg) GetSubgraph() uint32 {
+	if x != nil {
+		return x.Subgraph
+	}
+	return 0
+}
+
+func (x *MigMsg) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+func (x *MigMsg) GetSrc() uint32 {
+	if x != nil {
+		return x.Src
+	}
+	return 0
+}
+
+func (x *MigMsg) GetDest() uint32 {
+	if x != nil {
+		return x.Dest
+	}
+	return 0
+}
+
+func (x *MigMsg) GetSnapLsn() uint64 {
+	if x != nil {
+		return x.SnapLsn
+	}
+	return 0
+}
+
+func (x *MigMsg) GetTarget() uint64 {
+	if x != nil {
+		return x.Target
+	}
+	return 0
+}
+
+func (x *MigMsg) GetIndex() uint32 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *MigMsg) GetTotal() uint32 {
+	if x != nil {
+		return x.Total
+	}
+	return 0
+}
+
+func (x *MigMsg) GetSum() uint32 {
+	if x != nil {
+		return x.Sum
+	}
+	return 0
+}
+
+func (x *MigMsg) GetImageSum() uint32 {
+	if x != nil {
+		return x.ImageSum
+	}
+	return 0
+}
+
+func (x *MigMsg) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+func (x *MigMsg) GetEntries() []*LogEntry {
+	if x != nil {
+		return x.Entries
+	}
+	return nil
+}
+
+func (x *MigMsg) GetNext() uint64 {
+	if x != nil {
+		return x.Next
+	}
+	return 0
+}
+
+func (x *MigMsg) GetFromLsn() uint64 {
+	if x != nil {
+		return x.FromLsn
+	}
+	return 0
+}
+
+func (x *MigMsg) GetRouteRev() int64 {
+	if x != nil {
+		return x.RouteRev
+	}
+	return 0
+}
+
+func (x *MigMsg) GetRouteEpoch() uint64 {
+	if x != nil {
+		return x.RouteEpoch
+	}
+	return 0
+}
+
+func (x *MigMsg) GetRoute() *KV {
+	if x != nil {
+		return x.Route
+	}
+	return nil
+}
+
+func (x *MigMsg) GetRefusal() uint32 {
+	if x != nil {
+		return x.Refusal
+	}
+	return 0
+}
+
+func (x *MigMsg) GetDetail() string {
+	if x != nil {
+		return x.Detail
+	}
+	return ""
+}
+
 type InfoRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -730,7 +1007,7 @@ type InfoRequest struct {
 
 func (x *InfoRequest) Reset() {
 	*x = InfoRequest{}
-	mi := &file_territory_v1_transport_proto_msgTypes[8]
+	mi := &file_territory_v1_transport_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -742,7 +1019,7 @@ func (x *InfoRequest) String() string {
 func (*InfoRequest) ProtoMessage() {}
 
 func (x *InfoRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_territory_v1_transport_proto_msgTypes[8]
+	mi := &file_territory_v1_transport_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -755,7 +1032,7 @@ func (x *InfoRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InfoRequest.ProtoReflect.Descriptor instead.
 func (*InfoRequest) Descriptor() ([]byte, []int) {
-	return file_territory_v1_transport_proto_rawDescGZIP(), []int{8}
+	return file_territory_v1_transport_proto_rawDescGZIP(), []int{10}
 }
 
 // InfoResponse tells a client how to reach the cluster.
@@ -763,14 +1040,18 @@ type InfoResponse struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	Subgraphs uint32                 `protobuf:"varint,1,opt,name=subgraphs,proto3" json:"subgraphs,omitempty"`
 	// Territory host id -> address, as the serving daemon knows them.
-	Hosts         map[uint32]string `protobuf:"bytes,2,rep,name=hosts,proto3" json:"hosts,omitempty" protobuf_key:"varint,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Hosts map[uint32]string `protobuf:"bytes,2,rep,name=hosts,proto3" json:"hosts,omitempty" protobuf_key:"varint,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// The manager's host id and address (0 and "": the daemon does not know
+	// it); territoryd migrate sends its request there.
+	Manager       uint32 `protobuf:"varint,3,opt,name=manager,proto3" json:"manager,omitempty"`
+	ManagerAddr   string `protobuf:"bytes,4,opt,name=manager_addr,json=managerAddr,proto3" json:"manager_addr,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *InfoResponse) Reset() {
 	*x = InfoResponse{}
-	mi := &file_territory_v1_transport_proto_msgTypes[9]
+	mi := &file_territory_v1_transport_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -782,7 +1063,7 @@ func (x *InfoResponse) String() string {
 func (*InfoResponse) ProtoMessage() {}
 
 func (x *InfoResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_territory_v1_transport_proto_msgTypes[9]
+	mi := &file_territory_v1_transport_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -795,7 +1076,7 @@ func (x *InfoResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InfoResponse.ProtoReflect.Descriptor instead.
 func (*InfoResponse) Descriptor() ([]byte, []int) {
-	return file_territory_v1_transport_proto_rawDescGZIP(), []int{9}
+	return file_territory_v1_transport_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *InfoResponse) GetSubgraphs() uint32 {
@@ -812,6 +1093,20 @@ func (x *InfoResponse) GetHosts() map[uint32]string {
 	return nil
 }
 
+func (x *InfoResponse) GetManager() uint32 {
+	if x != nil {
+		return x.Manager
+	}
+	return 0
+}
+
+func (x *InfoResponse) GetManagerAddr() string {
+	if x != nil {
+		return x.ManagerAddr
+	}
+	return ""
+}
+
 // KV mirrors model.KV.
 type KV struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -825,7 +1120,7 @@ type KV struct {
 
 func (x *KV) Reset() {
 	*x = KV{}
-	mi := &file_territory_v1_transport_proto_msgTypes[10]
+	mi := &file_territory_v1_transport_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -837,7 +1132,7 @@ func (x *KV) String() string {
 func (*KV) ProtoMessage() {}
 
 func (x *KV) ProtoReflect() protoreflect.Message {
-	mi := &file_territory_v1_transport_proto_msgTypes[10]
+	mi := &file_territory_v1_transport_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -850,7 +1145,7 @@ func (x *KV) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KV.ProtoReflect.Descriptor instead.
 func (*KV) Descriptor() ([]byte, []int) {
-	return file_territory_v1_transport_proto_rawDescGZIP(), []int{10}
+	return file_territory_v1_transport_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *KV) GetKey() string {
@@ -893,7 +1188,7 @@ type CoordReadRequest struct {
 
 func (x *CoordReadRequest) Reset() {
 	*x = CoordReadRequest{}
-	mi := &file_territory_v1_transport_proto_msgTypes[11]
+	mi := &file_territory_v1_transport_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -905,7 +1200,7 @@ func (x *CoordReadRequest) String() string {
 func (*CoordReadRequest) ProtoMessage() {}
 
 func (x *CoordReadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_territory_v1_transport_proto_msgTypes[11]
+	mi := &file_territory_v1_transport_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -918,7 +1213,7 @@ func (x *CoordReadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CoordReadRequest.ProtoReflect.Descriptor instead.
 func (*CoordReadRequest) Descriptor() ([]byte, []int) {
-	return file_territory_v1_transport_proto_rawDescGZIP(), []int{11}
+	return file_territory_v1_transport_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *CoordReadRequest) GetKey() string {
@@ -947,7 +1242,7 @@ type CoordReadResponse struct {
 
 func (x *CoordReadResponse) Reset() {
 	*x = CoordReadResponse{}
-	mi := &file_territory_v1_transport_proto_msgTypes[12]
+	mi := &file_territory_v1_transport_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -959,7 +1254,7 @@ func (x *CoordReadResponse) String() string {
 func (*CoordReadResponse) ProtoMessage() {}
 
 func (x *CoordReadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_territory_v1_transport_proto_msgTypes[12]
+	mi := &file_territory_v1_transport_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -972,7 +1267,7 @@ func (x *CoordReadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CoordReadResponse.ProtoReflect.Descriptor instead.
 func (*CoordReadResponse) Descriptor() ([]byte, []int) {
-	return file_territory_v1_transport_proto_rawDescGZIP(), []int{12}
+	return file_territory_v1_transport_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *CoordReadResponse) GetRevision() int64 {
@@ -1006,7 +1301,7 @@ type CoordWatchRequest struct {
 
 func (x *CoordWatchRequest) Reset() {
 	*x = CoordWatchRequest{}
-	mi := &file_territory_v1_transport_proto_msgTypes[13]
+	mi := &file_territory_v1_transport_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1018,7 +1313,7 @@ func (x *CoordWatchRequest) String() string {
 func (*CoordWatchRequest) ProtoMessage() {}
 
 func (x *CoordWatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_territory_v1_transport_proto_msgTypes[13]
+	mi := &file_territory_v1_transport_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1031,7 +1326,7 @@ func (x *CoordWatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CoordWatchRequest.ProtoReflect.Descriptor instead.
 func (*CoordWatchRequest) Descriptor() ([]byte, []int) {
-	return file_territory_v1_transport_proto_rawDescGZIP(), []int{13}
+	return file_territory_v1_transport_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *CoordWatchRequest) GetPrefix() string {
@@ -1059,7 +1354,7 @@ type CoordWatchEvent struct {
 
 func (x *CoordWatchEvent) Reset() {
 	*x = CoordWatchEvent{}
-	mi := &file_territory_v1_transport_proto_msgTypes[14]
+	mi := &file_territory_v1_transport_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1071,7 +1366,7 @@ func (x *CoordWatchEvent) String() string {
 func (*CoordWatchEvent) ProtoMessage() {}
 
 func (x *CoordWatchEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_territory_v1_transport_proto_msgTypes[14]
+	mi := &file_territory_v1_transport_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1084,7 +1379,7 @@ func (x *CoordWatchEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CoordWatchEvent.ProtoReflect.Descriptor instead.
 func (*CoordWatchEvent) Descriptor() ([]byte, []int) {
-	return file_territory_v1_transport_proto_rawDescGZIP(), []int{14}
+	return file_territory_v1_transport_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *CoordWatchEvent) GetEstablished() bool {
@@ -1171,7 +1466,7 @@ const file_territory_v1_transport_proto_rawDesc = "" +
 	"\arelease\x18\b \x01(\bR\arelease\x12\x16\n" +
 	"\x06unlink\x18\t \x01(\bR\x06unlink\x12\x18\n" +
 	"\aoutcome\x18\n" +
-	" \x01(\rR\aoutcome\"\xc5\x02\n" +
+	" \x01(\rR\aoutcome\"\xfb\x02\n" +
 	"\bEnvelope\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\rR\x04from\x12\x0e\n" +
 	"\x02to\x18\x02 \x01(\rR\x02to\x121\n" +
@@ -1179,12 +1474,41 @@ const file_territory_v1_transport_proto_rawDesc = "" +
 	"\x05reply\x18\x04 \x01(\v2\x13.territory.v1.ReplyH\x00R\x05reply\x127\n" +
 	"\trecovered\x18\x05 \x01(\v2\x17.territory.v1.RecoveredH\x00R\trecovered\x12G\n" +
 	"\x0fcommit_recovery\x18\x06 \x01(\v2\x1c.territory.v1.CommitRecoveryH\x00R\x0ecommitRecovery\x12+\n" +
-	"\x04saga\x18\a \x01(\v2\x15.territory.v1.SagaMsgH\x00R\x04sagaB\x06\n" +
-	"\x04body\"\r\n" +
-	"\vInfoRequest\"\xa3\x01\n" +
+	"\x04saga\x18\a \x01(\v2\x15.territory.v1.SagaMsgH\x00R\x04saga\x124\n" +
+	"\tmigration\x18\b \x01(\v2\x14.territory.v1.MigMsgH\x00R\tmigrationB\x06\n" +
+	"\x04body\"0\n" +
+	"\bLogEntry\x12\x10\n" +
+	"\x03lsn\x18\x01 \x01(\x04R\x03lsn\x12\x12\n" +
+	"\x04data\x18\x02 \x01(\fR\x04data\"\x8f\x04\n" +
+	"\x06MigMsg\x12\x12\n" +
+	"\x04kind\x18\x01 \x01(\rR\x04kind\x12\x1a\n" +
+	"\bsubgraph\x18\x02 \x01(\rR\bsubgraph\x12\x14\n" +
+	"\x05epoch\x18\x03 \x01(\x04R\x05epoch\x12\x10\n" +
+	"\x03src\x18\x04 \x01(\rR\x03src\x12\x12\n" +
+	"\x04dest\x18\x05 \x01(\rR\x04dest\x12\x19\n" +
+	"\bsnap_lsn\x18\x06 \x01(\x04R\asnapLsn\x12\x16\n" +
+	"\x06target\x18\a \x01(\x04R\x06target\x12\x14\n" +
+	"\x05index\x18\b \x01(\rR\x05index\x12\x14\n" +
+	"\x05total\x18\t \x01(\rR\x05total\x12\x10\n" +
+	"\x03sum\x18\n" +
+	" \x01(\rR\x03sum\x12\x1b\n" +
+	"\timage_sum\x18\v \x01(\rR\bimageSum\x12\x12\n" +
+	"\x04data\x18\f \x01(\fR\x04data\x120\n" +
+	"\aentries\x18\r \x03(\v2\x16.territory.v1.LogEntryR\aentries\x12\x12\n" +
+	"\x04next\x18\x0e \x01(\x04R\x04next\x12\x19\n" +
+	"\bfrom_lsn\x18\x0f \x01(\x04R\afromLsn\x12\x1b\n" +
+	"\troute_rev\x18\x10 \x01(\x03R\brouteRev\x12\x1f\n" +
+	"\vroute_epoch\x18\x11 \x01(\x04R\n" +
+	"routeEpoch\x12&\n" +
+	"\x05route\x18\x12 \x01(\v2\x10.territory.v1.KVR\x05route\x12\x18\n" +
+	"\arefusal\x18\x13 \x01(\rR\arefusal\x12\x16\n" +
+	"\x06detail\x18\x14 \x01(\tR\x06detail\"\r\n" +
+	"\vInfoRequest\"\xe0\x01\n" +
 	"\fInfoResponse\x12\x1c\n" +
 	"\tsubgraphs\x18\x01 \x01(\rR\tsubgraphs\x12;\n" +
-	"\x05hosts\x18\x02 \x03(\v2%.territory.v1.InfoResponse.HostsEntryR\x05hosts\x1a8\n" +
+	"\x05hosts\x18\x02 \x03(\v2%.territory.v1.InfoResponse.HostsEntryR\x05hosts\x12\x18\n" +
+	"\amanager\x18\x03 \x01(\rR\amanager\x12!\n" +
+	"\fmanager_addr\x18\x04 \x01(\tR\vmanagerAddr\x1a8\n" +
 	"\n" +
 	"HostsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\rR\x03key\x12\x14\n" +
@@ -1229,7 +1553,7 @@ func file_territory_v1_transport_proto_rawDescGZIP() []byte {
 	return file_territory_v1_transport_proto_rawDescData
 }
 
-var file_territory_v1_transport_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_territory_v1_transport_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_territory_v1_transport_proto_goTypes = []any{
 	(*EventUUID)(nil),         // 0: territory.v1.EventUUID
 	(*Request)(nil),           // 1: territory.v1.Request
@@ -1239,14 +1563,16 @@ var file_territory_v1_transport_proto_goTypes = []any{
 	(*CommitRecovery)(nil),    // 5: territory.v1.CommitRecovery
 	(*SagaMsg)(nil),           // 6: territory.v1.SagaMsg
 	(*Envelope)(nil),          // 7: territory.v1.Envelope
-	(*InfoRequest)(nil),       // 8: territory.v1.InfoRequest
-	(*InfoResponse)(nil),      // 9: territory.v1.InfoResponse
-	(*KV)(nil),                // 10: territory.v1.KV
-	(*CoordReadRequest)(nil),  // 11: territory.v1.CoordReadRequest
-	(*CoordReadResponse)(nil), // 12: territory.v1.CoordReadResponse
-	(*CoordWatchRequest)(nil), // 13: territory.v1.CoordWatchRequest
-	(*CoordWatchEvent)(nil),   // 14: territory.v1.CoordWatchEvent
-	nil,                       // 15: territory.v1.InfoResponse.HostsEntry
+	(*LogEntry)(nil),          // 8: territory.v1.LogEntry
+	(*MigMsg)(nil),            // 9: territory.v1.MigMsg
+	(*InfoRequest)(nil),       // 10: territory.v1.InfoRequest
+	(*InfoResponse)(nil),      // 11: territory.v1.InfoResponse
+	(*KV)(nil),                // 12: territory.v1.KV
+	(*CoordReadRequest)(nil),  // 13: territory.v1.CoordReadRequest
+	(*CoordReadResponse)(nil), // 14: territory.v1.CoordReadResponse
+	(*CoordWatchRequest)(nil), // 15: territory.v1.CoordWatchRequest
+	(*CoordWatchEvent)(nil),   // 16: territory.v1.CoordWatchEvent
+	nil,                       // 17: territory.v1.InfoResponse.HostsEntry
 }
 var file_territory_v1_transport_proto_depIdxs = []int32{
 	0,  // 0: territory.v1.Request.id:type_name -> territory.v1.EventUUID
@@ -1258,22 +1584,25 @@ var file_territory_v1_transport_proto_depIdxs = []int32{
 	4,  // 6: territory.v1.Envelope.recovered:type_name -> territory.v1.Recovered
 	5,  // 7: territory.v1.Envelope.commit_recovery:type_name -> territory.v1.CommitRecovery
 	6,  // 8: territory.v1.Envelope.saga:type_name -> territory.v1.SagaMsg
-	15, // 9: territory.v1.InfoResponse.hosts:type_name -> territory.v1.InfoResponse.HostsEntry
-	10, // 10: territory.v1.CoordReadResponse.kvs:type_name -> territory.v1.KV
-	10, // 11: territory.v1.CoordWatchEvent.kv:type_name -> territory.v1.KV
-	7,  // 12: territory.v1.Transport.Link:input_type -> territory.v1.Envelope
-	8,  // 13: territory.v1.Transport.Info:input_type -> territory.v1.InfoRequest
-	11, // 14: territory.v1.Transport.CoordRead:input_type -> territory.v1.CoordReadRequest
-	13, // 15: territory.v1.Transport.CoordWatch:input_type -> territory.v1.CoordWatchRequest
-	7,  // 16: territory.v1.Transport.Link:output_type -> territory.v1.Envelope
-	9,  // 17: territory.v1.Transport.Info:output_type -> territory.v1.InfoResponse
-	12, // 18: territory.v1.Transport.CoordRead:output_type -> territory.v1.CoordReadResponse
-	14, // 19: territory.v1.Transport.CoordWatch:output_type -> territory.v1.CoordWatchEvent
-	16, // [16:20] is the sub-list for method output_type
-	12, // [12:16] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	9,  // 9: territory.v1.Envelope.migration:type_name -> territory.v1.MigMsg
+	8,  // 10: territory.v1.MigMsg.entries:type_name -> territory.v1.LogEntry
+	12, // 11: territory.v1.MigMsg.route:type_name -> territory.v1.KV
+	17, // 12: territory.v1.InfoResponse.hosts:type_name -> territory.v1.InfoResponse.HostsEntry
+	12, // 13: territory.v1.CoordReadResponse.kvs:type_name -> territory.v1.KV
+	12, // 14: territory.v1.CoordWatchEvent.kv:type_name -> territory.v1.KV
+	7,  // 15: territory.v1.Transport.Link:input_type -> territory.v1.Envelope
+	10, // 16: territory.v1.Transport.Info:input_type -> territory.v1.InfoRequest
+	13, // 17: territory.v1.Transport.CoordRead:input_type -> territory.v1.CoordReadRequest
+	15, // 18: territory.v1.Transport.CoordWatch:input_type -> territory.v1.CoordWatchRequest
+	7,  // 19: territory.v1.Transport.Link:output_type -> territory.v1.Envelope
+	11, // 20: territory.v1.Transport.Info:output_type -> territory.v1.InfoResponse
+	14, // 21: territory.v1.Transport.CoordRead:output_type -> territory.v1.CoordReadResponse
+	16, // 22: territory.v1.Transport.CoordWatch:output_type -> territory.v1.CoordWatchEvent
+	19, // [19:23] is the sub-list for method output_type
+	15, // [15:19] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_territory_v1_transport_proto_init() }
@@ -1287,6 +1616,7 @@ func file_territory_v1_transport_proto_init() {
 		(*Envelope_Recovered)(nil),
 		(*Envelope_CommitRecovery)(nil),
 		(*Envelope_Saga)(nil),
+		(*Envelope_Migration)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1294,7 +1624,7 @@ func file_territory_v1_transport_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_territory_v1_transport_proto_rawDesc), len(file_territory_v1_transport_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   16,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -39,7 +39,8 @@ type TransportClient interface {
 	Link(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[Envelope, Envelope], error)
 	// Info describes the cluster to a client.
 	Info(ctx context.Context, in *InfoRequest, opts ...grpc.CallOption) (*InfoResponse, error)
-	// CoordRead is a read-only coordination-store call (the routes) for clients.
+	// CoordRead is a read-only coordination-store call for clients: the
+	// routes, the migration records and the alive keys, nothing else.
 	CoordRead(ctx context.Context, in *CoordReadRequest, opts ...grpc.CallOption) (*CoordReadResponse, error)
 	// CoordWatch streams the changes under a prefix (the routes only) to a
 	// client, which keeps its routing cache from it.
@@ -117,7 +118,8 @@ type TransportServer interface {
 	Link(grpc.BidiStreamingServer[Envelope, Envelope]) error
 	// Info describes the cluster to a client.
 	Info(context.Context, *InfoRequest) (*InfoResponse, error)
-	// CoordRead is a read-only coordination-store call (the routes) for clients.
+	// CoordRead is a read-only coordination-store call for clients: the
+	// routes, the migration records and the alive keys, nothing else.
 	CoordRead(context.Context, *CoordReadRequest) (*CoordReadResponse, error)
 	// CoordWatch streams the changes under a prefix (the routes only) to a
 	// client, which keeps its routing cache from it.

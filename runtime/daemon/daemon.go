@@ -273,6 +273,23 @@ func logFact(l *slog.Logger, f model.Fact) {
 		l.Debug("egress cursor", "subgraph", f.Subgraph, "lsn", f.LSN, "tail", f.Tail)
 	case model.FactProxyApplied:
 		l.Debug("proxy applied", "subgraph", f.Subgraph, "lsn", f.LSN, "lag_events", f.LagEvents, "lag_ms", f.LagMs)
+	case model.FactMigration:
+		l.Info("migration step", "subgraph", f.Subgraph, "migration_epoch", f.Epoch, "step", f.Step.String(), "lsn", f.LSN,
+			"image_bytes", f.Bytes, "target", f.Target, "replayed", f.Replayed)
+	case model.FactMigrationRecord:
+		r := f.Record
+		state := "deleted"
+		if r.State != 0 {
+			state = r.State.String()
+		}
+		l.Info("migration record", "subgraph", r.Subgraph, "state", state, "migration_epoch", r.Epoch, "from", r.From, "to", r.To,
+			"attempts", r.Attempts, "snapshot_lsn", r.SnapshotLSN, "acked_lsn", r.AckedLSN, "target_lsn", r.TargetLSN, "loaded", f.Loaded)
+	case model.FactMigrationSignal:
+		what := "held"
+		if f.Live {
+			what = "live"
+		}
+		l.Info("migration signal", "subgraph", f.Subgraph, "migration_epoch", f.Epoch, "signal", what)
 	case model.FactProxyGap:
 		l.Error("proxy: the egress stream skips an event", "subgraph", f.Subgraph, "applied", f.Applied, "lsn", f.LSN)
 	default:
@@ -368,7 +385,8 @@ func StartEgress(ctx context.Context, cfg model.EgressConfig, svc Services, logg
 	return done, nil
 }
 
-func StartManager(ctx context.Context, cfg model.ManagerConfig, svc Services, tr *transport.Transport, logger *slog.Logger, metrics *driver.Metrics) (<-chan error, error) {
+// observer (may be nil) sees every fact of the manager.
+func StartManager(ctx context.Context, cfg model.ManagerConfig, svc Services, tr *transport.Transport, logger *slog.Logger, metrics *driver.Metrics, observer func(model.HostID, model.Fact)) (<-chan error, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -378,7 +396,12 @@ func StartManager(ctx context.Context, cfg model.ManagerConfig, svc Services, tr
 	}
 	logger = logger.With("manager", cfg.ID)
 	d, err := driver.New(driver.Config{ID: cfg.ID, Node: m, Transport: tr, Coord: svc.Coord, Blob: svc.Blob,
-		Observer: func(_ model.HostID, f model.Fact) { logFact(logger, f) }, Logger: logger, Metrics: metrics})
+		Observer: func(h model.HostID, f model.Fact) {
+			logFact(logger, f)
+			if observer != nil {
+				observer(h, f)
+			}
+		}, Logger: logger, Metrics: metrics})
 	if err != nil {
 		return nil, err
 	}

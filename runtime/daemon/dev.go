@@ -127,11 +127,12 @@ func StartDev(ctx context.Context, o DevOptions) (_ *Dev, err error) {
 	if d.blob, err = blob.Open(ctx, blob.FilesystemConfig(filepath.Join(o.DataDir, "blobs")), o.Logger); err != nil {
 		return nil, err
 	}
-	info := &pb.InfoResponse{Subgraphs: st.Subgraphs, Hosts: map[uint32]string{}}
+	info := &pb.InfoResponse{Subgraphs: st.Subgraphs, Hosts: map[uint32]string{}, Manager: uint32(DevManagerID)}
 	if d.tr, err = transport.New(transport.Config{Listen: o.Listen, Logger: o.Logger, Info: info, CoordRead: d.coord.Do, CoordWatch: d.coord.Watch}); err != nil {
 		return nil, err
 	}
 	d.Addr = d.tr.Addr()
+	info.ManagerAddr = d.Addr
 	for _, id := range ids {
 		info.Hosts[uint32(id)] = d.Addr
 	}
@@ -145,7 +146,7 @@ func StartDev(ctx context.Context, o DevOptions) (_ *Dev, err error) {
 	svc := Services{Coord: d.coord, Log: d.log, Blob: d.blob}
 	mctx, mcancel := context.WithCancel(context.Background())
 	d.stopManager = mcancel
-	if d.managerDone, err = StartManager(mctx, model.DefaultManagerConfig(DevManagerID, st.Subgraphs, ids), svc, d.tr, o.Logger, o.Metrics); err != nil {
+	if d.managerDone, err = StartManager(mctx, model.DefaultManagerConfig(DevManagerID, st.Subgraphs, ids), svc, d.tr, o.Logger, o.Metrics, o.Observer); err != nil {
 		return nil, err
 	}
 	d.ts, err = StartTerritories(TerritoryOptions{IDs: ids, Subgraphs: st.Subgraphs, Services: svc,

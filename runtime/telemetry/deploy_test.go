@@ -22,7 +22,7 @@ func exportedMetrics(t *testing.T) map[string]bool {
 	m := NewFactMetrics(reg, time.Now)
 	driver.NewMetrics(reg)
 	for _, f := range []model.Fact{
-		model.FactProxyApplied{Territory: 1, Subgraph: 1},
+		model.FactProxyApplied{Territory: 1, Subgraph: 1, Supernodes: []model.NeuronID{1}},
 		model.FactEgressCursor{Subgraph: 1},
 		model.FactOperational{Territory: 1, Subgraph: 1},
 	} {

@@ -90,6 +90,8 @@ type FactMetrics struct {
 	replicaLSN        *prometheus.GaugeVec
 	egressLag         *prometheus.GaugeVec
 	egressCursor      *prometheus.GaugeVec
+	mig               *migrationMetrics
+	sn                *supernodeMetrics
 
 	mu   sync.Mutex
 	subs map[subKey]*subState
@@ -118,7 +120,7 @@ func NewFactMetrics(reg prometheus.Registerer, now func() time.Time) *FactMetric
 	if now == nil {
 		now = time.Now
 	}
-	m := &FactMetrics{now: now, subs: map[subKey]*subState{},
+	m := &FactMetrics{now: now, subs: map[subKey]*subState{}, mig: newMigrationMetrics(), sn: newSupernodeMetrics(),
 		fencing: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "territory_fencing_events_total",
 			Help: "Territories that stopped serving a subgraph, by reason class: log_fenced (a newer writer opened the log), route_moved, route_deleted, other.",
@@ -199,6 +201,8 @@ func NewFactMetrics(reg prometheus.Registerer, now func() time.Time) *FactMetric
 	reg.MustRegister(m.fencing, m.recoveries, m.rejected, m.snapCommitted, m.snapInterval, m.snapDuration,
 		m.replayEvents, m.replayPerRecovery, m.replaySeconds, m.replayRate, m.recoverySeconds,
 		m.operational, m.replicaLag, m.replicaLagMs, m.replicaLSN, m.egressLag, m.egressCursor)
+	reg.MustRegister(m.mig.collectors()...)
+	reg.MustRegister(m.sn.collectors()...)
 	return m
 }
 
@@ -225,6 +229,9 @@ func (m *FactMetrics) Observe(_ model.HostID, f model.Fact) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	switch f := f.(type) {
+	case model.FactMigrationRecord, model.FactMigrationSignal, model.FactMigration:
+		m.mig.observe(now, f)
+
 	case model.FactAdopted:
 		s := m.state(subKey{f.Territory, f.Subgraph})
 		if s.operational { // a restarted incarnation adopts again: the old one is gone
@@ -274,6 +281,14 @@ func (m *FactMetrics) Observe(_ model.HostID, f model.Fact) {
 		m.replicaLag.WithLabelValues(t, sg).Set(float64(f.LagEvents))
 		m.replicaLagMs.WithLabelValues(t, sg).Set(float64(f.LagMs))
 		m.replicaLSN.WithLabelValues(t, sg).Set(float64(f.LSN))
+		m.sn.applied(f)
+
+	case model.FactProxyDropped:
+		t, sg := territoryLabel(f.Territory), subgraphLabel(f.Subgraph)
+		m.replicaLag.DeleteLabelValues(t, sg)
+		m.replicaLagMs.DeleteLabelValues(t, sg)
+		m.replicaLSN.DeleteLabelValues(t, sg)
+		m.sn.dropped(f.Territory, f.Subgraph)
 
 	case model.FactEgressCursor:
 		sg := subgraphLabel(f.Subgraph)

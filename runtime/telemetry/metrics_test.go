@@ -147,6 +147,22 @@ func TestFactMetrics(t *testing.T) {
 	eq(t, "replica lsn{2,5}", testutil.ToFloat64(m.replicaLSN.WithLabelValues("2", "5")), 30)
 	obs(2, model.FactProxyApplied{Territory: 2, Subgraph: 5, LSN: 42, Tail: 42})
 	eq(t, "replica lag{2,5} caught up", testutil.ToFloat64(m.replicaLag.WithLabelValues("2", "5")), 0)
+	// Per proxy and supernode: each supernode of the replica has its lag; one
+	// no longer a supernode loses its series, and so does a dropped replica.
+	snLag := func(sn string) float64 { return testutil.ToFloat64(m.sn.lag.WithLabelValues("2", "5", sn)) }
+	obs(2, model.FactProxyApplied{Territory: 2, Subgraph: 5, LSN: 44, Tail: 50, LagEvents: 6, LagMs: 120, Supernodes: []model.NeuronID{21, 37}})
+	eq(t, "supernode lag{2,5,21}", snLag("21"), 6)
+	eq(t, "supernode lag{2,5,37}", snLag("37"), 6)
+	eq(t, "supernode lag ms{2,5,37}", testutil.ToFloat64(m.sn.lagMs.WithLabelValues("2", "5", "37")), 120)
+	obs(2, model.FactProxyApplied{Territory: 2, Subgraph: 5, LSN: 50, Tail: 50, Supernodes: []model.NeuronID{37}})
+	if n := testutil.CollectAndCount(m.sn.lag); n != 1 {
+		t.Errorf("supernode lag: %d series after neuron 21 stopped being a supernode, want 1", n)
+	}
+	eq(t, "supernode lag{2,5,37} caught up", snLag("37"), 0)
+	obs(2, model.FactProxyDropped{Territory: 2, Subgraph: 5, LSN: 50})
+	if n, m2 := testutil.CollectAndCount(m.sn.lag), testutil.CollectAndCount(m.replicaLag); n != 0 || m2 != 0 {
+		t.Errorf("after the drop: %d supernode series, %d replica series", n, m2)
+	}
 	obs(9, model.FactEgressCursor{Egress: 9, Subgraph: 5, LSN: 40, Tail: 47})
 	eq(t, "egress lag{5}", testutil.ToFloat64(m.egressLag.WithLabelValues("5")), 7)
 	eq(t, "egress cursor{5}", testutil.ToFloat64(m.egressCursor.WithLabelValues("5")), 40)

@@ -44,6 +44,16 @@ func (r *Remote) Info(ctx context.Context) (subgraphs uint32, hosts map[model.Ho
 	return resp.Subgraphs, hosts, nil
 }
 
+// Manager asks the daemon for the manager's host id and address (0 and "":
+// it does not know them).
+func (r *Remote) Manager(ctx context.Context) (model.HostID, string, error) {
+	resp, err := r.client.Info(ctx, &pb.InfoRequest{}, grpc.WaitForReady(true))
+	if err != nil {
+		return 0, "", err
+	}
+	return model.HostID(resp.Manager), resp.ManagerAddr, nil
+}
+
 // Do implements driver.Coord for reads (get and range) through the daemon.
 // Every other kind is refused (ErrUnavailable): a client only reads routes.
 func (r *Remote) Do(ctx context.Context, req model.CoordRequest) (model.CoordResponse, model.ServiceErr, error) {

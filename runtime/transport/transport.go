@@ -211,8 +211,9 @@ func (t *Transport) drop() {
 
 // deliverLocal hands an arriving envelope to its local host.
 func (t *Transport) deliverLocal(env *pb.Envelope) {
-	msg, ok := fromPB(env)
-	if !ok {
+	msg, err := fromPB(env)
+	if err != nil {
+		t.cfg.Logger.Warn("transport: invalid message dropped", "from", env.From, "to", env.To, "err", err)
 		t.drop()
 		return
 	}
@@ -306,19 +307,25 @@ func (s *server) CoordRead(ctx context.Context, req *pb.CoordReadRequest) (*pb.C
 	return out, nil
 }
 
-// routesOnly refuses a coordination read outside the routes prefix: the RPC
-// runs with the daemon's credentials, and clients need nothing but routes.
-// A range must itself lie inside the prefix (a range of "routes/" or "" would
+// readable are the prefixes a client may read through CoordRead: the routes
+// (its routing cache), the migration records and the alive keys (territoryd
+// status and migrate). The RPC runs with the daemon's credentials, so
+// nothing else is served: not the snapshot records, the policy or any other
+// key. A range must itself lie inside one (a range of "routes" or "" would
 // reach further).
+var readable = []string{model.RoutesPrefix, model.MigrationsPrefix, model.AlivePrefix}
+
 func routesOnly(req *pb.CoordReadRequest) error {
-	if strings.HasPrefix(req.Key, model.RoutesPrefix) {
-		return nil
+	for _, p := range readable {
+		if strings.HasPrefix(req.Key, p) {
+			return nil
+		}
 	}
 	what := "key"
 	if req.Prefix {
 		what = "prefix"
 	}
-	return status.Errorf(codes.PermissionDenied, "transport: coordination read of %s %q refused: clients may read only keys under %q", what, req.Key, model.RoutesPrefix)
+	return status.Errorf(codes.PermissionDenied, "transport: coordination read of %s %q refused: clients may read only keys under %q", what, req.Key, readable)
 }
 
 // ---- dialing side ----
@@ -427,6 +434,8 @@ func toPB(from, to model.HostID, msg *model.Message) (*pb.Envelope, bool) {
 		g := msg.Saga
 		env.Body = &pb.Envelope_Saga{Saga: &pb.SagaMsg{Kind: uint32(g.Kind), Id: &pb.EventUUID{Hi: g.ID.Hi, Lo: g.ID.Lo}, Pre: uint64(g.Pre), Post: uint64(g.Post),
 			Weight: g.Weight, Status: uint32(g.Status), Reason: uint32(g.Reason), Release: g.Release, Unlink: g.Unlink, Outcome: uint32(g.Outcome)}}
+	case msg.Migration != nil:
+		env.Body = &pb.Envelope_Migration{Migration: migToPB(msg.Migration)}
 	default:
 		return nil, false
 	}
@@ -437,37 +446,45 @@ func uuid(u *pb.EventUUID) model.EventUUID {
 	return model.EventUUID{Hi: u.GetHi(), Lo: u.GetLo()}
 }
 
-func fromPB(env *pb.Envelope) (*model.Message, bool) {
+// fromPB converts an arriving envelope; an error says what is wrong with it
+// (the envelope is then dropped, like a lost one).
+func fromPB(env *pb.Envelope) (*model.Message, error) {
 	switch b := env.Body.(type) {
 	case *pb.Envelope_Request:
 		r := b.Request
 		if r.Op > 255 {
-			return nil, false
+			return nil, fmt.Errorf("request: op %d out of range", r.Op)
 		}
 		return &model.Message{Request: &model.Request{ID: uuid(r.Id), Op: model.OpKind(r.Op),
-			Neuron: model.NeuronID(r.Neuron), Pre: model.NeuronID(r.Pre), Post: model.NeuronID(r.Post), Value: r.Value, Stale: r.Stale, MinLSN: r.MinLsn}}, true
+			Neuron: model.NeuronID(r.Neuron), Pre: model.NeuronID(r.Pre), Post: model.NeuronID(r.Post), Value: r.Value, Stale: r.Stale, MinLSN: r.MinLsn}}, nil
 	case *pb.Envelope_Reply:
 		r := b.Reply
 		res := r.GetResult()
 		if res.GetStatus() > 255 || res.GetReason() > 255 {
-			return nil, false
+			return nil, fmt.Errorf("reply: status %d or reason %d out of range", res.GetStatus(), res.GetReason())
 		}
 		return &model.Message{Reply: &model.Reply{ID: uuid(r.Id), Result: model.Result{Status: model.Status(res.GetStatus()),
 			Reason: model.Reason(res.GetReason()), Value: res.GetValue(), Exists: res.GetExists(), LSN: res.GetLsn(), Proxy: res.GetProxy(),
-			InDegree: res.GetInDegree(), OutDegree: res.GetOutDegree()}}}, true
+			InDegree: res.GetInDegree(), OutDegree: res.GetOutDegree()}}}, nil
 	case *pb.Envelope_Recovered:
 		r := b.Recovered
-		return &model.Message{Recovered: &model.Recovered{Territory: model.HostID(r.Territory), Subgraph: model.SubgraphID(r.Subgraph), Epoch: r.Epoch}}, true
+		return &model.Message{Recovered: &model.Recovered{Territory: model.HostID(r.Territory), Subgraph: model.SubgraphID(r.Subgraph), Epoch: r.Epoch}}, nil
 	case *pb.Envelope_CommitRecovery:
 		r := b.CommitRecovery
-		return &model.Message{CommitRecovery: &model.CommitRecovery{Subgraph: model.SubgraphID(r.Subgraph), Epoch: r.Epoch, TimestampMs: r.TimestampMs}}, true
+		return &model.Message{CommitRecovery: &model.CommitRecovery{Subgraph: model.SubgraphID(r.Subgraph), Epoch: r.Epoch, TimestampMs: r.TimestampMs}}, nil
 	case *pb.Envelope_Saga:
 		g := b.Saga
 		if g.Kind == 0 || g.Kind > 255 || g.Status > 255 || g.Reason > 255 || g.Outcome > 255 || g.Id == nil {
-			return nil, false // not a saga message the core knows: dropped, like a lost one
+			return nil, fmt.Errorf("saga: kind %d, status %d, reason %d, outcome %d or a missing id: not a saga message the core knows", g.Kind, g.Status, g.Reason, g.Outcome)
 		}
 		return &model.Message{Saga: &model.SagaMsg{Kind: model.SagaMsgKind(g.Kind), ID: uuid(g.Id), Pre: model.NeuronID(g.Pre), Post: model.NeuronID(g.Post),
-			Weight: g.Weight, Status: model.Status(g.Status), Reason: model.Reason(g.Reason), Release: g.Release, Unlink: g.Unlink, Outcome: model.SagaOutcome(g.Outcome)}}, true
+			Weight: g.Weight, Status: model.Status(g.Status), Reason: model.Reason(g.Reason), Release: g.Release, Unlink: g.Unlink, Outcome: model.SagaOutcome(g.Outcome)}}, nil
+	case *pb.Envelope_Migration:
+		g, err := migFromPB(b.Migration)
+		if err != nil {
+			return nil, err
+		}
+		return &model.Message{Migration: g}, nil
 	}
-	return nil, false
+	return nil, fmt.Errorf("envelope without a body the core knows (%T)", env.Body)
 }

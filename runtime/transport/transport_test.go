@@ -118,14 +118,22 @@ func TestRequestReplyOverGRPC(t *testing.T) {
 		{Kind: model.CoordRange, Key: ""},
 		{Kind: model.CoordRange, Key: "routes/"},
 		{Kind: model.CoordGet, Key: strings.TrimSuffix(model.RoutesPrefix, "/")},
+		{Kind: model.CoordRange, Key: "migrations"},
+		{Kind: model.CoordRange, Key: "alive"},
 	} {
 		_, _, err := remote.Do(ctx, req)
-		if status.Code(err) != codes.PermissionDenied || !strings.Contains(err.Error(), "clients may read only keys under \"routes/subgraphs/\"") {
+		if status.Code(err) != codes.PermissionDenied || !strings.Contains(err.Error(), `clients may read only keys under ["routes/subgraphs/" "migrations/" "alive/"]`) {
 			t.Errorf("read of %q (range %v) not refused clearly: %v", req.Key, req.Kind == model.CoordRange, err)
 		}
 	}
 	if coordCalls != calls {
 		t.Fatalf("refused reads reached the coordination store (%d calls)", coordCalls-calls)
+	}
+	// The migration records and the alive keys are readable (status, migrate).
+	for _, req := range []model.CoordRequest{{Kind: model.CoordRange, Key: model.MigrationsPrefix}, {Kind: model.CoordGet, Key: model.AliveKey(1)}} {
+		if _, _, err := remote.Do(ctx, req); err != nil {
+			t.Errorf("read of %q refused: %v", req.Key, err)
+		}
 	}
 	if _, se, _ := remote.Do(ctx, model.PutIfVersion("k", nil, 0)); se != model.ErrUnavailable {
 		t.Fatalf("a client write went through: %v", se)
@@ -187,9 +195,9 @@ func TestConversionRoundTrip(t *testing.T) {
 		if !ok {
 			t.Fatalf("%+v not encoded", msg)
 		}
-		back, ok := fromPB(env)
-		if !ok {
-			t.Fatalf("%+v not decoded", env)
+		back, err := fromPB(env)
+		if err != nil {
+			t.Fatalf("%+v not decoded: %v", env, err)
 		}
 		switch {
 		case msg.Request != nil && *back.Request != *msg.Request,
@@ -206,7 +214,7 @@ func TestConversionRejectsEmpty(t *testing.T) {
 	if _, ok := toPB(1, 2, &model.Message{}); ok {
 		t.Fatal("an empty message was encoded")
 	}
-	if _, ok := fromPB(&pb.Envelope{From: 1, To: 2}); ok {
+	if _, err := fromPB(&pb.Envelope{From: 1, To: 2}); err == nil {
 		t.Fatal("an empty envelope was decoded")
 	}
 }
