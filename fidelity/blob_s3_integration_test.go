@@ -5,8 +5,6 @@ package fidelity
 import (
 	"context"
 	"fmt"
-	"os"
-	"strings"
 	"testing"
 	"time"
 
@@ -27,27 +25,7 @@ func (keepOpen) Close() error { return nil }
 // S3 provider, each sequence under a fresh prefix of the shared bucket: every
 // answer, the refused keys included, must agree with the simulated store.
 func TestBlobFidelityS3(t *testing.T) {
-	endpoint := servicetest.Env(t, "TERRITORY_S3_ENDPOINT", "start scripts/s3-server.sh and export its env (or run scripts/test-integration.sh)")
-	env := func(k, def string) string {
-		if v := os.Getenv(k); v != "" {
-			return v
-		}
-		return def
-	}
-	host := strings.TrimPrefix(strings.TrimPrefix(endpoint, "http://"), "https://")
-	conf := fmt.Sprintf(`type: S3
-config:
-  bucket: %s
-  endpoint: %s
-  region: %s
-  access_key: ${TERRITORY_S3_ACCESS_KEY}
-  secret_key: ${TERRITORY_S3_SECRET_KEY}
-  insecure: %v
-  bucket_lookup_type: path
-`, env("TERRITORY_S3_BUCKET", "territory-test"), host, env("TERRITORY_S3_REGION", "us-east-1"), strings.HasPrefix(endpoint, "http://"))
-	t.Setenv("TERRITORY_S3_ACCESS_KEY", env("TERRITORY_S3_ACCESS_KEY", "territory"))
-	t.Setenv("TERRITORY_S3_SECRET_KEY", env("TERRITORY_S3_SECRET_KEY", "territory-secret"))
-	s, err := blob.Open(context.Background(), []byte(conf), nil)
+	s, err := blob.Open(context.Background(), servicetest.S3Config(t), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,7 +3,6 @@ package blob
 import (
 	"context"
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -24,27 +23,7 @@ func TestAcceptanceFilesystem(t *testing.T) {
 // TestPortS3 runs against a real S3 server (scripts/s3-server.sh) when
 // TERRITORY_S3_ENDPOINT is set.
 func TestPortS3(t *testing.T) {
-	endpoint := servicetest.Env(t, "TERRITORY_S3_ENDPOINT", "start scripts/s3-server.sh and export its env to run the S3 test")
-	env := func(k, def string) string {
-		if v := os.Getenv(k); v != "" {
-			return v
-		}
-		return def
-	}
-	host := strings.TrimPrefix(strings.TrimPrefix(endpoint, "http://"), "https://")
-	conf := fmt.Sprintf(`type: S3
-config:
-  bucket: %s
-  endpoint: %s
-  region: %s
-  access_key: ${TERRITORY_S3_ACCESS_KEY}
-  secret_key: ${TERRITORY_S3_SECRET_KEY}
-  insecure: %v
-  bucket_lookup_type: path
-`, env("TERRITORY_S3_BUCKET", "territory-test"), host, env("TERRITORY_S3_REGION", "us-east-1"), strings.HasPrefix(endpoint, "http://"))
-	t.Setenv("TERRITORY_S3_ACCESS_KEY", env("TERRITORY_S3_ACCESS_KEY", "territory"))
-	t.Setenv("TERRITORY_S3_SECRET_KEY", env("TERRITORY_S3_SECRET_KEY", "territory-secret"))
-	s, err := Open(context.Background(), []byte(conf), nil)
+	s, err := Open(context.Background(), servicetest.S3Config(t), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

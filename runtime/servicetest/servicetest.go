@@ -12,7 +12,9 @@
 package servicetest
 
 import (
+	"fmt"
 	"os"
+	"strings"
 	"testing"
 )
 
@@ -41,4 +43,34 @@ func Env(t testing.TB, name, hint string) string {
 		Absent(t, name+" is not set: "+hint)
 	}
 	return v
+}
+
+// S3Config is the runtime/blob configuration of the S3 server the
+// integration scripts start (scripts/s3-server.sh): TERRITORY_S3_ENDPOINT,
+// and the bucket, region and keys from their TERRITORY_S3_* variables or the
+// script's defaults. The keys reach the configuration through the
+// environment (the test's own, restored afterwards), as in production.
+func S3Config(t testing.TB) []byte {
+	t.Helper()
+	endpoint := Env(t, "TERRITORY_S3_ENDPOINT", "start scripts/s3-server.sh and export its env (or run scripts/test-integration.sh)")
+	env := func(k, def string) string {
+		if v := os.Getenv(k); v != "" {
+			return v
+		}
+		return def
+	}
+	host := strings.TrimPrefix(strings.TrimPrefix(endpoint, "http://"), "https://")
+	conf := fmt.Sprintf(`type: S3
+config:
+  bucket: %s
+  endpoint: %s
+  region: %s
+  access_key: ${TERRITORY_S3_ACCESS_KEY}
+  secret_key: ${TERRITORY_S3_SECRET_KEY}
+  insecure: %v
+  bucket_lookup_type: path
+`, env("TERRITORY_S3_BUCKET", "territory-test"), host, env("TERRITORY_S3_REGION", "us-east-1"), strings.HasPrefix(endpoint, "http://"))
+	t.Setenv("TERRITORY_S3_ACCESS_KEY", env("TERRITORY_S3_ACCESS_KEY", "territory"))
+	t.Setenv("TERRITORY_S3_SECRET_KEY", env("TERRITORY_S3_SECRET_KEY", "territory-secret"))
+	return []byte(conf)
 }
