@@ -175,7 +175,7 @@ func (g *migrator) onRoute(m *Manager, why string, resp CoordResponse) {
 		g.refuseAsked(m, asked, g.refusalOfDest(from, to), detail)
 		return
 	}
-	if why == "retry" && to == from && !g.lost(to) {
+	if why == "retry" && to == from {
 		// The route names T_dest already (the flip landed before the
 		// failure) and T_dest is serving: the move is made. Drawing another
 		// destination from it would move the subgraph back, away from where

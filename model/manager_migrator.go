@@ -235,7 +235,7 @@ func (g *migrator) act(m *Manager, r MigrationRecord) {
 		if age < MigrationRetryMs(g.cfg.MigRetryBaseMs, g.cfg.MigRetryCapMs, r.Attempts) {
 			return
 		}
-		if r.Attempts >= MigrationMaxAttempts {
+		if !r.RetriesLeft() {
 			g.remove(m, r) // abandoned
 			return
 		}

@@ -128,6 +128,12 @@ type MigrationRecord struct {
 	ModRevision int64
 }
 
+// RetriesLeft reports whether a FAILED record may be retried: a FAILED
+// record with none left is deleted as abandoned. A FAILED record with
+// retries left is deleted only when its route names its T_dest already (the
+// move was made before the failure: migrator.onRoute).
+func (r *MigrationRecord) RetriesLeft() bool { return r.Attempts < MigrationMaxAttempts }
+
 // Encode is the record's value: name=value pairs a person can read.
 func (r *MigrationRecord) Encode() []byte {
 	target := ""
@@ -227,7 +233,7 @@ func MigrationCAS(rec MigrationRecord, next MigrationRecord) (CoordRequest, erro
 		return CoordRequest{}, fmt.Errorf("migration %s: next record is of subgraph %d", MigrationKey(rec.Subgraph), next.Subgraph)
 	}
 	if rec.State == MigFailed && next.State == MigPending {
-		if rec.Attempts >= MigrationMaxAttempts {
+		if !rec.RetriesLeft() {
 			return CoordRequest{}, fmt.Errorf("migration %s: %d attempts, no retry left", MigrationKey(rec.Subgraph), rec.Attempts)
 		}
 		if next.Epoch <= rec.Epoch || next.Attempts != rec.Attempts+1 {

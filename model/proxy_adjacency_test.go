@@ -7,12 +7,7 @@ import "testing"
 // adjacent is dropped (FactProxyDropped) and its stale reads go elsewhere.
 func TestProxyKeepsOnlyAdjacentReplicas(t *testing.T) {
 	const n = 3
-	cfg := DefaultTerritoryConfig(7, n)
-	cfg.Proxy = true
-	tr, err := NewTerritory(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tr := proxyTerritory(t, n)
 	own := adjacentTo(tr, 0, neuronIn(1, n))
 	record := func(sg SubgraphID, from, to uint64) []byte {
 		var es []LogEntry
@@ -101,4 +96,16 @@ func TestProxyKeepsOnlyAdjacentReplicas(t *testing.T) {
 	if s := effects[Send](out); len(s) != 1 || s[0].Msg.Reply == nil || s[0].Msg.Reply.Result.Status != StatusWrongTerritory {
 		t.Fatalf("a stale read of a dropped replica: %v", out.Effects)
 	}
+}
+
+// proxyTerritory is territory 7 of a cluster of n subgraphs, with a proxy.
+func proxyTerritory(t *testing.T, n uint32) *Territory {
+	t.Helper()
+	cfg := DefaultTerritoryConfig(7, n)
+	cfg.Proxy = true
+	tr, err := NewTerritory(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tr
 }

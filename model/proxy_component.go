@@ -5,7 +5,8 @@ import "slices"
 // proxy is the supernode proxy of a territory (seed protocol 3): it consumes
 // the egress stream (egress.go) into a replica of each subgraph the stream
 // carries (the subgraphs that hold a supernode) that the territory is
-// adjacent to (proxy_adjacency.go), and serves stale reads from it. It applies each event once and in LSN order: an event at or below the
+// adjacent to (proxy_adjacency.go), and serves stale reads from it. It
+// applies each event once and in LSN order: an event at or below the
 // replica's LSN is a redelivery or a republished duplicate and is dropped; an
 // event past the next LSN is a gap the egress must never make: the replica
 // stops there and reports it (FactProxyGap) rather than fold a wrong state.

@@ -7,12 +7,7 @@ import "testing"
 // without a replica the territory says wrong-territory.
 func TestStaleReadIsServedByPrimaryOrReplica(t *testing.T) {
 	const n = 3
-	cfg := DefaultTerritoryConfig(7, n)
-	cfg.Proxy = true
-	tr, err := NewTerritory(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tr := proxyTerritory(t, n)
 	tr.booted = true
 	fold := func(sg SubgraphID, potentials ...int64) *SubgraphState {
 		st := NewSubgraphState(sg, n, GenesisPolicy())
@@ -68,12 +63,7 @@ func TestStaleReadIsServedByPrimaryOrReplica(t *testing.T) {
 // long (on its clock) it has been behind; zero once it caught up.
 func TestProxyReportsReplicaLag(t *testing.T) {
 	const n = 3
-	cfg := DefaultTerritoryConfig(7, n)
-	cfg.Proxy = true
-	tr, err := NewTerritory(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tr := proxyTerritory(t, n)
 	nn := neuronIn(1, n)
 	entry := func(lsn uint64) LogEntry {
 		ev := Event{Type: EvStimulate, Neuron: nn, Value: 1, Subgraph: 1, LSN: lsn, UUID: EventUUID{Hi: 3, Lo: lsn}}

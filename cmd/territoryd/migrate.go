@@ -138,7 +138,7 @@ func migrationEnded(ctx context.Context, w io.Writer, r *transport.Remote, a mod
 		to = last.To // a retry may have gone to another territory
 	}
 	switch {
-	case last != nil && last.State == model.MigFailed && last.Attempts >= model.MigrationMaxAttempts:
+	case last != nil && last.State == model.MigFailed && !last.RetriesLeft():
 		return exitf(1, "migrate: subgraph %d: FAILED %d times, abandoned; served by %d (epoch %d)", sg, last.Attempts, rt.Primary, rt.Epoch)
 	case rt.Primary == to && last != nil && last.State == model.MigFailed:
 		// The manager removes a FAILED record whose route names T_dest

@@ -13,6 +13,7 @@ const (
 	OutcomeCommitted = "committed" // the record reached COMMITTED
 	OutcomeFailed    = "failed"    // an attempt went FAILED (it is retried, up to model.MigrationMaxAttempts)
 	OutcomeAbandoned = "abandoned" // deleted as FAILED after the last attempt
+	OutcomeRecovered = "recovered" // deleted as FAILED with retries left: the route named its T_dest, which took the subgraph up from the log (the move was made)
 )
 
 // migrationMetrics are the series of phased migrations: the manager's
@@ -43,7 +44,7 @@ func newMigrationMetrics() *migrationMetrics {
 	return &migrationMetrics{entered: map[model.SubgraphID]migEntered{}, held: map[migKey]time.Time{},
 		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "territory_migrations_total",
-			Help: "Migration attempts by outcome: committed, failed (FAILED; retried up to the attempt bound) or abandoned (deleted after the last failed attempt). Counted by the manager.",
+			Help: "Migration attempts by outcome: committed, failed (FAILED; retried up to the attempt bound), abandoned (deleted after the last failed attempt) or recovered (a FAILED record deleted because its route names its T_dest, which recovered the subgraph from the log). Counted by the manager.",
 		}, []string{"outcome"}),
 		phase: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "territory_migration_phase_seconds",
@@ -87,6 +88,8 @@ func (m *migrationMetrics) observe(now time.Time, f model.Fact) {
 			m.outcomes.WithLabelValues(OutcomeCommitted).Inc()
 		case r.State == model.MigFailed && f.Prev != model.MigFailed:
 			m.outcomes.WithLabelValues(OutcomeFailed).Inc()
+		case r.State == 0 && f.Prev == model.MigFailed && r.RetriesLeft():
+			m.outcomes.WithLabelValues(OutcomeRecovered).Inc()
 		case r.State == 0 && f.Prev == model.MigFailed:
 			m.outcomes.WithLabelValues(OutcomeAbandoned).Inc()
 		}

@@ -42,7 +42,17 @@ func TestMigrationMetrics(t *testing.T) {
 	write(model.MigCatchupStreaming, model.MigSyncComplete, time.Millisecond)
 	write(model.MigSyncComplete, model.MigCommitted, time.Millisecond)
 	write(model.MigCommitted, 0, time.Millisecond)
-	// A second attempt fails twice and is abandoned.
+	// A second migration's first attempt fails after its flip, and the
+	// manager deletes it since the route names T_dest: recovered, not
+	// abandoned.
+	write(0, model.MigPending, 0)
+	write(model.MigPending, model.MigSnapshotStreaming, 0)
+	write(model.MigSnapshotStreaming, model.MigRouteFlipped, 0)
+	write(model.MigRouteFlipped, model.MigCatchupStreaming, 0)
+	write(model.MigCatchupStreaming, model.MigFailed, 0)
+	write(model.MigFailed, 0, 0)
+	// A third one's last attempt fails: abandoned.
+	rec.Attempts = model.MigrationMaxAttempts
 	write(0, model.MigPending, 0)
 	write(model.MigPending, model.MigSnapshotStreaming, 0)
 	write(model.MigSnapshotStreaming, model.MigFailed, 0)
@@ -51,11 +61,14 @@ func TestMigrationMetrics(t *testing.T) {
 	if c := testutil.ToFloat64(m.mig.outcomes.WithLabelValues(OutcomeCommitted)); c != 1 {
 		t.Errorf("committed %v", c)
 	}
-	if c := testutil.ToFloat64(m.mig.outcomes.WithLabelValues(OutcomeFailed)); c != 1 {
+	if c := testutil.ToFloat64(m.mig.outcomes.WithLabelValues(OutcomeFailed)); c != 2 {
 		t.Errorf("failed %v", c)
 	}
 	if c := testutil.ToFloat64(m.mig.outcomes.WithLabelValues(OutcomeAbandoned)); c != 1 {
 		t.Errorf("abandoned %v", c)
+	}
+	if c := testutil.ToFloat64(m.mig.outcomes.WithLabelValues(OutcomeRecovered)); c != 1 {
+		t.Errorf("recovered %v", c)
 	}
 	if n := testutil.CollectAndCount(m.mig.phase); n != 7 {
 		t.Errorf("%d phases timed, want 7 (every state)", n)
@@ -73,8 +86,8 @@ func TestMigrationMetrics(t *testing.T) {
 			}
 		case "territory_migration_phase_seconds":
 			for _, s := range mf.GetMetric() {
-				if s.GetLabel()[0].GetValue() == "SNAPSHOT_STREAMING" && s.GetHistogram().GetSampleCount() != 2 {
-					t.Errorf("SNAPSHOT_STREAMING timed %d times, want 2", s.GetHistogram().GetSampleCount())
+				if s.GetLabel()[0].GetValue() == "SNAPSHOT_STREAMING" && s.GetHistogram().GetSampleCount() != 3 {
+					t.Errorf("SNAPSHOT_STREAMING timed %d times, want 3 (once per migration)", s.GetHistogram().GetSampleCount())
 				}
 			}
 		}
