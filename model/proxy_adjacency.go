@@ -69,9 +69,10 @@ func (t *Territory) adjacent() []SubgraphID {
 }
 
 // refresh brings the replicas in line with the adjacency: a replica no
-// longer adjacent is dropped; a subgraph newly adjacent is read again from
-// its first record in the stream, if the proxy has read past it (else it
-// comes in order).
+// longer adjacent is dropped; one newly adjacent starts from its snapshot
+// (proxy_snapshot.go): now if the proxy has read records of it (it then
+// reads again from the record that holds the snapshot's LSN + 1), else when
+// its first record comes.
 func (x *proxy) refresh() {
 	adj := x.t.adjacent()
 	for _, sg := range slices.Sorted(maps.Keys(x.want)) {
@@ -91,8 +92,8 @@ func (x *proxy) refresh() {
 			continue
 		}
 		x.want[sg] = true
-		if off, ok := x.first[sg]; ok && off < x.offset {
-			x.offset = off
+		if x.seen[sg] > 0 {
+			x.load(sg)
 		}
 	}
 }

@@ -21,47 +21,10 @@ func TestProxyKeepsOnlyAdjacentReplicas(t *testing.T) {
 		return EncodeEgressRecord(es)
 	}
 	stream := [][]byte{record(1, 1, 2), record(2, 1, 3), record(1, 3, 3)}
-	out := &Outbox{}
-	now := int64(0)
-	tr.Step(now, Start{}, out)
-	// step answers the pending stream read from the stream, fires the poll
-	// timer and returns the next read's offset and the facts observed.
-	step := func() (uint64, []Fact) {
-		t.Helper()
-		var read *LogCall
-		for _, c := range effects[LogCall](out) {
-			if c.Req.Stream == EgressStream {
-				read = &c
-			}
-		}
-		if read == nil {
-			t.Fatalf("no read of the egress stream: %v", out.Effects)
-		}
-		var es []LogEntry
-		for off := read.Req.FromLSN; off <= uint64(len(stream)); off++ {
-			es = append(es, LogEntry{LSN: off, Data: stream[off-1]})
-		}
-		var facts []Fact
-		now += 10
-		out.Reset()
-		tr.Step(now, LogResult{ReqID: read.ReqID, Resp: LogResponse{TailLSN: uint64(len(stream)), Entries: es}}, out)
-		for _, o := range effects[Observe](out) {
-			facts = append(facts, o.Fact)
-		}
-		timers := effects[SetTimer](out)
-		now += timers[len(timers)-1].AfterMs
-		out.Reset()
-		tr.Step(now, TimerFired{ID: timers[len(timers)-1].ID}, out)
-		for _, o := range effects[Observe](out) {
-			facts = append(facts, o.Fact)
-		}
-		for _, c := range effects[LogCall](out) {
-			if c.Req.Stream == EgressStream {
-				return c.Req.FromLSN, facts
-			}
-		}
-		t.Fatalf("no next read: %v", out.Effects)
-		return 0, nil
+	d := newProxyDriver(t, tr, stream)
+	step := d.step
+	if from, facts := step(); from != 1 || len(snapshotFacts(facts)) != 1 {
+		t.Fatalf("first record of subgraph 1: read again from %d, facts %v; want its load (no snapshot), then offset 1", from, facts)
 	}
 	if from, _ := step(); from != 4 {
 		t.Fatalf("next read from offset %d, want 4", from)
@@ -91,8 +54,8 @@ func TestProxyKeepsOnlyAdjacentReplicas(t *testing.T) {
 	if !dropped || tr.Replica(1) != nil || tr.Replica(2) == nil {
 		t.Fatalf("no longer adjacent to subgraph 1: dropped=%v replica 1 %v, facts %v", dropped, tr.Replica(1), facts)
 	}
-	out.Reset()
-	tr.Step(now, MessageIn{From: 50, Msg: &Message{Request: &Request{ID: EventUUID{Hi: 9}, Op: OpReadNeuron, Neuron: neuronIn(1, n), Stale: true}}}, out)
+	out := &Outbox{}
+	tr.Step(d.now, MessageIn{From: 50, Msg: &Message{Request: &Request{ID: EventUUID{Hi: 9}, Op: OpReadNeuron, Neuron: neuronIn(1, n), Stale: true}}}, out)
 	if s := effects[Send](out); len(s) != 1 || s[0].Msg.Reply == nil || s[0].Msg.Reply.Result.Status != StatusWrongTerritory {
 		t.Fatalf("a stale read of a dropped replica: %v", out.Effects)
 	}

@@ -11,13 +11,13 @@ import "slices"
 // event past the next LSN is a gap the egress must never make: the replica
 // stops there and reports it (FactProxyGap) rather than fold a wrong state.
 //
-// It keeps nothing durable: after a crash it rebuilds from the start of the
-// stream. What is not built: a replica restricted to the supernodes'
-// potentials and the axon terminals that concern this territory (it keeps
-// the whole subgraph, which the digest check compares with the primary's
-// fold: folding an event soundly needs the dedup table, every neuron's
-// degrees and potential, and every synapse's existence), and a rebuild from
-// the primary's snapshot plus the stream.
+// It keeps nothing durable: a replica starts from its subgraph's committed
+// snapshot, then the stream after it (proxy_snapshot.go), after a crash as
+// when newly adjacent. What is not built: a replica restricted to the
+// supernodes' potentials and the axon terminals that concern this territory
+// (it keeps the whole subgraph, which the digest check compares with the
+// primary's fold: folding an event soundly needs the dedup table, every
+// neuron's degrees and potential, and every synapse's existence).
 type proxy struct {
 	noHooks
 	t        *Territory
@@ -26,15 +26,22 @@ type proxy struct {
 	replicas map[SubgraphID]*SubgraphState
 	stuck    map[SubgraphID]bool // a gap was seen: the replica no longer advances
 	lag      map[SubgraphID]*replicaLag
-	want     map[SubgraphID]bool   // the subgraphs the territory is adjacent to (refresh)
-	first    map[SubgraphID]uint64 // the stream offset of each subgraph's first record (LSN 1)
-	busy     bool
-	tries    int
+	want     map[SubgraphID]bool // the subgraphs the territory is adjacent to (refresh)
+	// Where the stream holds what (proxy_snapshot.go), for every subgraph
+	// read: the marks of its records and the highest LSN read.
+	marks   map[SubgraphID][]proxyMark
+	seen    map[SubgraphID]uint64
+	loading map[SubgraphID]*proxyLoad // snapshot loads in flight: the reads wait
+	busy    bool                      // a read or a load is in flight
+	tries   int
 }
 
 const (
 	proxyTagRead uint8 = iota + 1
 	proxyTagPoll       // timer
+	proxyTagHead       // a snapshot head (call.sg)
+	proxyTagBlob       // its blob
+	proxyTagLoadRetry  // timer
 )
 
 // proxyBatch bounds the entries of one stream read.
@@ -81,7 +88,7 @@ func (FactProxyGap) isFact()     {}
 
 func newProxy(t *Territory) *proxy {
 	p := &proxy{t: t, offset: 1, replicas: map[SubgraphID]*SubgraphState{}, stuck: map[SubgraphID]bool{}, lag: map[SubgraphID]*replicaLag{},
-		want: map[SubgraphID]bool{}, first: map[SubgraphID]uint64{}}
+		want: map[SubgraphID]bool{}, marks: map[SubgraphID][]proxyMark{}, seen: map[SubgraphID]uint64{}, loading: map[SubgraphID]*proxyLoad{}}
 	p.id = t.register(p)
 	return p
 }
@@ -89,19 +96,35 @@ func newProxy(t *Territory) *proxy {
 // start begins consuming at boot.
 func (x *proxy) start() { x.poll() }
 
+// poll brings the replicas in line with the adjacency, then reads the stream
+// once no snapshot load is in flight (loaded reads then).
 func (x *proxy) poll() {
+	x.busy = true
 	x.refresh()
+	if len(x.loading) == 0 {
+		x.read()
+	}
+}
+
+func (x *proxy) read() {
 	x.busy = true
 	x.t.log(call{comp: x.id, tag: proxyTagRead}, LogRequest{Kind: LogRead, Stream: EgressStream, FromLSN: x.offset, MaxEntries: proxyBatch})
 }
 
 func (x *proxy) onTimer(_ *primary, c call) {
-	if c.tag == proxyTagPoll && !x.busy {
+	switch {
+	case c.tag == proxyTagPoll && !x.busy:
 		x.poll()
+	case c.tag == proxyTagLoadRetry && x.loading[c.sg] != nil:
+		x.getHead(c.sg)
 	}
 }
 
 func (x *proxy) onResult(_ *primary, c call, res *result) {
+	if c.tag == proxyTagHead || c.tag == proxyTagBlob {
+		x.onLoad(c, res)
+		return
+	}
 	if c.tag != proxyTagRead {
 		return
 	}
@@ -115,20 +138,28 @@ func (x *proxy) onResult(_ *primary, c call, res *result) {
 	entries := res.Log.Entries
 	var touched []SubgraphID
 	for i := range entries {
-		x.offset = max(x.offset, entries[i].LSN+1) // a redelivery reads an older offset again
 		evs, _, tail, err := DecodeEgressRecordTail(entries[i].Data)
 		if err != nil {
+			x.offset = max(x.offset, entries[i].LSN+1)
 			x.t.out.Add(badCoordValue(x.t.cfg.ID, "egress stream", err))
 			continue
 		}
 		if sg := evs[0].Subgraph; uint32(sg) < x.t.cfg.Subgraphs {
-			if off, ok := x.first[sg]; evs[0].LSN == 1 && (!ok || entries[i].LSN < off) {
-				x.first[sg] = entries[i].LSN
+			if x.want[sg] && x.replicas[sg] == nil {
+				// The first record of a subgraph the replica wants: start it
+				// from the snapshot, and read on from this record.
+				x.offset = entries[i].LSN
+				x.reportAll(touched)
+				x.busy = true
+				x.load(sg)
+				return
 			}
+			x.mark(sg, evs[0].LSN, evs[len(evs)-1].LSN, entries[i].LSN)
 			if x.want[sg] {
 				x.learnTail(sg, tail)
 			}
 		}
+		x.offset = max(x.offset, entries[i].LSN+1) // a redelivery reads an older offset again
 		for j := range evs {
 			ev := &evs[j]
 			if uint32(ev.Subgraph) < x.t.cfg.Subgraphs && x.apply(ev) && !slices.Contains(touched, ev.Subgraph) {
@@ -136,25 +167,35 @@ func (x *proxy) onResult(_ *primary, c call, res *result) {
 			}
 		}
 	}
-	slices.Sort(touched)
-	for _, sg := range touched {
-		x.learnTail(sg, 0) // a record of several subgraphs is not the egress's, but must not panic
-		st, l := x.replicas[sg], x.lag[sg]
-		f := FactProxyApplied{Territory: x.t.cfg.ID, Subgraph: sg, LSN: st.AppliedLSN, Digest: st.Digest(), Offset: x.offset - 1, Tail: max(l.tail, st.AppliedLSN),
-			Supernodes: st.Supernodes()}
-		f.LagEvents = f.Tail - st.AppliedLSN
-		if f.LagEvents == 0 {
-			l.behindSinceMs = -1
-		} else {
-			f.LagMs = x.t.nowMs - l.behindSinceMs
-		}
-		x.t.observe(f)
-	}
+	x.reportAll(touched)
 	if len(entries) == proxyBatch {
 		x.poll()
 		return
 	}
 	x.t.afterMs(call{comp: x.id, tag: proxyTagPoll}, x.t.cfg.TickMs)
+}
+
+// reportAll reports the replicas a batch advanced, in subgraph order.
+func (x *proxy) reportAll(touched []SubgraphID) {
+	slices.Sort(touched)
+	for _, sg := range touched {
+		x.learnTail(sg, 0) // a record of several subgraphs is not the egress's, but must not panic
+		x.report(sg)
+	}
+}
+
+// report observes sg's replica and its lag.
+func (x *proxy) report(sg SubgraphID) {
+	st, l := x.replicas[sg], x.lag[sg]
+	f := FactProxyApplied{Territory: x.t.cfg.ID, Subgraph: sg, LSN: st.AppliedLSN, Digest: st.Digest(), Offset: x.offset - 1, Tail: max(l.tail, st.AppliedLSN),
+		Supernodes: st.Supernodes()}
+	f.LagEvents = f.Tail - st.AppliedLSN
+	if f.LagEvents == 0 {
+		l.behindSinceMs = -1
+	} else {
+		f.LagMs = x.t.nowMs - l.behindSinceMs
+	}
+	x.t.observe(f)
 }
 
 // apply folds one event of the stream once, in LSN order, if the territory
@@ -164,11 +205,9 @@ func (x *proxy) apply(ev *Event) bool {
 		return false
 	}
 	st := x.replicas[ev.Subgraph]
-	if st == nil {
-		st = NewSubgraphState(ev.Subgraph, x.t.cfg.Subgraphs, GenesisPolicy())
-		x.replicas[ev.Subgraph] = st
-	}
 	switch {
+	case st == nil:
+		return false // not a record of the egress: its first event names another subgraph
 	case x.stuck[ev.Subgraph]:
 		return false
 	case ev.LSN <= st.AppliedLSN:

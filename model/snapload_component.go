@@ -117,17 +117,28 @@ func (k *loader) onRange(p *primary, s *loadState, res *result) {
 	t.disk(scoped(k.id, loadCacheRead, p), DiskRequest{Kind: DiskRead, Path: SnapshotCachePath(p.sg)})
 }
 
-// good decodes data if it is the snapshot cand names: its size and checksum,
-// its subgraph and LSN.
+// good decodes data if it is the snapshot cand names (SnapshotFor).
 func (k *loader) good(p *primary, cand SnapshotRecord, data []byte) *SubgraphState {
+	s, _ := SnapshotFor(cand, k.t.cfg.Subgraphs, data)
+	return s
+}
+
+// SnapshotFor decodes data if it is the snapshot cand names: its size and
+// checksum, its subgraph (of count) and LSN; else it says what failed.
+func SnapshotFor(cand SnapshotRecord, count uint32, data []byte) (*SubgraphState, error) {
 	if len(data) != cand.Size || crc32.Checksum(data, crc32.MakeTable(crc32.Castagnoli)) != cand.Checksum {
-		return nil
+		return nil, fmt.Errorf("snapshot %s: %d bytes with checksum %08x, the record says %d and %08x", cand.UUID, len(data),
+			crc32.Checksum(data, crc32.MakeTable(crc32.Castagnoli)), cand.Size, cand.Checksum)
 	}
 	s, err := DecodeSnapshot(data)
-	if err != nil || s.ID != p.sg || s.Count != k.t.cfg.Subgraphs || s.AppliedLSN != cand.LSN {
-		return nil
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("snapshot %s: %w", cand.UUID, err)
+	case s.ID != cand.Subgraph || s.Count != count || s.AppliedLSN != cand.LSN:
+		return nil, fmt.Errorf("snapshot %s: subgraph %d of %d at LSN %d, the record says %d of %d at %d", cand.UUID, s.ID, s.Count, s.AppliedLSN,
+			cand.Subgraph, count, cand.LSN)
 	}
-	return s
+	return s, nil
 }
 
 // onCacheRead: local disk may lose unsynced writes, tear a write or return

@@ -73,46 +73,25 @@ func TestProxyReportsReplicaLag(t *testing.T) {
 		return LogEntry{LSN: lsn, Data: ev.Encode()}
 	}
 	adjacentTo(tr, 0, nn)
-	out := &Outbox{}
-	tr.Step(0, Start{}, out)
-	var read *LogCall
-	next := func() {
-		t.Helper()
-		read = nil
-		for _, c := range effects[LogCall](out) {
-			if c.Req.Stream == EgressStream {
-				read = &c
-			}
-		}
-		if read == nil {
-			t.Fatalf("no read of the egress stream: %v", out.Effects)
-		}
-	}
-	next()
-	offset := uint64(0)
+	d := newProxyDriver(t, tr, nil)
 	deliver := func(now int64, from, to, tail uint64) FactProxyApplied {
 		t.Helper()
 		var es []LogEntry
 		for l := from; l <= to; l++ {
 			es = append(es, entry(l))
 		}
-		offset++
-		out.Reset()
-		tr.Step(now, LogResult{ReqID: read.ReqID, Resp: LogResponse{TailLSN: offset, Entries: []LogEntry{{LSN: offset, Data: EncodeEgressRecordTail(es, tail)}}}}, out)
-		var got *FactProxyApplied
-		for _, o := range effects[Observe](out) {
-			if f, ok := o.Fact.(FactProxyApplied); ok {
-				got = &f
+		d.stream = append(d.stream, EncodeEgressRecordTail(es, tail))
+		d.now = now
+		for range 2 { // the first record loads the (absent) snapshot first
+			_, facts := d.step()
+			for _, f := range facts {
+				if f, ok := f.(FactProxyApplied); ok {
+					return f
+				}
 			}
 		}
-		if got == nil {
-			t.Fatalf("no FactProxyApplied: %v", out.Effects)
-		}
-		timers := effects[SetTimer](out)
-		out.Reset()
-		tr.Step(now+timers[len(timers)-1].AfterMs, TimerFired{ID: timers[len(timers)-1].ID}, out)
-		next()
-		return *got
+		t.Fatalf("no FactProxyApplied")
+		return FactProxyApplied{}
 	}
 	if f := deliver(10, 1, 2, 5); f.LSN != 2 || f.Tail != 5 || f.LagEvents != 3 || f.LagMs != 0 {
 		t.Fatalf("first record: %+v", f)

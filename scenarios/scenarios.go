@@ -384,6 +384,8 @@ func buildSupernodes(seed uint64, cfg *sim.Config) error {
 	cfg.Egress = 2
 	cfg.Policy.MaxOutDegree, cfg.Policy.MaxInDegree, cfg.Policy.SupernodeDegree = 6, 6, 3
 	cfg.Workload.Neurons = 32
+	// Snapshots: a proxy starts its replicas from them (model/proxy_snapshot.go).
+	withSnapshots(cfg, 24)
 	if seed%2 == 1 {
 		// Odd seeds draw from the real connectome's hubs (connectome.go):
 		// only the hubs' real degrees reach the supernode threshold.
@@ -396,7 +398,7 @@ func buildSupernodes(seed uint64, cfg *sim.Config) error {
 	}
 	cfg.Workload.Mix = sim.OpMix{Create: 10, Stimulate: 25, ReadNeuron: 15, Connect: 25, Adjust: 10, Prune: 3, ReadSynapse: 12}
 	cfg.Workload.StalePM = 600_000 // most reads are stale: served by the proxies
-	if err := generate(seed, cfg, []faults.Kind{faults.HostCrash, faults.NetPartition, faults.LogAckLoss}, 4); err != nil {
+	if err := generate(seed, cfg, []faults.Kind{faults.HostCrash, faults.NetPartition, faults.LogAckLoss, faults.BlobCorrupt}, 4); err != nil {
 		return err
 	}
 	egressFaults(seed, cfg, 3)

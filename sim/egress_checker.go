@@ -18,7 +18,8 @@ import (
 //     already published is a redelivery and must be byte-identical to the
 //     committed entry (so is every event).
 //   - proxy-prefix: every replica a proxy reports is, by digest, the
-//     reference fold of its subgraph's committed log at the replica's LSN.
+//     reference fold of its subgraph's committed log at the replica's LSN;
+//     so is every snapshot a proxy starts a replica from.
 //   - proxy-monotonic: a proxy's LSN of a subgraph never goes down within
 //     one incarnation of its territory (a restart rebuilds from the stream).
 //   - egress-lag: once faults heal (the healed tick) and at the end, for every
@@ -133,6 +134,21 @@ func (c *egressChecker) Observe(v *View, e BusEvent) {
 			k := proxyKey{f.Territory, f.Subgraph}
 			delete(c.proxies, k)
 			c.droppedUs[k] = v.NowUs()
+		case model.FactProxySnapshot:
+			c.lag.ReplicaStarts++
+			switch {
+			case f.Rejected == "":
+				c.lag.FromSnapshot++
+				c.lag.SnapshotLSNs += f.LSN
+				// The snapshot is judged as a replica at its LSN: the fold
+				// there, and not behind a replica the proxy still holds.
+				c.proxyApplied(v, model.FactProxyApplied{Territory: f.Territory, Subgraph: f.Subgraph, LSN: f.LSN, Digest: f.Digest})
+			case f.Rejected != "none":
+				c.lag.SnapshotRejected++
+			}
+			if f.Rewind > 0 {
+				c.lag.Rewinds++
+			}
 		case model.FactProxyGap:
 			v.Violate(invariants.EgressNoGap, "proxy %s: subgraph %d's stream skips from LSN %d to %d", v.HostName(f.Territory), f.Subgraph, f.Applied, f.LSN)
 		}
@@ -296,6 +312,8 @@ func (c *egressChecker) Report(o *Outcome) {
 	}
 	o.Egress.Subgraphs = len(c.streamTo)
 	o.Egress.Replicas, o.Egress.ReplicaNeurons, o.Egress.ReplicaSynapses = c.lag.Replicas, c.lag.ReplicaNeurons, c.lag.ReplicaSynapses
+	o.Egress.ReplicaStarts, o.Egress.FromSnapshot, o.Egress.SnapshotLSNs = c.lag.ReplicaStarts, c.lag.FromSnapshot, c.lag.SnapshotLSNs
+	o.Egress.SnapshotRejected, o.Egress.Rewinds = c.lag.SnapshotRejected, c.lag.Rewinds
 }
 
 // EgressStats are the supernode path's figures of a run.
@@ -313,4 +331,14 @@ type EgressStats struct {
 	Replicas        int
 	ReplicaNeurons  int
 	ReplicaSynapses int
+	// How the proxies started their replicas (model.FactProxySnapshot): all
+	// starts, those from a committed snapshot and the LSNs those did not fold
+	// (the sum of their snapshots' LSNs), the snapshots rejected (not
+	// counting "no snapshot"), and the starts that read the stream again
+	// from an earlier offset.
+	ReplicaStarts    int
+	FromSnapshot     int
+	SnapshotLSNs     uint64
+	SnapshotRejected int
+	Rewinds          int
 }

@@ -237,3 +237,36 @@ func TestProxyAdjacentPlanted(t *testing.T) {
 		}
 	}
 }
+
+func (r *egressRig) fromSnapshot(host model.HostID, lsn uint64, digest uint64) {
+	r.w.publish(FactObserved{Host: host, Fact: model.FactProxySnapshot{Territory: host, Subgraph: 0, UUID: "s", LSN: lsn, Digest: digest}})
+}
+
+// A replica started from a snapshot is judged at the snapshot's LSN, and the
+// starts are counted.
+func TestProxySnapshotStartClean(t *testing.T) {
+	r := newEgressRig(t)
+	r.publish(1, 1, 8)
+	r.fromSnapshot(1, 4, r.digests[3])
+	r.applied(1, 8, r.digests[7])
+	r.w.publish(FactObserved{Host: 2, Fact: model.FactProxySnapshot{Territory: 2, Subgraph: 0, Rejected: "snapshot x: checksum", Rewind: 1}})
+	r.expect()
+	var o Outcome
+	r.w.checkers[0].(*egressChecker).Report(&o)
+	if e := o.Egress; e.ReplicaStarts != 2 || e.FromSnapshot != 1 || e.SnapshotLSNs != 4 || e.SnapshotRejected != 1 || e.Rewinds != 1 {
+		t.Fatalf("figures %+v", e)
+	}
+}
+
+func TestProxySnapshotNotTheFoldPlanted(t *testing.T) {
+	r := newEgressRig(t)
+	r.fromSnapshot(1, 4, r.digests[4]) // LSN 4 claiming the state of LSN 5
+	r.expect(invariants.ProxyPrefix)
+}
+
+func TestProxySnapshotBehindReplicaPlanted(t *testing.T) {
+	r := newEgressRig(t)
+	r.applied(1, 6, r.digests[5])
+	r.fromSnapshot(1, 4, r.digests[3]) // a live replica replaced by an older snapshot
+	r.expect(invariants.ProxyMonotonic)
+}

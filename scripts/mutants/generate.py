@@ -51,6 +51,8 @@ HEADERS = {
  'client-forgets-stale-floor': {'expect': 'stale-read-monotonic'},
  'proxy-keeps-unadjacent-replica': {'expect': 'proxy-adjacent'},
  'proxy-no-reread-on-adjacency': {'expect': 'egress-no-gap'},
+ 'proxy-snapshot-no-rewind': {'expect': 'egress-no-gap'},
+ 'proxy-snapshot-reapplies-its-lsn': {'expect': 'proxy-prefix'},
 }
 muts = {
  'skip-checksum': ("snapshot-gc crash-recovery", "a corrupt snapshot blob is loaded: the checksum checks are skipped", [
@@ -182,7 +184,7 @@ muts = {
    ('model/egress.go', '		e.subs[sg] = egressSub{published: true, cursor: lsn}', '		e.subs[sg] = egressSub{published: true, cursor: lsn + 1}'),
  ]),
  'proxy-applies-out-of-order': ("supernodes", "a proxy applies a read's records newest first, and an event past its replica's next LSN is applied (jumping the LSN) instead of stopping at the gap", [
-   ('model/proxy_component.go', '	for i := range entries {\n		x.offset', '	for i := len(entries) - 1; i >= 0; i-- {\n		x.offset'),
+   ('model/proxy_component.go', '	for i := range entries {\n		evs, _, tail, err', '	for i := len(entries) - 1; i >= 0; i-- {\n		evs, _, tail, err'),
    ('model/proxy_component.go', '		x.stuck[ev.Subgraph] = true\n		x.t.observe(FactProxyGap{Territory: x.t.cfg.ID, Subgraph: ev.Subgraph, Applied: st.AppliedLSN, LSN: ev.LSN})\n		return false\n', '		st.AppliedLSN = ev.LSN - 1\n'),
  ]),
  'proxy-double-applies-redelivery': ("supernodes", "a proxy applies a redelivered event again, as its replica's next LSN, instead of dropping it by (subgraph, LSN)", [
@@ -191,8 +193,14 @@ muts = {
  'proxy-keeps-unadjacent-replica': ("supernodes", "a proxy ignores the loss of adjacency: a replica its territory no longer needs is kept (and fed) for good", [
    ('model/proxy_adjacency.go', '		if slices.Contains(adj, sg) {\n			continue\n		}\n		delete(x.want, sg)', '		if true || slices.Contains(adj, sg) {\n			continue\n		}\n		delete(x.want, sg)'),
  ]),
- 'proxy-no-reread-on-adjacency': ("supernodes", "a proxy newly adjacent to a subgraph does not read the stream again from that subgraph's first record: the replica starts mid-log, at a gap", [
-   ('model/proxy_adjacency.go', '		if off, ok := x.first[sg]; ok && off < x.offset {\n			x.offset = off\n		}', '		_ = x.first[sg]'),
+ 'proxy-no-reread-on-adjacency': ("supernodes", "a proxy newly adjacent to a subgraph without a snapshot does not read the stream again from that subgraph's first record: the replica starts mid-log, at a gap", [
+   ('model/proxy_snapshot.go', '	if x.seen[sg] >= from {', '	if f.UUID != "" && x.seen[sg] >= from {'),
+ ]),
+ 'proxy-snapshot-no-rewind': ("supernodes", "a proxy that starts a replica from a snapshot older than what it read of the subgraph does not read the stream again from the record holding snapshot_LSN + 1: the events between are skipped", [
+   ('model/proxy_snapshot.go', '	if x.seen[sg] >= from {', '	if f.UUID == "" && x.seen[sg] >= from {'),
+ ]),
+ 'proxy-snapshot-reapplies-its-lsn': ("supernodes", "a proxy takes the snapshot as the state before its LSN and resumes at snapshot_LSN instead of snapshot_LSN + 1: the event at the snapshot's LSN is applied twice", [
+   ('model/proxy_snapshot.go', '		from = st.AppliedLSN + 1\n', '		st.AppliedLSN--\n		from = st.AppliedLSN + 1\n'),
  ]),
  'proxy-stale-read-names-next-lsn': ("supernodes", "a proxy's stale read names the LSN after its replica's: the answer claims a state the log had not reached", [
    ('model/stale_read.go', '		r.LSN, r.Proxy = st.AppliedLSN, true', '		r.LSN, r.Proxy = st.AppliedLSN+1, true'),
