@@ -37,11 +37,11 @@ type proxy struct {
 }
 
 const (
-	proxyTagRead uint8 = iota + 1
-	proxyTagPoll       // timer
-	proxyTagHead       // a snapshot head (call.sg)
-	proxyTagBlob       // its blob
-	proxyTagLoadRetry  // timer
+	proxyTagRead      uint8 = iota + 1
+	proxyTagPoll            // timer
+	proxyTagHead            // a snapshot head (call.sg)
+	proxyTagBlob            // its blob
+	proxyTagLoadRetry       // timer
 )
 
 // proxyBatch bounds the entries of one stream read.
