@@ -197,7 +197,7 @@ func (f *fixture) read(req model.Request, lie int64) {
 func (f *fixture) run(t *testing.T, minOps int) verdicts {
 	prog := sim.ProgressRecord{Limits: sim.ProgressBounds{WindowMs: 60_000, MinOps: minOps, MaxUnknownPM: 1000}, Clients: []string{"c1"},
 		StartUs: 0, EndUs: 60_000_000, NowUs: 60_000_000}
-	v, err := check(f.h, f.logs, f.finals, f.pol, fixtureSubgraphs, 10*time.Second, prog)
+	v, err := check(f.h, f.logs, f.finals, f.pol, fixtureSubgraphs, 10*time.Second, prog, sagaConfig(fixtureSubgraphs, 10_000, nil), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package chaos
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"time"
@@ -26,6 +27,9 @@ type verdicts struct {
 	progress   sim.ProgressStats
 	entries    int
 	decays     int
+	sagas      sim.SagaStats
+	// The clients' cross-subgraph connects, and how many ended unknown.
+	crossConnects, crossUnknown int
 }
 
 // check runs, on the history and the logs read back from Pulsar:
@@ -36,7 +40,9 @@ type verdicts struct {
 //   - state-is-fold-of-log and degree-policy: the logs folded by
 //     invariants.Folds, and every key the final sweep read compared with the
 //     fold of the whole log;
-//   - progress (sim.CheckProgress).
+//   - progress (sim.CheckProgress);
+//   - the saga checks (sim.SagaReplay over a causal merge of the logs:
+//     sagas.go).
 //
 // Real topics carry no commit time: each entry's CommitUs is a lower bound,
 // the call time of the client write at that LSN (an entry cannot commit
@@ -46,27 +52,96 @@ type verdicts struct {
 // the log to the earliest return of an acknowledged write above it (open if
 // none): its effect lies in between.
 func check(h *History, logs map[model.SubgraphID][]model.LogEntry, finals []finalRead, pol model.Policy, subgraphs uint32,
-	linTimeout time.Duration, prog sim.ProgressRecord) (verdicts, error) {
+	linTimeout time.Duration, prog sim.ProgressRecord, sagaCfg sim.Config, recs []FaultRecord) (verdicts, error) {
 	var v verdicts
 	nowUs := h.nowUs()
-	var lins []linearizability.SubgraphLog
 	folds := invariants.NewFolds(subgraphs, model.GenesisPolicy())
 	h.mu.Lock()
 	defer h.mu.Unlock()
+
+	// Decode every log and bound each entry's commit (sagas.go).
+	merged := make([][]sagaEntry, subgraphs)
+	for sg := model.SubgraphID(0); uint32(sg) < subgraphs; sg++ {
+		entries := logs[sg]
+		xs := make([]sagaEntry, len(entries))
+		var maxCall int64
+		for i, e := range entries {
+			ev, err := model.DecodeEvent(e.Data)
+			xs[i] = sagaEntry{e: e, ev: ev, ok: err == nil}
+			if err == nil {
+				c, ok := h.callUs[ev.UUID]
+				if ev.Type == model.EvSagaReserve {
+					c, ok = h.callUs[ev.Saga.ID] // the client's connect
+				}
+				if ok {
+					maxCall = max(maxCall, c)
+				}
+			}
+			xs[i].lowUs = maxCall
+		}
+		minRet := nowUs
+		for i := len(xs) - 1; i >= 0; i-- {
+			if r, ok := h.returnUs[xs[i].ev.UUID]; ok && xs[i].ok {
+				minRet = min(minRet, r)
+			}
+			xs[i].highUs = max(minRet, xs[i].lowUs)
+		}
+		merged[sg] = xs
+	}
+
+	// Fold the logs in a causal merge, the saga checker watching, and record
+	// every saga step that changed its subgraph as a SagaEffect operation
+	// from the lower to the upper bound of its commit (the simulator records
+	// it from its first send to its commit).
+	replay := sim.NewSagaReplay(sagaCfg)
+	fevs := faultEvents(recs)
+	nextFault := 0
+	sagas := map[model.SubgraphID]map[uint64]linearizability.Input{}
+	newMerger(subgraphs, merged, folds).run(func(sg model.SubgraphID, x *sagaEntry, ev model.Event, res model.Result, applied bool) {
+		for ; nextFault < len(fevs) && fevs[nextFault].atUs <= x.highUs; nextFault++ {
+			replay.Fault(fevs[nextFault].atUs, fevs[nextFault].f, fevs[nextFault].started)
+		}
+		replay.Folded(x.lowUs, sg, x.e.LSN, ev, res, applied, folds.State(sg))
+		if !applied || !ev.Type.IsSaga() {
+			return
+		}
+		if in, ok := sim.SagaEffectInput(&ev, res, sg, subgraphs); ok {
+			id := h.rec.Call(recorderDecayClient, in, x.lowUs)
+			h.rec.Return(id, linearizability.Output{Status: linearizability.StatusOK}, x.highUs)
+			if sagas[sg] == nil {
+				sagas[sg] = map[uint64]linearizability.Input{}
+			}
+			sagas[sg][x.e.LSN] = in
+		}
+	})
+	for ; nextFault < len(fevs); nextFault++ {
+		replay.Fault(fevs[nextFault].atUs, fevs[nextFault].f, fevs[nextFault].started)
+	}
+	// The clients' cross-subgraph connects, after every log is folded: an
+	// answer is checked against every outcome pre's log recorded for the
+	// connect (the logs carry no commit times to say which came before it).
+	slices.SortStableFunc(h.cross, func(a, b crossConnect) int { return cmp.Compare(a.retUs, b.retUs) })
+	for _, x := range h.cross {
+		replay.Called(x.callUs, x.req)
+	}
+	for _, x := range h.cross {
+		replay.Returned(x.retUs, model.FactOpDone{Request: x.req, Result: x.res, Unknown: x.unknown, Tries: 1})
+	}
+	v.violations = append(v.violations, replay.Final(nowUs)...)
+	v.sagas = replay.Stats()
+	v.crossConnects, v.crossUnknown = len(h.cross), h.crossUnknown
+
+	var lins []linearizability.SubgraphLog
 	for sg := model.SubgraphID(0); uint32(sg) < subgraphs; sg++ {
 		entries := logs[sg]
 		sl := linearizability.SubgraphLog{Subgraph: uint32(sg)}
 		var maxCall int64
 		for _, e := range entries {
-			folds.Committed(nowUs, sg, e)
 			ev, err := model.DecodeEvent(e.Data)
 			if err != nil {
 				return v, fmt.Errorf("subgraph %d LSN %d: %w", sg, e.LSN, err)
 			}
-			if ev.Type.IsSaga() {
-				return v, fmt.Errorf("subgraph %d LSN %d: a saga step (%s): the chaos workload makes no cross-subgraph connect and its checks do not read sagas", sg, e.LSN, ev.Type)
-			}
-			le, err := sim.LinEntry(e, subgraphs, nil)
+			le, err := sim.LinEntry(e, subgraphs, sagas[sg])
 			if err != nil {
 				return v, fmt.Errorf("subgraph %d: %w", sg, err)
 			}

@@ -75,6 +75,12 @@ type Result struct {
 	LogEntries    int                     `json:"log_entries"`
 	TopicMessages int                     `json:"topic_messages"` // raw messages of the streams' topics (data, open, attach)
 	Decays        int                     `json:"decays"`
+	// CrossConnects: the clients' cross-subgraph connects (sagas), of which
+	// CrossUnknown ended without a final answer; Sagas: what the sagas did,
+	// from the folds of the real logs.
+	CrossConnects int           `json:"cross_connects"`
+	CrossUnknown  int           `json:"cross_unknown"`
+	Sagas         sim.SagaStats `json:"sagas"`
 	// SnapshotsChecked: COMMITTED snapshots read from etcd and the bucket and
 	// checked against the logs; SnapshotBlobs: blobs under the run's prefix.
 	SnapshotsChecked int               `json:"snapshots_checked"`
@@ -105,8 +111,8 @@ func (r *Result) Line() string {
 	if !r.Pass {
 		verdict = "FAIL"
 	}
-	return fmt.Sprintf("%s chaos scenario=%s seed=%d linearizable=%s invariants=%s logcheck=%s ops=%d unknown=%d faults=%d wall=%.1fs",
-		verdict, r.Scenario, r.Seed, r.Linearizable, r.Invariants, r.LogCheck, r.Ops, r.UnknownOps, len(r.Faults), r.WallMs/1000)
+	return fmt.Sprintf("%s chaos scenario=%s seed=%d linearizable=%s invariants=%s logcheck=%s ops=%d unknown=%d connects=%d (unknown %d, committed %d, compensated %d) faults=%d wall=%.1fs",
+		verdict, r.Scenario, r.Seed, r.Linearizable, r.Invariants, r.LogCheck, r.Ops, r.UnknownOps, r.CrossConnects, r.CrossUnknown, r.Sagas.Committed, r.Sagas.Compensated, len(r.Faults), r.WallMs/1000)
 }
 
 func loadavg() string {
@@ -285,7 +291,7 @@ func Run(o Options) (*Result, error) {
 	for _, c := range clients {
 		prog.Clients = append(prog.Clients, c.name)
 	}
-	v, err := check(h, logs, finals, pol, sc.Subgraphs, o.LinTimeout, prog)
+	v, err := check(h, logs, finals, pol, sc.Subgraphs, o.LinTimeout, prog, sagaConfig(sc.Subgraphs, sc.Progress.BoundMs, r.Faults), r.Faults)
 	if err != nil {
 		return r, err
 	}
@@ -309,6 +315,7 @@ func Run(o Options) (*Result, error) {
 	r.Invariants = invariantNames(r.Violations)
 	r.Ops, r.UnknownOps, r.NotFinalOps, r.AckedWrites = h.ops, h.unknown, h.notFinal, h.acked.Count()
 	r.LogEntries, r.Decays, r.Progress = v.entries, v.decays, v.progress
+	r.CrossConnects, r.CrossUnknown, r.Sagas = v.crossConnects, v.crossUnknown, v.sagas
 	r.Pass = r.Linearizable == linearizability.VerdictOK && v.log.Verdict == linearizability.VerdictOK && len(r.Violations) == 0
 	r.LoadAfter = loadavg()
 	r.WallMs = ms(time.Since(start))
@@ -318,7 +325,7 @@ func Run(o Options) (*Result, error) {
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // finalSweep reads every neuron of the key space and every synapse the
-// workload can make, one at a time, after the workload stopped: recorded in
+// workload can make (across subgraphs too, if it makes cross ones), one at a time, after the workload stopped: recorded in
 // the history like any operation, and compared with the fold of the log.
 func finalSweep(h *History, cl *client, sc *Scenario, timeout time.Duration) []finalRead {
 	var reqs []model.Request
@@ -328,7 +335,8 @@ func finalSweep(h *History, cl *client, sc *Scenario, timeout time.Duration) []f
 	for pre := 1; pre <= sc.Workload.Neurons; pre++ {
 		for post := 1; post <= sc.Workload.Neurons; post++ {
 			a, b := model.NeuronID(pre), model.NeuronID(post)
-			if pre != post && model.SubgraphOf(a, sc.Subgraphs) == model.SubgraphOf(b, sc.Subgraphs) {
+			cross := sc.Workload.Mix.CrossConnect > 0 || sc.Workload.CrossPM > 0
+			if pre != post && (cross || model.SubgraphOf(a, sc.Subgraphs) == model.SubgraphOf(b, sc.Subgraphs)) {
 				reqs = append(reqs, model.Request{Op: model.OpReadSynapse, Pre: a, Post: b})
 			}
 		}

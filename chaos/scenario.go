@@ -362,8 +362,11 @@ var policy = model.Policy{Epoch: 1, MaxOutDegree: 4, MaxInDegree: 4, DecayPerSec
 var progress = sim.ProgressBounds{BoundMs: 10_000, WindowMs: 5_000, MinOps: 50, MaxUnknownPM: 20_000,
 	MaxBusyPM: 1_000, MaxUnavailablePM: 1_000, MaxBusyRepliesPM: 100_000, MaxUnavailRepliesPM: 100_000}
 
-var defaultWorkload = Workload{Clients: 4, Neurons: 24, OpTimeoutMs: 10_000,
-	Mix: Mix{Create: 10, Stimulate: 35, ReadNeuron: 25, Connect: 10, Adjust: 8, Prune: 4, ReadSynapse: 8}}
+// defaultWorkload: about one operation in eight is a cross-subgraph connect
+// (a handshake saga), and half the adjusts, prunes and synapse reads pair
+// neurons of two subgraphs (a cross prune is an unlink saga).
+var defaultWorkload = Workload{Clients: 4, Neurons: 24, OpTimeoutMs: 10_000, CrossPM: 500,
+	Mix: Mix{Create: 10, Stimulate: 35, ReadNeuron: 25, Connect: 10, Adjust: 8, Prune: 4, ReadSynapse: 8, CrossConnect: 14}}
 
 // Plans is every supported plan, sorted.
 func Plans() []Plan {

@@ -13,24 +13,28 @@ import (
 	"territory/sim/invariants"
 )
 
-// Mix weighs the operations of the workload.
+// Mix weighs the operations of the workload. Connect pairs two neurons of
+// one subgraph; CrossConnect two of different subgraphs (a handshake saga).
 type Mix struct {
 	Create, Stimulate, ReadNeuron, Connect, Adjust, Prune, ReadSynapse int
+	CrossConnect                                                       int `json:",omitempty"`
 }
 
 func (m Mix) total() int {
-	return m.Create + m.Stimulate + m.ReadNeuron + m.Connect + m.Adjust + m.Prune + m.ReadSynapse
+	return m.Create + m.Stimulate + m.ReadNeuron + m.Connect + m.Adjust + m.Prune + m.ReadSynapse + m.CrossConnect
 }
 
 // Workload is what the real clients do: each draws its operations from its
 // own generator, seeded by the run's seed and its index, over neuron ids
-// 1..Neurons; synapses pair neurons of one subgraph (the workload makes no
-// cross-subgraph connect, whose saga the chaos checks do not read yet).
+// 1..Neurons. A connect pairs neurons of one subgraph, a cross connect of
+// two (a saga); an adjust, prune or synapse read pairs neurons of different
+// subgraphs CrossPM times in 1000 (a cross prune is an unlink saga).
 type Workload struct {
 	Clients     int   `json:"clients"`
 	Neurons     int   `json:"neurons"`
 	OpTimeoutMs int64 `json:"op_timeout_ms"`
 	Mix         Mix   `json:"mix"`
+	CrossPM     int   `json:"cross_pm,omitempty"`
 }
 
 // History is the record of a run's real operations, every one timed on one
@@ -47,6 +51,20 @@ type History struct {
 	ops       int
 	unknown   int
 	notFinal  int
+	// Cross-subgraph connects, with their answers: their effects are the
+	// saga steps in the logs (recorded as SagaEffect operations, as the
+	// simulator does), so they are not porcupine operations; the saga
+	// checker judges each final answer against pre's log.
+	cross        []crossConnect
+	crossUnknown int
+}
+
+// crossConnect is one cross-subgraph connect a client sent.
+type crossConnect struct {
+	req           model.Request
+	callUs, retUs int64
+	res           model.Result
+	unknown       bool
 }
 
 func newHistory(t0 time.Time, subgraphs uint32) *History {
@@ -90,6 +108,24 @@ func (h *History) end(id linearizability.OpID, name string, req model.Request, r
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	retUs := h.nowUs()
+	if isCross(&req, h.subgraphs) {
+		h.rec.Discard(id)
+		x := crossConnect{req: req, callUs: h.callUs[req.ID], retUs: retUs, res: res, unknown: err != nil || !res.Status.Final()}
+		h.cross = append(h.cross, x)
+		switch {
+		case x.unknown:
+			h.unknown++
+			h.crossUnknown++
+			h.progress.Unknown++
+			if err == nil {
+				h.notFinal++
+				h.countNotFinal(res.Status)
+			}
+		default:
+			h.progress.Answers[name] = append(h.progress.Answers[name], retUs)
+		}
+		return
+	}
 	switch {
 	case err != nil:
 		h.rec.Return(id, linearizability.Output{Status: linearizability.StatusUnknown}, retUs)
@@ -100,12 +136,7 @@ func (h *History) end(id linearizability.OpID, name string, req model.Request, r
 		h.unknown++
 		h.progress.Unknown++
 		h.notFinal++
-		switch res.Status {
-		case model.StatusBusy:
-			h.progress.Stats.FinalBusy++
-		case model.StatusUnavailable:
-			h.progress.Stats.FinalUnavailable++
-		}
+		h.countNotFinal(res.Status)
 	default:
 		out, _ := sim.LinOutput(model.FactOpDone{Request: req, Result: res, Tries: 1})
 		h.rec.Return(id, out, retUs)
@@ -115,6 +146,20 @@ func (h *History) end(id linearizability.OpID, name string, req model.Request, r
 			h.returnUs[req.ID] = retUs
 		}
 	}
+}
+
+func (h *History) countNotFinal(s model.Status) {
+	switch s {
+	case model.StatusBusy:
+		h.progress.Stats.FinalBusy++
+	case model.StatusUnavailable:
+		h.progress.Stats.FinalUnavailable++
+	}
+}
+
+// isCross: a connect whose pre and post are in different subgraphs (a saga).
+func isCross(req *model.Request, n uint32) bool {
+	return req.Op == model.OpConnect && model.SubgraphOf(req.Pre, n) != model.SubgraphOf(req.Post, n)
 }
 
 // generator draws one client's operations.
@@ -130,15 +175,21 @@ func newGenerator(seed uint64, client int, w Workload, subgraphs uint32) *genera
 
 func (g *generator) neuron() model.NeuronID { return model.NeuronID(1 + g.r.IntN(g.w.Neurons)) }
 
-func (g *generator) pair() (model.NeuronID, model.NeuronID) {
+// pair draws two neurons of one subgraph, or (cross) of two.
+func (g *generator) pair(cross bool) (model.NeuronID, model.NeuronID) {
 	pre := g.neuron()
 	sg := model.SubgraphOf(pre, g.subgraphs)
 	for range 64 {
-		if post := g.neuron(); post != pre && model.SubgraphOf(post, g.subgraphs) == sg {
+		if post := g.neuron(); post != pre && (model.SubgraphOf(post, g.subgraphs) == sg) != cross {
 			return pre, post
 		}
 	}
 	return pre, pre
+}
+
+// anyPair is a pair for an adjust, prune or synapse read.
+func (g *generator) anyPair() (model.NeuronID, model.NeuronID) {
+	return g.pair(g.w.CrossPM > 0 && g.r.IntN(1000) < g.w.CrossPM)
 }
 
 func (g *generator) next() model.Request {
@@ -155,18 +206,22 @@ func (g *generator) next() model.Request {
 		req.Op, req.Neuron = model.OpReadNeuron, g.neuron()
 	case pick < m.Create+m.Stimulate+m.ReadNeuron+m.Connect:
 		req.Op = model.OpConnect
-		req.Pre, req.Post = g.pair()
+		req.Pre, req.Post = g.pair(false)
 		req.Value = between(1, 16) * model.FixedOne / 8
 	case pick < m.Create+m.Stimulate+m.ReadNeuron+m.Connect+m.Adjust:
 		req.Op = model.OpAdjustWeight
-		req.Pre, req.Post = g.pair()
+		req.Pre, req.Post = g.anyPair()
 		req.Value = between(-4, 4) * model.FixedOne / 8
 	case pick < m.Create+m.Stimulate+m.ReadNeuron+m.Connect+m.Adjust+m.Prune:
 		req.Op = model.OpPrune
-		req.Pre, req.Post = g.pair()
-	default:
+		req.Pre, req.Post = g.anyPair()
+	case pick < m.Create+m.Stimulate+m.ReadNeuron+m.Connect+m.Adjust+m.Prune+m.ReadSynapse:
 		req.Op = model.OpReadSynapse
-		req.Pre, req.Post = g.pair()
+		req.Pre, req.Post = g.anyPair()
+	default:
+		req.Op = model.OpConnect
+		req.Pre, req.Post = g.pair(true)
+		req.Value = between(1, 16) * model.FixedOne / 8
 	}
 	return req
 }

@@ -74,21 +74,8 @@ func (l *linChecks) recordDecay(sg model.SubgraphID, ev *model.Event, firstAppen
 // observers are later entries of the same log (connects, through degrees;
 // synapse reads, through the commit), so the commit is a sound return.
 func (l *linChecks) recordSaga(e EntryFolded, nowUs int64) {
-	ev := &e.Event
-	in := linearizability.Input{Kind: linearizability.SagaEffect, ID: linUUID(sagaEntryUUID(ev)), Subgraph: uint32(e.Subgraph)}
-	switch {
-	case ev.Type == model.EvSagaReserve && e.Result.Status == model.StatusOK:
-		in.Neuron, in.DOut = uint64(ev.Pre), 1
-	case ev.Type == model.EvSagaCompensate && e.Result.Status == model.StatusRejected:
-		in.Neuron, in.DOut = uint64(ev.Pre), -1
-	case ev.Type == model.EvSagaAccept && e.Result.Status == model.StatusOK:
-		in.Neuron, in.DIn = uint64(ev.Post), 1
-	case ev.Type == model.EvSagaSettle && ev.Saga.Release && e.Result.Exists:
-		in.Neuron, in.DIn = uint64(ev.Post), -1
-	case ev.Type == model.EvSagaCommit && e.Result.Exists:
-		in.Pre, in.Post, in.Weight = uint64(ev.Pre), uint64(ev.Post), e.Result.Value
-		in.PostSubgraph = uint32(model.SubgraphOf(ev.Post, l.w.cfg.Subgraphs))
-	default:
+	in, ok := SagaEffectInput(&e.Event, e.Result, e.Subgraph, l.w.cfg.Subgraphs)
+	if !ok {
 		return // changed nothing a client can see
 	}
 	call := nowUs
@@ -157,6 +144,30 @@ func (l *linChecks) logs() ([]linearizability.SubgraphLog, error) {
 	return out, nil
 }
 
+// SagaEffectInput is the SagaEffect operation of a saga step of subgraph sg
+// that the reference fold applied with result res (of a cluster of n
+// subgraphs), or false if the step changed nothing a client can see. Both
+// drivers record one per such step (the chaos driver from the real logs).
+func SagaEffectInput(ev *model.Event, res model.Result, sg model.SubgraphID, n uint32) (linearizability.Input, bool) {
+	in := linearizability.Input{Kind: linearizability.SagaEffect, ID: linUUID(sagaEntryUUID(ev)), Subgraph: uint32(sg)}
+	switch {
+	case ev.Type == model.EvSagaReserve && res.Status == model.StatusOK:
+		in.Neuron, in.DOut = uint64(ev.Pre), 1
+	case ev.Type == model.EvSagaCompensate && res.Status == model.StatusRejected:
+		in.Neuron, in.DOut = uint64(ev.Pre), -1
+	case ev.Type == model.EvSagaAccept && res.Status == model.StatusOK:
+		in.Neuron, in.DIn = uint64(ev.Post), 1
+	case ev.Type == model.EvSagaSettle && ev.Saga.Release && res.Exists:
+		in.Neuron, in.DIn = uint64(ev.Post), -1
+	case ev.Type == model.EvSagaCommit && res.Exists:
+		in.Pre, in.Post, in.Weight = uint64(ev.Pre), uint64(ev.Post), res.Value
+		in.PostSubgraph = uint32(model.SubgraphOf(ev.Post, n))
+	default:
+		return in, false
+	}
+	return in, true
+}
+
 // sagaEntryUUID is a saga step's id for the log checker: its event_uuid,
 // except a Reserve's, which is the same for every saga a client's connect
 // opens (a connect sent again after the dedup window opens a second one:
@@ -172,8 +183,7 @@ func sagaEntryUUID(ev *model.Event) model.EventUUID {
 // LinEntry converts one committed log entry of a cluster of n subgraphs into
 // the log checker's form, CommitUs left zero. sagas holds the SagaEffect
 // inputs of the stream's saga steps that changed its subgraph, by LSN; a saga
-// step without one changed nothing a client can see. (The chaos driver,
-// whose workload makes no cross-subgraph connect, passes nil.)
+// step without one changed nothing a client can see.
 func LinEntry(e model.LogEntry, n uint32, sagas map[uint64]linearizability.Input) (linearizability.Entry, error) {
 	ev, err := model.DecodeEvent(e.Data)
 	if err != nil {

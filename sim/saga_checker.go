@@ -76,7 +76,17 @@ const (
 	decidedCompensate uint8 = 2
 )
 
-func newSagaChecker(*View) Checker {
+// sagaView is what the saga checker reads of the world: the simulator's
+// View, or a SagaReplay's (a real run's logs, saga_replay.go).
+type sagaView interface {
+	NowUs() int64
+	Config() *Config
+	Violate(name, format string, args ...any)
+}
+
+func newSagaChecker(*View) Checker { return newSagaState() }
+
+func newSagaState() *sagaChecker {
 	return &sagaChecker{folds: map[model.SubgraphID]*model.SubgraphState{}, opened: map[sagaRecord]int64{}, decided: map[model.EventUUID]uint8{},
 		calledUs: map[model.EventUUID]int64{}, outcomes: map[model.EventUUID][]model.Result{}, clientOf: map[model.EventUUID]model.EventUUID{}}
 }
@@ -92,7 +102,9 @@ func (*sagaChecker) Name() string { return "saga" }
 
 func (c *sagaChecker) fold(sg model.SubgraphID) *model.SubgraphState { return c.folds[sg] }
 
-func (c *sagaChecker) Observe(v *View, e BusEvent) {
+func (c *sagaChecker) Observe(v *View, e BusEvent) { c.observe(v, e) }
+
+func (c *sagaChecker) observe(v sagaView, e BusEvent) {
 	switch e := e.(type) {
 	case EntryFolded:
 		c.folds[e.Subgraph] = e.Fold
@@ -116,7 +128,7 @@ func (c *sagaChecker) Observe(v *View, e BusEvent) {
 	}
 }
 
-func (c *sagaChecker) folded(v *View, e EntryFolded) {
+func (c *sagaChecker) folded(v sagaView, e EntryFolded) {
 	ev, n := &e.Event, v.Config().Subgraphs
 	id, now := ev.SagaID(), v.NowUs()
 	key := model.SynapseKey{Pre: ev.Pre, Post: ev.Post}
@@ -210,7 +222,7 @@ func crossHeld(s *model.SubgraphState, k model.SynapseKey, id model.EventUUID) b
 	return ok && c == id
 }
 
-func (c *sagaChecker) decide(v *View, id model.EventUUID, d uint8) {
+func (c *sagaChecker) decide(v sagaView, id model.EventUUID, d uint8) {
 	if prev := c.decided[id]; prev != 0 && prev != d {
 		v.Violate(invariants.SagaCompensate, "saga %s was both committed and compensated", id)
 	}
@@ -219,7 +231,7 @@ func (c *sagaChecker) decide(v *View, id model.EventUUID, d uint8) {
 
 // returned checks a client's final answer to a cross-subgraph connect
 // against pre's log: the answer recorded under the connect's event_uuid.
-func (c *sagaChecker) returned(v *View, done model.FactOpDone) {
+func (c *sagaChecker) returned(v sagaView, done model.FactOpDone) {
 	req, n := &done.Request, v.Config().Subgraphs
 	if req.Op != model.OpConnect || done.Unknown || model.SubgraphOf(req.Pre, n) == model.SubgraphOf(req.Post, n) {
 		return
@@ -239,7 +251,7 @@ func (c *sagaChecker) returned(v *View, done model.FactOpDone) {
 	}
 }
 
-func (c *sagaChecker) latency(v *View, done model.FactOpDone) {
+func (c *sagaChecker) latency(v sagaView, done model.FactOpDone) {
 	at, ok := c.calledUs[done.Request.ID]
 	if !ok {
 		return
@@ -265,7 +277,9 @@ func quantileMs(us []int64, q float64) float64 {
 	return float64(s[min(len(s)-1, int(q*float64(len(s))))]) / 1000
 }
 
-func (c *sagaChecker) Final(v *View) []invariants.Violation {
+func (c *sagaChecker) Final(v *View) []invariants.Violation { return c.final(v) }
+
+func (c *sagaChecker) final(v sagaView) []invariants.Violation {
 	now := v.NowUs()
 	healUs := v.Config().Schedule.LastEndMs() * 1000
 	boundUs := (2*v.Config().SagaTimeoutMs() + v.Config().LivenessMs) * 1000
