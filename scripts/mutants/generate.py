@@ -127,6 +127,9 @@ muts = {
  'ack-stimulate-unlogged': ("", "the territory acknowledges about 10% of stimulates without logging them (acknowledged writes dropped): caught against the real cluster by sim chaos's checks (no-acked-write-lost, logcheck log-lost)", [
    ('model/territory_host.go', '	sg := SubgraphOf(req.RoutingNeuron(), t.cfg.Subgraphs)\n	p := t.subgraphs[sg]\n	if p == nil {\n		t.reply(from, req.ID, Result{Status: StatusWrongTerritory})', '	if req.Op == OpStimulate && req.ID.Lo%10 == 3 {\n		t.reply(from, req.ID, Result{Status: StatusOK, Value: req.Value, Exists: true})\n		return\n	}\n	sg := SubgraphOf(req.RoutingNeuron(), t.cfg.Subgraphs)\n	p := t.subgraphs[sg]\n	if p == nil {\n		t.reply(from, req.ID, Result{Status: StatusWrongTerritory})'),
  ], {'expect': 'TestChaosCalm', 'test': '-tags integration -run TestChaosCalm ./chaos', 'services': 'pulsar s3'}),
+ 'saga-commit-on-refusal-chaos': ("", "pre commits a saga that post refused, in territoryd: caught against the real cluster by sim chaos's saga checks (the simulator's saga checker over a causal merge of the Pulsar logs: a Commit at pre with no in-slot at post)", [
+   ('model/saga_component.go', '		case StatusRejected:\n			k.decide(p, g.ID, false, g.Reason)', '		case StatusRejected:\n			k.decide(p, g.ID, true, g.Reason)'),
+ ], {'expect': 'TestChaosCalm/saga-atomic', 'test': '-tags integration -run TestChaosCalm ./chaos', 'services': 'pulsar s3'}),
  'reply-rejects-not-found': ("basic services", "the reply path turns already-exists and not-found into 'rejected'", [
    ('model/component.go', 'func (t *Territory) reply(to HostID, id EventUUID, r Result) {\n', 'func (t *Territory) reply(to HostID, id EventUUID, r Result) {\n	if r.Status == StatusNotFound || r.Status == StatusAlreadyExists {\n		r.Status = StatusRejected\n	}\n'),
  ]),
