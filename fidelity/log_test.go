@@ -434,6 +434,40 @@ func documentedLog(op logOp, real, sim logOut, w *simLogWorld) (string, bool) {
 	return "", false
 }
 
+// refusedWithoutEffect: a refusal of the real adapter that the README lists as
+// a deliberate abstraction and that writes nothing, though the simulator,
+// whose log has no per-process state, answers otherwise in every world. Its
+// world is the one where the call never reached the log; the later reads and
+// the final contents hold the real log to that. before and outs are the
+// earlier calls and their real answers.
+func refusedWithoutEffect(op logOp, real logOut, before []logOp, outs []logOut) (string, bool) {
+	if op.Req.Kind != model.LogAppend || real.Unknown {
+		return "", false
+	}
+	switch real.Err {
+	case model.ErrUnavailable:
+		// Another process's open at a higher epoch is still running (its
+		// caller stopped waiting): its unload took this process's
+		// producer, the re-attach found no higher open in the topic yet,
+		// and the adapter answers unavailable (definitely not written).
+		for k, o := range before {
+			if outs[k].Unknown && o.Req.Kind == model.LogOpen && o.Proc != op.Proc && o.Req.Epoch > op.Req.Epoch {
+				return "append-meets-a-takeover-in-flight", true
+			}
+		}
+	case model.ErrLSNConflict:
+		// The process's own append at this LSN with other data is still
+		// in flight (its caller stopped waiting): the adapter refuses the
+		// conflict against it, though that send may yet fail.
+		for k, o := range before {
+			if outs[k].Unknown && o.Proc == op.Proc && o.Req.Kind == model.LogAppend && o.Req.LSN == op.Req.LSN && !bytes.Equal(o.Req.Data, op.Req.Data) {
+				return "conflict-with-an-append-in-flight", true
+			}
+		}
+	}
+	return "", false
+}
+
 // runLogSequence runs one sequence against the worlds and the real side and
 // returns its tally and differences.
 func runLogSequence(seed uint64, stream uint32, real logSide) (tally, []string) {
@@ -444,11 +478,14 @@ func runLogSequence(seed uint64, stream uint32, real logSide) (tally, []string) 
 	var trace []string
 	capped := false
 	unknowns := 0
+	var outs []logOut // the real answers, one per op
 	step := func(op logOp) bool {
 		r, se, err := real.do(op)
 		ro := logOutOf(op, r, se, err)
 		i := len(ops)
 		ops = append(ops, op)
+		outs = append(outs, ro)
+		refusal, refused := refusedWithoutEffect(op, ro, ops[:i], outs[:i])
 		var next []world
 		var first logOut
 		exact, doc := false, ""
@@ -471,6 +508,12 @@ func runLogSequence(seed uint64, stream uint32, real logSide) (tally, []string) 
 					h := world{w: replayWorld(seed, ops, f.acts), acts: append(slices.Clone(f.acts), act{op: i, kind: fateLost}), held: append(slices.Clone(f.held), i)}
 					keep(h)
 					exact = true
+				}
+				if refused {
+					// The call never reached the log: its world is f
+					// with the call lost and not held.
+					keep(world{w: replayWorld(seed, ops, f.acts), acts: append(slices.Clone(f.acts), act{op: i, kind: fateLost}), held: slices.Clone(f.held)})
+					doc = refusal
 				}
 				so := f.w.apply(op, fateAnswered)
 				if wi == 0 && fi == 0 {

@@ -134,6 +134,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/apache/pulsar-client-go/pulsar"
@@ -223,7 +224,14 @@ type Log struct {
 	mu      sync.Mutex
 	streams map[uint32]*stream
 	closed  bool
+
+	// stalls counts the readers re-created because a scan towards a
+	// message known to exist received nothing for scanStall (read.go).
+	stalls atomic.Int64
 }
+
+// ReaderRestarts is how many stalled readers were re-created so far.
+func (l *Log) ReaderRestarts() int64 { return l.stalls.Load() }
 
 // New connects to Pulsar and, unless cfg.SkipNamespaceSetup, prepares the
 // namespace.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
@@ -18,10 +19,22 @@ import (
 // ready (about 8 s in all).
 const readerAttempts = 20
 
-// isNotReady: the broker is (re)loading the topic.
+// isNotReady: the broker is (re)loading the topic, or closed the connection
+// while it did (a takeover's unload: fidelity.TestLogFidelityPulsar saw an
+// open fail on "create reader ...: connection closed").
 func isNotReady(err error) bool {
 	m := err.Error()
-	return strings.Contains(m, "ServiceNotReady") || strings.Contains(m, "temporarily unavailable")
+	return strings.Contains(m, "ServiceNotReady") || strings.Contains(m, "temporarily unavailable") || strings.Contains(m, "connection closed")
+}
+
+// traceReads: TERRITORY_PULSARLOG_TRACE=1 prints every read's positions to
+// stderr (a diagnostic for the fidelity runs).
+var traceReads = os.Getenv("TERRITORY_PULSARLOG_TRACE") == "1"
+
+func (s *stream) trace(format string, args ...any) {
+	if traceReads {
+		fmt.Fprintf(os.Stderr, "pulsarlog %s %s: %s\n", time.Now().Format("15:04:05.000000"), s.topic, fmt.Sprintf(format, args...))
+	}
 }
 
 // DefaultMaxEntries is the read batch when LogRequest.MaxEntries is 0 (as in
@@ -72,10 +85,41 @@ func (s *stream) newCursor(c ckpt, ok bool) (*cursor, error) {
 	return cur, nil
 }
 
+// scanStall is how long a scan towards a position known to exist (the last
+// message id the broker reported, or a marker this process wrote) waits for
+// its next message before it re-creates its reader just after the last
+// message it folded. A reader whose consumer reconnected after a topic
+// unload may have dropped what it had queued and resumed past it
+// (pulsar-client-go v0.21.0), and then waits for messages that will never
+// come: fidelity.TestLogFidelityPulsar saw a read wait 60 s at "scan from
+// 2647:0 to 2647:2". A slow broker only costs a needless new reader.
+const scanStall = 3 * time.Second
+
+// next returns cur's next message, re-creating the reader from cur's own
+// position each time none arrives within scanStall, until ctx ends (every
+// request has a deadline: OperationTimeout when the caller gave none).
+func (s *stream) next(ctx context.Context, cur *cursor) (pulsar.Message, error) {
+	for {
+		sctx, cancel := context.WithTimeout(ctx, scanStall)
+		m, err := cur.r.Next(sctx)
+		cancel()
+		if err == nil || ctx.Err() != nil || !errors.Is(err, context.DeadlineExceeded) {
+			return m, err
+		}
+		fresh, err := s.newCursor(ckpt{At: cur.At, St: cur.St}, cur.Started)
+		if err != nil {
+			return nil, fmt.Errorf("re-create a stalled reader at %v: %w", cur.At, err)
+		}
+		cur.r.Close()
+		cur.r = fresh.r
+		s.l.stalls.Add(1)
+	}
+}
+
 // step consumes one message and folds it; entry is non-nil if it is the next
 // entry of the stream.
 func (s *stream) step(ctx context.Context, cur *cursor) (*model.LogEntry, error) {
-	m, err := cur.r.Next(ctx)
+	m, err := s.next(ctx, cur)
 	if err != nil {
 		return nil, err
 	}
@@ -106,7 +150,7 @@ func (s *stream) foldUpTo(ctx context.Context, target pos) (logfence.Fold, error
 	}
 	defer cur.r.Close()
 	for {
-		m, err := cur.r.Next(ctx)
+		m, err := s.next(ctx, cur)
 		if err != nil {
 			return logfence.Fold{}, fmt.Errorf("scan from %v: %w", cur.At, err)
 		}
@@ -137,6 +181,7 @@ func (s *stream) lastPos(ctx context.Context, r pulsar.Reader) (pos, bool, error
 	}
 	p := posOf(id)
 	if p.Entry >= 0 {
+		s.trace("last message id %v", p)
 		return p, true, nil
 	}
 	// The broker reports (ledger, -1) when its current ledger is empty and
@@ -155,6 +200,7 @@ func (s *stream) lastPos(ctx context.Context, r pulsar.Reader) (pos, bool, error
 			}
 		}
 	}
+	s.trace("last message id %v: from the ledgers %+v (lac %s): %v %v", p, st.Ledgers, st.LastConfirmedEntry, best, found)
 	return best, found, nil
 }
 
@@ -175,9 +221,12 @@ func (s *stream) foldToEnd(ctx context.Context) (logfence.Fold, error) {
 		return logfence.Fold{}, err
 	}
 	if !nonEmpty {
+		s.trace("fold to the end: empty, %+v", cur.St)
 		return cur.St, nil
 	}
-	return s.foldFrom(ctx, cur, end)
+	st, err := s.foldFrom(ctx, cur, end)
+	s.trace("fold to the end %v: %+v %v", end, st, err)
+	return st, err
 }
 
 // foldFrom advances cur up to end (inclusive) and returns its state.
@@ -265,6 +314,7 @@ func (s *stream) read(ctx context.Context, from uint64, maxEntries int) (model.L
 			return model.LogResponse{}, err
 		}
 	}
+	s.trace("read from %d: reused %v, cursor at %v (tail %d), end %v %v", from, reused, cur.At, cur.St.Tail, end, nonEmpty)
 	var entries []model.LogEntry
 	for nonEmpty && len(entries) < maxEntries && !cur.Passed(end) {
 		e, err := s.step(ctx, cur)
